@@ -1,0 +1,31 @@
+// Job files: YAML (JSON is YAML) describing one federated job, read into a
+// validated fedtrack::JobSpec. Torch-free.
+//
+// Every key is checked: an unknown key, a value of the wrong type or out of
+// range is Error(kInvalidArgument) whose message starts with where the key was
+// written ("job.yaml:7: train.lr: expected a number > 0, got 'fast'", or
+// "--set train.lr: ..." for a command-line override). The CLI exits with
+// status 2 on those. Keys and defaults are listed in README.md.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fedtrack/core/job_spec.h"
+
+namespace fedtrack {
+
+// Reads `path` (empty = the embedded defaults, no file) and applies
+// `overrides`, each "dotted.key=value" with value parsed as YAML.
+JobSpec load_job(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// The same from YAML text; `source_name` is used in error locations.
+JobSpec parse_job(const std::string& yaml_text, const std::string& source_name,
+                  const std::vector<std::string>& overrides = {});
+
+// Every setting as ("section.key", "value") in a fixed order, e.g.
+// ("train.lr", "0.05"). Used for MLflow params and reports.
+std::vector<std::pair<std::string, std::string>> flatten_job(const JobSpec& job);
+
+}  // namespace fedtrack

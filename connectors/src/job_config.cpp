@@ -1,0 +1,356 @@
+#include "fedtrack/connectors/job_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include "fedtrack/core/error.h"
+#include "fedtrack/core/files.h"
+#include "fedtrack/core/records.h"
+
+namespace fedtrack {
+namespace {
+
+// Walks the YAML tree, checking each key against what fedtrack knows and
+// recording where each came from.
+class JobReader {
+ public:
+  JobReader(std::string source, std::set<std::string> overridden, JobSpec& job)
+      : source_(std::move(source)), overridden_(std::move(overridden)), job_(job) {}
+
+  // The location prefix for a key: "job.yaml:7: ", or "--set: " for a key
+  // that a command-line override set.
+  std::string where(const YAML::Node& node, const std::string& key) const {
+    for (const auto& path : overridden_) {
+      if (key == path || key.rfind(path + ".", 0) == 0) return "--set: ";
+    }
+    const auto mark = node.Mark();
+    if (mark.is_null()) return source_ + ": ";
+    return source_ + ":" + std::to_string(mark.line + 1) + ": ";
+  }
+
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& key, const std::string& problem) const {
+    throw Error::invalid_argument(where(node, key) + key + ": " + problem);
+  }
+
+  // Checks that `node` is a map whose keys are all in `known`; returns key -> value.
+  std::map<std::string, YAML::Node> section(const YAML::Node& node, const std::string& prefix,
+                                            const std::vector<std::string>& known) {
+    std::map<std::string, YAML::Node> out;
+    if (!node.IsMap()) fail(node, prefix.empty() ? "job" : prefix, "expected a mapping of keys");
+    for (const auto& item : node) {
+      const std::string key = item.first.Scalar();
+      const std::string full = prefix.empty() ? key : prefix + "." + key;
+      if (std::find(known.begin(), known.end(), key) == known.end()) {
+        std::string list;
+        for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+        throw Error::invalid_argument(where(item.first, full) + "unknown key '" + full + "' (known" +
+                                      (prefix.empty() ? "" : " in " + prefix) + ": " + list + ")");
+      }
+      out[key] = item.second;
+      job_.sources[full] = location(item.first, full);
+    }
+    return out;
+  }
+
+  std::string location(const YAML::Node& node, const std::string& key) const {
+    std::string w = where(node, key);
+    return w.substr(0, w.size() - 2);
+  }
+
+  static std::string text(const YAML::Node& node) {
+    if (node.IsScalar()) return node.Scalar();
+    if (node.IsNull()) return "null";
+    std::ostringstream s;
+    s << YAML::Dump(node);
+    std::string out = s.str();
+    std::replace(out.begin(), out.end(), '\n', ' ');
+    return out;
+  }
+
+  std::int64_t integer(const YAML::Node& node, const std::string& key, std::int64_t lo, std::int64_t hi) {
+    std::int64_t value = 0;
+    if (!node.IsScalar() || !YAML::convert<std::int64_t>::decode(node, value)) {
+      fail(node, key, "expected an integer, got '" + text(node) + "'");
+    }
+    if (value < lo || value > hi) {
+      fail(node, key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                          ", got " + std::to_string(value));
+    }
+    return value;
+  }
+
+  // A finite number in [lo, hi] (or (lo, hi] when lo_open).
+  double number(const YAML::Node& node, const std::string& key, double lo, double hi, bool lo_open) {
+    double value = 0;
+    if (!node.IsScalar() || !YAML::convert<double>::decode(node, value) || !std::isfinite(value)) {
+      fail(node, key, "expected a number, got '" + text(node) + "'");
+    }
+    if ((lo_open ? value <= lo : value < lo) || value > hi) {
+      std::ostringstream range;
+      range << (lo_open ? "> " : ">= ") << scalar_to_string(lo);
+      if (hi < std::numeric_limits<double>::max()) range << " and <= " << scalar_to_string(hi);
+      fail(node, key, "must be " + range.str() + ", got " + scalar_to_string(value));
+    }
+    return value;
+  }
+
+  bool boolean(const YAML::Node& node, const std::string& key) {
+    bool value = false;
+    if (!node.IsScalar() || !YAML::convert<bool>::decode(node, value)) {
+      fail(node, key, "expected true or false, got '" + text(node) + "'");
+    }
+    return value;
+  }
+
+  std::string string(const YAML::Node& node, const std::string& key,
+                     const std::vector<std::string>& allowed = {}) {
+    if (!node.IsScalar()) fail(node, key, "expected a string, got '" + text(node) + "'");
+    const std::string value = node.Scalar();
+    if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      fail(node, key, "must be one of " + list + ", got '" + value + "'");
+    }
+    if (allowed.empty() && value.empty()) fail(node, key, "must not be empty");
+    return value;
+  }
+
+  void read(const YAML::Node& root) {
+    constexpr std::int64_t kMaxInt = std::numeric_limits<std::int64_t>::max();
+    constexpr double kMax = std::numeric_limits<double>::max();
+    if (root.IsNull()) return;
+    auto top = section(root, "", {"name", "seed", "rounds", "model", "data", "clients", "train",
+                                  "strategy", "evaluation", "runtime"});
+    if (top.count("name")) job_.name = string(top["name"], "name");
+    if (top.count("seed")) job_.seed = static_cast<std::uint64_t>(integer(top["seed"], "seed", 0, kMaxInt));
+    if (top.count("rounds")) job_.rounds = integer(top["rounds"], "rounds", 1, 1000000);
+    if (top.count("model")) job_.model = string(top["model"], "model");
+    if (top.count("data")) read_data(top["data"]);
+    if (top.count("clients")) {
+      auto c = section(top["clients"], "clients",
+                       {"count", "fraction_fit", "min_fit", "fraction_evaluate", "min_evaluate", "min_available"});
+      auto& s = job_.clients;
+      if (c.count("count")) s.count = integer(c["count"], "clients.count", 1, 100000);
+      if (c.count("fraction_fit")) s.fraction_fit = number(c["fraction_fit"], "clients.fraction_fit", 0, 1, true);
+      if (c.count("min_fit")) s.min_fit = integer(c["min_fit"], "clients.min_fit", 1, kMaxInt);
+      if (c.count("fraction_evaluate")) {
+        s.fraction_evaluate = number(c["fraction_evaluate"], "clients.fraction_evaluate", 0, 1, false);
+      }
+      if (c.count("min_evaluate")) s.min_evaluate = integer(c["min_evaluate"], "clients.min_evaluate", 0, kMaxInt);
+      if (c.count("min_available")) s.min_available = integer(c["min_available"], "clients.min_available", 1, kMaxInt);
+      // Defaults of 2 shrink to fit a smaller federation; explicit values must fit.
+      auto fits = [&](const char* key, std::int64_t value) {
+        if (value > s.count) {
+          fail(c[key], std::string("clients.") + key,
+               "is " + std::to_string(value) + " but clients.count is " + std::to_string(s.count));
+        }
+      };
+      if (c.count("min_fit")) fits("min_fit", s.min_fit); else s.min_fit = std::min(s.min_fit, s.count);
+      if (c.count("min_evaluate")) fits("min_evaluate", s.min_evaluate); else s.min_evaluate = std::min(s.min_evaluate, s.count);
+      if (c.count("min_available")) fits("min_available", s.min_available); else s.min_available = std::min(s.min_available, s.count);
+    }
+    if (top.count("train")) {
+      auto t = section(top["train"], "train", {"epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay"});
+      auto& s = job_.train;
+      if (t.count("epochs")) s.epochs = integer(t["epochs"], "train.epochs", 1, 10000);
+      if (t.count("batch_size")) s.batch_size = integer(t["batch_size"], "train.batch_size", 1, 1 << 20);
+      if (t.count("lr")) s.lr = number(t["lr"], "train.lr", 0, kMax, true);
+      if (t.count("optimizer")) s.optimizer = string(t["optimizer"], "train.optimizer", {"sgd", "adam"});
+      if (t.count("momentum")) s.momentum = number(t["momentum"], "train.momentum", 0, 1, false);
+      if (t.count("weight_decay")) s.weight_decay = number(t["weight_decay"], "train.weight_decay", 0, kMax, false);
+    }
+    if (top.count("strategy")) {
+      const YAML::Node& node = top["strategy"];
+      if (node.IsScalar()) {
+        job_.strategy.name = string(node, "strategy");
+        job_.sources["strategy.name"] = job_.sources["strategy"];
+      } else {
+        auto st = section(node, "strategy", {"name", "accept_failures"});
+        if (st.count("name")) job_.strategy.name = string(st["name"], "strategy.name");
+        if (st.count("accept_failures")) job_.strategy.accept_failures = boolean(st["accept_failures"], "strategy.accept_failures");
+      }
+    }
+    if (top.count("evaluation")) {
+      auto e = section(top["evaluation"], "evaluation", {"initial", "federated", "batch_size"});
+      if (e.count("initial")) job_.evaluation.initial = boolean(e["initial"], "evaluation.initial");
+      if (e.count("federated")) job_.evaluation.federated = boolean(e["federated"], "evaluation.federated");
+      if (e.count("batch_size")) job_.evaluation.batch_size = integer(e["batch_size"], "evaluation.batch_size", 1, 1 << 24);
+    }
+    if (top.count("runtime")) {
+      auto r = section(top["runtime"], "runtime", {"parallelism", "threads_per_client"});
+      if (r.count("parallelism")) job_.runtime.parallelism = integer(r["parallelism"], "runtime.parallelism", 0, 4096);
+      if (r.count("threads_per_client")) {
+        job_.runtime.threads_per_client = integer(r["threads_per_client"], "runtime.threads_per_client", 0, 4096);
+      }
+    }
+  }
+
+  void read_data(const YAML::Node& node) {
+    constexpr std::int64_t kMaxInt = std::numeric_limits<std::int64_t>::max();
+    auto d = section(node, "data", {"dataset", "path", "test_path", "label", "test_fraction",
+                                    "val_fraction", "limit_train", "limit_test", "partition"});
+    auto& s = job_.data;
+    if (d.count("dataset")) s.dataset = string(d["dataset"], "data.dataset", {"fashion-mnist", "mnist", "csv"});
+    if (d.count("path")) s.path = string(d["path"], "data.path");
+    if (d.count("test_path")) s.test_path = string(d["test_path"], "data.test_path");
+    if (d.count("label")) s.label = string(d["label"], "data.label");
+    if (d.count("test_fraction")) s.test_fraction = number(d["test_fraction"], "data.test_fraction", 0, 1, true);
+    if (d.count("val_fraction")) s.val_fraction = number(d["val_fraction"], "data.val_fraction", 0, 0.9, false);
+    if (d.count("limit_train")) s.limit_train = integer(d["limit_train"], "data.limit_train", 0, kMaxInt);
+    if (d.count("limit_test")) s.limit_test = integer(d["limit_test"], "data.limit_test", 0, kMaxInt);
+    if (s.dataset == "csv" && s.path.empty()) {
+      fail(node, "data.path", "is required when data.dataset is csv");
+    }
+    if (d.count("partition")) {
+      const YAML::Node& p = d["partition"];
+      auto& ps = s.partition;
+      if (p.IsScalar()) {
+        ps.kind = string(p, "data.partition", {"iid", "dirichlet", "shard"});
+      } else {
+        auto m = section(p, "data.partition", {"kind", "alpha", "min_partition_size", "classes_per_client"});
+        if (m.count("kind")) ps.kind = string(m["kind"], "data.partition.kind", {"iid", "dirichlet", "shard"});
+        if (m.count("alpha")) ps.alpha = number(m["alpha"], "data.partition.alpha", 0, 1e6, true);
+        if (m.count("min_partition_size")) {
+          ps.min_partition_size = integer(m["min_partition_size"], "data.partition.min_partition_size", 0, kMaxInt);
+        }
+        if (m.count("classes_per_client")) {
+          ps.classes_per_client = integer(m["classes_per_client"], "data.partition.classes_per_client", 1, 100000);
+        }
+      }
+    }
+  }
+
+ private:
+  std::string source_;
+  std::set<std::string> overridden_;
+  JobSpec& job_;
+};
+
+// Sets node[parts[i]][parts[i+1]]... = value. yaml-cpp's operator= writes
+// through a handle instead of rebinding it, so each level is re-fetched by
+// index and passed down by value (the copy constructor does rebind).
+void set_path(YAML::Node node, const std::vector<std::string>& parts, std::size_t i,
+              const YAML::Node& value, const std::string& path) {
+  if (i + 1 == parts.size()) {
+    node[parts[i]] = value;
+    return;
+  }
+  const YAML::Node current = node[parts[i]];
+  if (!current.IsMap()) {
+    if (current.IsSequence()) {
+      throw Error::invalid_argument("--set " + path + ": '" + parts[i] + "' is not a mapping");
+    }
+    // A scalar shorthand (partition: iid, strategy: fedavg) becomes a mapping
+    // that keeps its value under kind / name.
+    YAML::Node replacement(YAML::NodeType::Map);
+    if (current.IsScalar()) replacement[parts[i] == "strategy" ? "name" : "kind"] = current.Scalar();
+    node[parts[i]] = replacement;
+  }
+  set_path(node[parts[i]], parts, i + 1, value, path);
+}
+
+// Applies "a.b.c=value" to the tree, creating maps on the way.
+std::string apply_override(YAML::Node& root, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw Error::invalid_argument("--set " + assignment + ": expected key.path=value");
+  }
+  const std::string path = assignment.substr(0, eq);
+  const std::string value_text = assignment.substr(eq + 1);
+  std::vector<std::string> parts;
+  std::stringstream ss(path);
+  for (std::string part; std::getline(ss, part, '.');) {
+    if (part.empty()) throw Error::invalid_argument("--set " + assignment + ": empty key in '" + path + "'");
+    parts.push_back(part);
+  }
+  YAML::Node value;
+  try {
+    value = YAML::Load(value_text);
+  } catch (const YAML::Exception& e) {
+    throw Error::invalid_argument("--set " + path + ": invalid YAML value: " + e.msg);
+  }
+  if (!root.IsMap()) root = YAML::Node(YAML::NodeType::Map);
+  set_path(root, parts, 0, value, path);
+  return path;
+}
+
+}  // namespace
+
+JobSpec parse_job(const std::string& yaml_text, const std::string& source_name,
+                  const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    throw Error::invalid_argument(source_name + ":" + std::to_string(e.mark.line + 1) +
+                                  ": invalid YAML: " + e.msg);
+  }
+  if (root.IsDefined() && !root.IsNull() && !root.IsMap()) {
+    throw Error::invalid_argument(source_name + ": a job file must be a mapping of keys");
+  }
+  std::set<std::string> overridden;
+  for (const auto& o : overrides) overridden.insert(apply_override(root, o));
+  JobSpec job;
+  JobReader(source_name, overridden, job).read(root);
+  return job;
+}
+
+JobSpec load_job(const std::string& path, const std::vector<std::string>& overrides) {
+  if (path.empty()) return parse_job("", "(defaults)", overrides);
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const Error&) {
+    throw Error::not_found(path + ": cannot read job file");
+  }
+  return parse_job(text, path, overrides);
+}
+
+std::vector<std::pair<std::string, std::string>> flatten_job(const JobSpec& j) {
+  auto s = [](const Scalar& v) { return scalar_to_string(v); };
+  return {
+      {"name", j.name},
+      {"seed", std::to_string(j.seed)},
+      {"rounds", s(j.rounds)},
+      {"model", j.model},
+      {"data.dataset", j.data.dataset},
+      {"data.path", j.data.path},
+      {"data.test_path", j.data.test_path},
+      {"data.label", j.data.label},
+      {"data.test_fraction", s(j.data.test_fraction)},
+      {"data.val_fraction", s(j.data.val_fraction)},
+      {"data.limit_train", s(j.data.limit_train)},
+      {"data.limit_test", s(j.data.limit_test)},
+      {"data.partition.kind", j.data.partition.kind},
+      {"data.partition.alpha", s(j.data.partition.alpha)},
+      {"data.partition.min_partition_size", s(j.data.partition.min_partition_size)},
+      {"data.partition.classes_per_client", s(j.data.partition.classes_per_client)},
+      {"clients.count", s(j.clients.count)},
+      {"clients.fraction_fit", s(j.clients.fraction_fit)},
+      {"clients.min_fit", s(j.clients.min_fit)},
+      {"clients.fraction_evaluate", s(j.clients.fraction_evaluate)},
+      {"clients.min_evaluate", s(j.clients.min_evaluate)},
+      {"clients.min_available", s(j.clients.min_available)},
+      {"train.epochs", s(j.train.epochs)},
+      {"train.batch_size", s(j.train.batch_size)},
+      {"train.lr", s(j.train.lr)},
+      {"train.optimizer", j.train.optimizer},
+      {"train.momentum", s(j.train.momentum)},
+      {"train.weight_decay", s(j.train.weight_decay)},
+      {"strategy.name", j.strategy.name},
+      {"strategy.accept_failures", s(j.strategy.accept_failures)},
+      {"evaluation.initial", s(j.evaluation.initial)},
+      {"evaluation.federated", s(j.evaluation.federated)},
+      {"evaluation.batch_size", s(j.evaluation.batch_size)},
+      {"runtime.parallelism", s(j.runtime.parallelism)},
+      {"runtime.threads_per_client", s(j.runtime.threads_per_client)},
+  };
+}
+
+}  // namespace fedtrack

@@ -1,0 +1,131 @@
+#include "fedtrack/connectors/run_command.h"
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <ctime>
+#include <iomanip>
+#include <ostream>
+#include <random>
+#include <sstream>
+
+#include "fedtrack/connectors/job_config.h"
+#include "fedtrack/core/digest.h"
+#include "fedtrack/core/error.h"
+#include "fedtrack/core/files.h"
+#include "fedtrack/core/simulation.h"
+#include "progress_printer.h"
+
+namespace fedtrack {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void handle_stop_signal(int signal) {
+  g_stop.store(true);
+  std::signal(signal, SIG_DFL);  // a second signal ends the process at once
+}
+
+std::string make_job_id(const std::string& name) {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  std::random_device entropy;
+  std::ostringstream id;
+  id << name << "-" << std::put_time(&utc, "%Y%m%dT%H%M%SZ") << "-" << std::hex << std::setw(6)
+     << std::setfill('0') << (entropy() & 0xffffff);
+  return id.str();
+}
+
+nlohmann::json metrics_json(const Metrics& m) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : m) j[k] = v;
+  return j;
+}
+
+}  // namespace
+
+int exit_status_for(int error_code) {
+  switch (static_cast<ErrorCode>(error_code)) {
+    case ErrorCode::kInvalidArgument: return 2;
+    case ErrorCode::kNotFound: return 3;
+    case ErrorCode::kUnavailable: return 4;
+    case ErrorCode::kCorruption: return 5;
+    case ErrorCode::kPermissionDenied:
+    case ErrorCode::kUnauthenticated: return 6;
+    case ErrorCode::kFailedPrecondition:
+    case ErrorCode::kAlreadyExists: return 7;
+    case ErrorCode::kCancelled: return 130;
+    case ErrorCode::kInternal: return 1;
+  }
+  return 1;
+}
+
+void install_stop_handlers() {
+  std::signal(SIGINT, handle_stop_signal);
+  std::signal(SIGTERM, handle_stop_signal);
+}
+
+bool stop_requested() { return g_stop.load(); }
+
+int run_command(const RunArgs& args, std::ostream& out, std::ostream& err) {
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    const JobSpec job = load_job(args.job_path, args.overrides);
+    ProgressPrinter progress(err);
+    SimulationOptions options;
+    options.job_id = make_job_id(job.name);
+    options.listeners = {&progress};
+    options.stop_requested = [] { return stop_requested(); };
+    options.log = [&err](const std::string& line) { err << line << std::endl; };
+    const SimulationResult result = run_simulation(job, options);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+    const std::string& checkpoint = result.final_model->checkpoint_bytes();
+    const std::string model_sha256 = sha256_hex(checkpoint);
+    if (!args.model_out.empty()) {
+      write_file_atomically(args.model_out, checkpoint);
+      err << "final model written to " << args.model_out << std::endl;
+    }
+    const auto metric = [&](const char* key) {
+      auto it = result.final_metrics.find(key);
+      return it == result.final_metrics.end() ? 0.0 : it->second;
+    };
+    if (args.json) {
+      nlohmann::json report;
+      report["job_id"] = result.job_id;
+      report["name"] = job.name;
+      if (result.initial) report["initial"] = metrics_json(*result.initial);
+      report["rounds"] = nlohmann::json::array();
+      for (const auto& [round, metrics] : result.rounds) {
+        report["rounds"].push_back({{"round", round}, {"metrics", metrics_json(metrics)}});
+      }
+      report["final"] = {{"eval_accuracy", metric("eval_accuracy")},
+                         {"eval_loss", metric("eval_loss")},
+                         {"model_sha256", model_sha256}};
+      report["clients"] = nlohmann::json::array();
+      for (std::size_t c = 0; c < result.client_fingerprints.size(); ++c) {
+        report["clients"].push_back({{"index", c}, {"data_fingerprint", result.client_fingerprints[c]}});
+      }
+      report["wall_seconds"] = wall;
+      out << report.dump() << std::endl;
+    } else {
+      std::ostringstream line;
+      line << std::fixed << std::setprecision(4) << "test accuracy " << metric("eval_accuracy")
+           << " (loss " << metric("eval_loss") << ") after " << result.rounds.size() << " rounds in "
+           << std::setprecision(1) << wall << " s; model sha256 " << model_sha256.substr(0, 16);
+      out << line.str() << std::endl;
+    }
+    return 0;
+  } catch (const Error& e) {
+    err << "fedtrack: " << e.what() << std::endl;
+    return exit_status_for(static_cast<int>(e.code()));
+  } catch (const std::exception& e) {
+    err << "fedtrack: internal error: " << e.what() << std::endl;
+    return 1;
+  }
+}
+
+}  // namespace fedtrack

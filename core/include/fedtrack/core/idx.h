@@ -1,0 +1,28 @@
+// IDX files (the MNIST / Fashion-MNIST format), raw or gzip-compressed.
+// Torch-free. Only unsigned-byte payloads (type 0x08) are supported, which is
+// what MNIST-family datasets use; anything else is Error(kInvalidArgument).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fedtrack {
+
+struct IdxArray {
+  std::vector<std::int64_t> dims;   // e.g. {60000, 28, 28}
+  std::vector<std::uint8_t> data;   // row-major, product(dims) bytes
+};
+
+// Reads `path`; gzip is detected from the content, not the name.
+// Errors: kNotFound (missing), kCorruption (bad magic, truncated, sizes that
+// disagree), kInvalidArgument (unsupported element type).
+IdxArray read_idx(const std::string& path);
+
+// Parses IDX bytes already in memory; `name` is used in error messages.
+IdxArray parse_idx(const std::string& bytes, const std::string& name);
+
+// Finds `<dir>/<stem>` or `<dir>/<stem>.gz`; Error(kNotFound) names both.
+std::string find_idx_file(const std::string& dir, const std::string& stem);
+
+}  // namespace fedtrack

@@ -1,0 +1,88 @@
+// JobSpec — a validated description of one federated job, torch-free.
+//
+// connectors/ builds a JobSpec from a YAML job file (see job_config.h there);
+// the simulation runtime consumes it. Field names follow the job-file keys.
+// Defaults are the "embedded defaults": a federated Fashion-MNIST job that
+// runs with no file at all.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace fedtrack {
+
+struct PartitionSpec {
+  std::string kind = "dirichlet";   // iid | dirichlet | shard
+  double alpha = 0.5;               // dirichlet concentration
+  std::int64_t min_partition_size = 10;  // dirichlet: resample until every client has this many
+  std::int64_t classes_per_client = 2;   // shard: label shards per client
+};
+
+struct DataSpec {
+  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | csv
+  std::string path;        // IDX folder or CSV file; fashion-mnist has a default
+  std::string test_path;   // csv: a separate test file (else test_fraction is held out)
+  std::string label;       // csv: label column name (default: the last column)
+  double test_fraction = 0.2;    // csv without test_path
+  double val_fraction = 0.1;     // each client's local hold-out for federated evaluation
+  std::int64_t limit_train = 0;  // use only the first N training examples (0 = all)
+  std::int64_t limit_test = 0;   // use only the first N test examples (0 = all)
+  PartitionSpec partition;
+};
+
+struct ClientsSpec {
+  std::int64_t count = 10;
+  double fraction_fit = 1.0;
+  std::int64_t min_fit = 2;
+  double fraction_evaluate = 1.0;
+  std::int64_t min_evaluate = 2;
+  std::int64_t min_available = 2;
+};
+
+struct TrainSpec {
+  std::int64_t epochs = 1;
+  std::int64_t batch_size = 32;
+  double lr = 0.05;
+  std::string optimizer = "sgd";  // sgd | adam
+  double momentum = 0.0;          // sgd only
+  double weight_decay = 0.0;
+};
+
+struct StrategySpec {
+  std::string name = "fedavg";
+  bool accept_failures = true;
+};
+
+struct EvaluationSpec {
+  bool initial = true;     // evaluate the initial model (reported as round 0 / "initial")
+  bool federated = true;   // also evaluate on clients' local hold-outs each round
+  std::int64_t batch_size = 1000;
+};
+
+struct RuntimeSpec {
+  std::int64_t parallelism = 0;        // clients fitted at once; 0 = one per core
+  std::int64_t threads_per_client = 0; // LibTorch intra-op threads; 0 = cores / parallelism
+};
+
+struct JobSpec {
+  std::string name = "fashion-mnist-fedavg";
+  std::uint64_t seed = 42;
+  std::int64_t rounds = 5;
+  std::string model = "mlp";
+  DataSpec data;
+  ClientsSpec clients;
+  TrainSpec train;
+  StrategySpec strategy;
+  EvaluationSpec evaluation;
+  RuntimeSpec runtime;
+
+  // Where each key came from ("job.yaml:7", "--set", "default"), keyed by its
+  // dotted path, so later errors (an unknown model name) can point at it.
+  std::map<std::string, std::string> sources;
+
+  // "job.yaml:7: " for a key read from a file, "" otherwise.
+  std::string where(const std::string& key) const;
+};
+
+}  // namespace fedtrack

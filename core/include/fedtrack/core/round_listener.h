@@ -1,0 +1,107 @@
+// What the server round loop tells the rest of the system, torch-free.
+//
+// The round loop (fedtrack::Server) hands a RoundSummary to every registered
+// RoundListener after each round. Tracking (MLflow) and versioning (DVC)
+// implement RoundListener without including LibTorch: the global model
+// reaches them as bytes through ModelSnapshot.
+//
+// Threading: listeners are called from the thread that runs Server::run, one
+// call at a time, in registration order. A listener that throws stops the job
+// (the error is reported as the job's failure).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fedtrack/core/records.h"
+
+namespace fedtrack {
+
+// The global model of one round, serialized on first use and then cached.
+// Thread-safe. The producers run at most once each.
+class ModelSnapshot {
+ public:
+  using Producer = std::function<std::string()>;
+
+  ModelSnapshot(Producer checkpoint, Producer encoded_parameters);
+
+  // A LibTorch archive the user can torch::load into the same model; its
+  // bytes depend only on the model's tensors.
+  const std::string& checkpoint_bytes() const;
+  // The wire encoding of the parameters (see parameters.h).
+  const std::string& encoded_parameters() const;
+
+ private:
+  Producer checkpoint_producer_;
+  Producer encoded_producer_;
+  mutable std::once_flag checkpoint_once_;
+  mutable std::once_flag encoded_once_;
+  mutable std::string checkpoint_;
+  mutable std::string encoded_;
+};
+
+// One sampled client's part in a round.
+struct ClientRoundStat {
+  std::string client_id;
+  bool ok = true;             // false: the fit failed or its update was rejected
+  std::string error;          // why, when !ok
+  std::int64_t num_examples = 0;
+  Metrics fit_metrics;        // as reported by the client (train_loss, ...)
+  Metrics evaluate_metrics;   // federated evaluation on the client, if any
+  std::string data_fingerprint;  // hash over the client's training examples
+  std::uint64_t bytes_down = 0;  // global model sent to the client
+  std::uint64_t bytes_up = 0;    // update received from the client
+  double fit_seconds = 0;
+};
+
+struct RoundSummary {
+  int round = 0;          // 1..total_rounds
+  int total_rounds = 0;
+  // Global metrics: eval_loss, eval_accuracy (centralized), train_loss,
+  // train_accuracy (aggregated from clients), federated_eval_loss,
+  // federated_eval_accuracy, clients_sampled, clients_ok, clients_failed,
+  // bytes_down, bytes_up, round_seconds.
+  Metrics metrics;
+  ConfigRecord fit_config;                // what was sent to every client
+  std::vector<ClientRoundStat> clients;   // in client-id order
+  std::uint64_t bytes_down = 0;
+  std::uint64_t bytes_up = 0;
+  double fit_seconds = 0;
+  double aggregate_seconds = 0;
+  double evaluate_seconds = 0;
+  double round_seconds = 0;
+  std::shared_ptr<const ModelSnapshot> model;  // the new global model
+};
+
+struct JobStart {
+  std::string job_id;
+  std::string name;
+  int total_rounds = 0;
+};
+
+enum class JobStatus { kFinished, kFailed, kKilled };
+const char* job_status_name(JobStatus status);  // "FINISHED", "FAILED", "KILLED"
+
+struct JobEnd {
+  JobStatus status = JobStatus::kFinished;
+  std::string error;          // when failed or killed
+  int rounds_completed = 0;
+  Metrics final_metrics;      // metrics of the last completed round
+};
+
+class RoundListener {
+ public:
+  virtual ~RoundListener() = default;
+  virtual void on_job_start(const JobStart& start) {}
+  // Evaluation of the initial global model, before round 1 (round 0).
+  virtual void on_initial_evaluation(const Metrics& metrics) {}
+  virtual void on_round(const RoundSummary& summary) = 0;
+  virtual void on_job_end(const JobEnd& end) {}
+};
+
+}  // namespace fedtrack

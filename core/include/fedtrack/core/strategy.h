@@ -1,0 +1,134 @@
+// Strategy — how the server turns client updates into the next global model,
+// in Flower's shape: initialize, configure_fit, aggregate_fit,
+// configure_evaluate, aggregate_evaluate, evaluate.
+//
+// Results and failures are handed over explicitly: a failure is a sampled
+// client whose fit raised, timed out, or sent an update the server rejected
+// (wrong layout, NaN/Inf). A strategy decides what a round with failures
+// means (FedAvg: accept_failures). The server calls a strategy from one
+// thread at a time; strategies need no locking of their own.
+//
+// One strategy per file (fedavg.h, ...); the shared math lives in aggregate.h;
+// cross-cutting features wrap another Strategy.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fedtrack/core/parameters.h"
+#include "fedtrack/core/records.h"
+
+namespace fedtrack {
+
+class ClientProxy;
+class ClientManager;
+
+struct FitIns {
+  std::shared_ptr<const Parameters> parameters;  // the global model, shared read-only
+  ConfigRecord config;
+};
+
+struct FitRes {
+  Parameters parameters;
+  std::int64_t num_examples = 0;
+  Metrics metrics;                // e.g. train_loss, train_accuracy
+  std::string data_fingerprint;   // hash over the examples trained on (never the data)
+};
+
+struct EvaluateIns {
+  std::shared_ptr<const Parameters> parameters;
+  ConfigRecord config;
+};
+
+struct EvaluateRes {
+  double loss = 0;
+  std::int64_t num_examples = 0;
+  Metrics metrics;  // e.g. accuracy
+};
+
+// Bytes moved and time spent for one client call, as counted by the proxy
+// (in simulation: the size the wire encoding would have).
+struct TransferStats {
+  std::uint64_t bytes_down = 0;
+  std::uint64_t bytes_up = 0;
+  double seconds = 0;
+};
+
+struct FitInstruction {
+  std::shared_ptr<ClientProxy> client;
+  FitIns ins;
+};
+
+struct EvaluateInstruction {
+  std::shared_ptr<ClientProxy> client;
+  EvaluateIns ins;
+};
+
+struct FitResult {
+  std::string client_id;
+  FitRes res;
+  TransferStats transfer;
+};
+
+struct EvaluateResult {
+  std::string client_id;
+  EvaluateRes res;
+  TransferStats transfer;
+};
+
+struct ClientFailure {
+  std::string client_id;
+  std::string reason;
+  TransferStats transfer;
+};
+
+struct AggregateFitOutcome {
+  std::optional<Parameters> parameters;  // empty: keep the current global model
+  Metrics metrics;                       // aggregated client fit metrics
+};
+
+struct AggregateEvaluateOutcome {
+  std::optional<double> loss;
+  Metrics metrics;
+};
+
+// Centralized evaluation of a global model on data the server holds.
+struct CentralEvaluation {
+  double loss = 0;
+  Metrics metrics;  // e.g. accuracy
+};
+
+class Strategy {
+ public:
+  virtual ~Strategy() = default;
+
+  virtual std::string name() const = 0;
+
+  // The initial global model; empty means "ask a client" (runtimes that
+  // cannot do that report Error(kFailedPrecondition)).
+  virtual std::optional<Parameters> initialize_parameters(ClientManager& clients) = 0;
+
+  virtual std::vector<FitInstruction> configure_fit(int round,
+                                                    std::shared_ptr<const Parameters> global,
+                                                    ClientManager& clients) = 0;
+
+  // `results` are in client-id order, each already checked against the global
+  // model's layout and for finite values.
+  virtual AggregateFitOutcome aggregate_fit(int round, const std::vector<FitResult>& results,
+                                            const std::vector<ClientFailure>& failures) = 0;
+
+  virtual std::vector<EvaluateInstruction> configure_evaluate(
+      int round, std::shared_ptr<const Parameters> global, ClientManager& clients) = 0;
+
+  virtual AggregateEvaluateOutcome aggregate_evaluate(
+      int round, const std::vector<EvaluateResult>& results,
+      const std::vector<ClientFailure>& failures) = 0;
+
+  // Centralized evaluation; empty when the strategy has no evaluation data.
+  virtual std::optional<CentralEvaluation> evaluate(int round, const Parameters& global) = 0;
+};
+
+}  // namespace fedtrack

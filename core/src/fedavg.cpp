@@ -1,0 +1,89 @@
+#include "fedtrack/core/fedavg.h"
+
+#include "fedtrack/core/aggregate.h"
+#include "fedtrack/core/client_manager.h"
+#include "fedtrack/core/client_proxy.h"
+#include "fedtrack/core/error.h"
+
+namespace fedtrack {
+
+FedAvg::FedAvg(FedAvgOptions options) : options_(std::move(options)) {
+  if (!(options_.fraction_fit > 0 && options_.fraction_fit <= 1)) {
+    throw Error::invalid_argument("fedavg: fraction_fit must be in (0, 1]");
+  }
+  if (!(options_.fraction_evaluate >= 0 && options_.fraction_evaluate <= 1)) {
+    throw Error::invalid_argument("fedavg: fraction_evaluate must be in [0, 1]");
+  }
+}
+
+std::optional<Parameters> FedAvg::initialize_parameters(ClientManager&) {
+  auto initial = std::move(options_.initial_parameters);
+  options_.initial_parameters.reset();  // do not keep a second copy alive
+  return initial;
+}
+
+std::vector<FitInstruction> FedAvg::configure_fit(int round, std::shared_ptr<const Parameters> global,
+                                                  ClientManager& clients) {
+  const ConfigRecord config = options_.on_fit_config ? options_.on_fit_config(round) : ConfigRecord{};
+  const std::size_t n = clients_to_sample(clients.num_available(), options_.fraction_fit,
+                                          static_cast<std::size_t>(options_.min_fit_clients));
+  std::vector<FitInstruction> out;
+  for (auto& client : clients.sample(n, static_cast<std::size_t>(options_.min_available_clients))) {
+    out.push_back({client, FitIns{global, config}});
+  }
+  return out;
+}
+
+AggregateFitOutcome FedAvg::aggregate_fit(int, const std::vector<FitResult>& results,
+                                          const std::vector<ClientFailure>& failures) {
+  AggregateFitOutcome out;
+  if (results.empty()) return out;
+  if (!failures.empty() && !options_.accept_failures) return out;
+  std::vector<std::pair<const Parameters*, double>> updates;
+  std::vector<std::pair<const Metrics*, double>> metrics;
+  for (const auto& r : results) {
+    updates.emplace_back(&r.res.parameters, static_cast<double>(r.res.num_examples));
+    metrics.emplace_back(&r.res.metrics, static_cast<double>(r.res.num_examples));
+  }
+  out.parameters = weighted_average(updates);
+  out.metrics = weighted_metrics_average(metrics);
+  return out;
+}
+
+std::vector<EvaluateInstruction> FedAvg::configure_evaluate(int round,
+                                                            std::shared_ptr<const Parameters> global,
+                                                            ClientManager& clients) {
+  if (!options_.federated_evaluation || options_.fraction_evaluate == 0) return {};
+  const ConfigRecord config =
+      options_.on_evaluate_config ? options_.on_evaluate_config(round) : ConfigRecord{};
+  const std::size_t n = clients_to_sample(clients.num_available(), options_.fraction_evaluate,
+                                          static_cast<std::size_t>(options_.min_evaluate_clients));
+  std::vector<EvaluateInstruction> out;
+  for (auto& client : clients.sample(n, static_cast<std::size_t>(options_.min_available_clients))) {
+    out.push_back({client, EvaluateIns{global, config}});
+  }
+  return out;
+}
+
+AggregateEvaluateOutcome FedAvg::aggregate_evaluate(int, const std::vector<EvaluateResult>& results,
+                                                    const std::vector<ClientFailure>& failures) {
+  AggregateEvaluateOutcome out;
+  if (results.empty()) return out;
+  if (!failures.empty() && !options_.accept_failures) return out;
+  std::vector<std::pair<double, double>> losses;
+  std::vector<std::pair<const Metrics*, double>> metrics;
+  for (const auto& r : results) {
+    losses.emplace_back(r.res.loss, static_cast<double>(r.res.num_examples));
+    metrics.emplace_back(&r.res.metrics, static_cast<double>(r.res.num_examples));
+  }
+  out.loss = weighted_mean(losses);
+  out.metrics = weighted_metrics_average(metrics);
+  return out;
+}
+
+std::optional<CentralEvaluation> FedAvg::evaluate(int round, const Parameters& global) {
+  if (!options_.evaluate_fn) return std::nullopt;
+  return options_.evaluate_fn(round, global);
+}
+
+}  // namespace fedtrack

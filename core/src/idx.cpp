@@ -1,0 +1,80 @@
+#include "fedtrack/core/idx.h"
+
+#include <Poco/InflatingStream.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "fedtrack/core/error.h"
+
+namespace fedtrack {
+namespace {
+
+std::uint32_t read_be32(const std::string& b, std::size_t at) {
+  return (static_cast<std::uint32_t>(static_cast<unsigned char>(b[at])) << 24) |
+         (static_cast<std::uint32_t>(static_cast<unsigned char>(b[at + 1])) << 16) |
+         (static_cast<std::uint32_t>(static_cast<unsigned char>(b[at + 2])) << 8) |
+         static_cast<std::uint32_t>(static_cast<unsigned char>(b[at + 3]));
+}
+
+}  // namespace
+
+IdxArray parse_idx(const std::string& bytes, const std::string& name) {
+  if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0) {
+    throw Error::corruption(name + ": not an IDX file (bad magic number)");
+  }
+  const auto type = static_cast<unsigned char>(bytes[2]);
+  const auto ndim = static_cast<unsigned char>(bytes[3]);
+  if (type != 0x08) {
+    throw Error::invalid_argument(name + ": IDX element type 0x" + std::to_string(type) +
+                                  " is not supported (only unsigned bytes, 0x08)");
+  }
+  if (ndim == 0) throw Error::corruption(name + ": IDX file with zero dimensions");
+  const std::size_t header = 4 + 4 * static_cast<std::size_t>(ndim);
+  if (bytes.size() < header) throw Error::corruption(name + ": truncated IDX header");
+  IdxArray out;
+  std::uint64_t count = 1;
+  for (std::size_t d = 0; d < ndim; ++d) {
+    const std::uint32_t dim = read_be32(bytes, 4 + 4 * d);
+    out.dims.push_back(dim);
+    count *= dim;
+    if (count > (1ull << 40)) throw Error::corruption(name + ": implausible IDX dimensions");
+  }
+  if (bytes.size() - header != count) {
+    throw Error::corruption(name + ": IDX payload is " + std::to_string(bytes.size() - header) +
+                            " bytes, dimensions say " + std::to_string(count));
+  }
+  out.data.assign(bytes.begin() + static_cast<std::ptrdiff_t>(header), bytes.end());
+  return out;
+}
+
+IdxArray read_idx(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw Error::not_found(path + ": cannot open IDX file");
+  std::string raw((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (raw.size() >= 2 && static_cast<unsigned char>(raw[0]) == 0x1f &&
+      static_cast<unsigned char>(raw[1]) == 0x8b) {
+    std::istringstream compressed(raw);
+    Poco::InflatingInputStream inflate(compressed, Poco::InflatingStreamBuf::STREAM_GZIP);
+    std::ostringstream plain;
+    try {
+      plain << inflate.rdbuf();
+    } catch (const std::exception& e) {
+      throw Error::corruption(path + ": gzip data is corrupt: " + e.what());
+    }
+    return parse_idx(plain.str(), path);
+  }
+  return parse_idx(raw, path);
+}
+
+std::string find_idx_file(const std::string& dir, const std::string& stem) {
+  namespace fs = std::filesystem;
+  const fs::path plain = fs::path(dir) / stem;
+  if (fs::exists(plain)) return plain.string();
+  const fs::path gz = fs::path(dir) / (stem + ".gz");
+  if (fs::exists(gz)) return gz.string();
+  throw Error::not_found("no " + plain.string() + " or " + gz.string());
+}
+
+}  // namespace fedtrack

@@ -1,0 +1,378 @@
+#include "fedtrack/core/parameters.h"
+
+#include <torch/nn/module.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <cstring>
+#include <map>
+#include <sstream>
+
+#include "fedtrack/core/error.h"
+#include "fedtrack/core/files.h"
+
+namespace fedtrack {
+namespace {
+
+constexpr char kMagic[4] = {'F', 'T', 'P', 'M'};
+constexpr std::uint16_t kVersion = 1;
+constexpr std::size_t kHeaderSize = 4 + 2 + 2 + 8 + 4 + 4;
+
+// dtype codes on the wire; never renumber.
+std::uint8_t dtype_code(c10::ScalarType t) {
+  switch (t) {
+    case c10::kFloat: return 1;
+    case c10::kDouble: return 2;
+    case c10::kLong: return 3;
+    case c10::kInt: return 4;
+    case c10::kByte: return 5;
+    case c10::kChar: return 6;
+    case c10::kShort: return 7;
+    case c10::kBool: return 8;
+    case c10::kHalf: return 9;
+    case c10::kBFloat16: return 10;
+    default:
+      throw Error::invalid_argument(std::string("parameters: dtype ") + c10::toString(t) +
+                                    " cannot be encoded");
+  }
+}
+
+c10::ScalarType dtype_from_code(std::uint8_t code) {
+  switch (code) {
+    case 1: return c10::kFloat;
+    case 2: return c10::kDouble;
+    case 3: return c10::kLong;
+    case 4: return c10::kInt;
+    case 5: return c10::kByte;
+    case 6: return c10::kChar;
+    case 7: return c10::kShort;
+    case 8: return c10::kBool;
+    case 9: return c10::kHalf;
+    case 10: return c10::kBFloat16;
+    default: throw Error::corruption("parameters: unknown dtype code " + std::to_string(code));
+  }
+}
+
+template <typename T>
+void put(std::string& out, T value) {
+  char buf[sizeof(T)];
+  std::memcpy(buf, &value, sizeof(T));  // the project targets little-endian hosts
+  out.append(buf, sizeof(T));
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
+  template <typename T>
+  T get(const char* what) {
+    need(sizeof(T), what);
+    T value;
+    std::memcpy(&value, bytes_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return value;
+  }
+  std::string_view take(std::uint64_t n, const char* what) {
+    need(n, what);
+    auto view = bytes_.substr(pos_, n);
+    pos_ += n;
+    return view;
+  }
+  std::size_t remaining() const { return bytes_.size() - pos_; }
+
+ private:
+  void need(std::uint64_t n, const char* what) const {
+    if (n > remaining()) {
+      throw Error::corruption(std::string("parameters: truncated ") + what + " (need " +
+                              std::to_string(n) + " bytes, " + std::to_string(remaining()) +
+                              " left)");
+    }
+  }
+  std::string_view bytes_;
+  std::size_t pos_ = 0;
+};
+
+std::string shape_text(const torch::Tensor& t) {
+  std::ostringstream s;
+  s << t.sizes();
+  return s.str();
+}
+
+}  // namespace
+
+std::int64_t Parameters::numel() const {
+  std::int64_t n = 0;
+  for (const auto& t : tensors) n += t.numel();
+  return n;
+}
+
+Parameters parameters_from_module(const torch::nn::Module& module) {
+  Parameters out;
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
+    out.names.push_back(item.key());
+    out.tensors.push_back(item.value().detach().clone().contiguous());
+  }
+  out.buffer_begin = out.tensors.size();
+  for (const auto& item : module.named_buffers(/*recurse=*/true)) {
+    out.names.push_back(item.key());
+    out.tensors.push_back(item.value().detach().clone().contiguous());
+  }
+  return out;
+}
+
+void load_parameters(torch::nn::Module& module, const Parameters& params) {
+  std::vector<torch::Tensor> targets;
+  Parameters layout;
+  for (const auto& item : module.named_parameters(true)) {
+    layout.names.push_back(item.key());
+    layout.tensors.push_back(item.value());
+  }
+  layout.buffer_begin = layout.tensors.size();
+  for (const auto& item : module.named_buffers(true)) {
+    layout.names.push_back(item.key());
+    layout.tensors.push_back(item.value());
+  }
+  check_layout(layout, params, "model");
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < params.size(); ++i) layout.tensors[i].copy_(params.tensors[i]);
+}
+
+Parameters clone(const Parameters& params) {
+  Parameters out;
+  out.names = params.names;
+  out.buffer_begin = params.buffer_begin;
+  out.tensors.reserve(params.size());
+  for (const auto& t : params.tensors) out.tensors.push_back(t.clone());
+  return out;
+}
+
+void check_layout(const Parameters& reference, const Parameters& other, const std::string& who) {
+  if (reference.size() != other.size() || reference.buffer_begin != other.buffer_begin) {
+    throw Error::invalid_argument(who + ": has " + std::to_string(other.size()) + " tensors (" +
+                                  std::to_string(other.buffer_begin) + " parameters), expected " +
+                                  std::to_string(reference.size()) + " (" +
+                                  std::to_string(reference.buffer_begin) + " parameters)");
+  }
+  for (std::size_t i = 0; i < reference.size(); ++i) {
+    const auto& name = reference.names[i];
+    if (other.names[i] != name) {
+      throw Error::invalid_argument(who + ": tensor " + std::to_string(i) + " is '" +
+                                    other.names[i] + "', expected '" + name + "'");
+    }
+    const auto& a = reference.tensors[i];
+    const auto& b = other.tensors[i];
+    if (!b.defined() || a.sizes() != b.sizes()) {
+      throw Error::invalid_argument(who + ": '" + name + "' has shape " +
+                                    (b.defined() ? shape_text(b) : std::string("(undefined)")) +
+                                    ", expected " + shape_text(a));
+    }
+    if (a.scalar_type() != b.scalar_type()) {
+      throw Error::invalid_argument(who + ": '" + name + "' has dtype " +
+                                    c10::toString(b.scalar_type()) + ", expected " +
+                                    c10::toString(a.scalar_type()));
+    }
+  }
+}
+
+void check_update(const Parameters& reference, const Parameters& update, const std::string& who) {
+  check_layout(reference, update, who);
+  for (std::size_t i = 0; i < update.size(); ++i) {
+    const auto& t = update.tensors[i];
+    if (t.is_floating_point() && !torch::isfinite(t).all().item<bool>()) {
+      throw Error::invalid_argument(who + ": '" + update.names[i] + "' contains NaN or Inf");
+    }
+  }
+}
+
+std::uint64_t encoded_size(const Parameters& params) {
+  std::uint64_t n = kHeaderSize;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    n += 2 + params.names[i].size() + 1 + 1 + 8 * params.tensors[i].dim() + 8 +
+         params.tensors[i].numel() * params.tensors[i].element_size();
+  }
+  return n;
+}
+
+std::string encode_parameters(const Parameters& params) {
+  if (params.names.size() != params.tensors.size() || params.buffer_begin > params.size()) {
+    throw Error::invalid_argument("parameters: names, tensors and buffer_begin disagree");
+  }
+  std::string out;
+  const std::uint64_t total = encoded_size(params);
+  out.reserve(total);
+  out.append(kMagic, 4);
+  put<std::uint16_t>(out, kVersion);
+  put<std::uint16_t>(out, 0);
+  put<std::uint64_t>(out, total - kHeaderSize + 8);  // everything after this field
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(params.size()));
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(params.buffer_begin));
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const auto& name = params.names[i];
+    if (name.size() > 0xFFFF) throw Error::invalid_argument("parameters: name too long: " + name);
+    const torch::Tensor t = params.tensors[i].contiguous().cpu();
+    put<std::uint16_t>(out, static_cast<std::uint16_t>(name.size()));
+    out += name;
+    put<std::uint8_t>(out, dtype_code(t.scalar_type()));
+    put<std::uint8_t>(out, static_cast<std::uint8_t>(t.dim()));
+    for (auto d : t.sizes()) put<std::int64_t>(out, d);
+    const std::uint64_t nbytes = t.numel() * t.element_size();
+    put<std::uint64_t>(out, nbytes);
+    out.append(static_cast<const char*>(t.data_ptr()), nbytes);
+  }
+  return out;
+}
+
+Parameters decode_parameters(std::string_view bytes) {
+  Reader r(bytes);
+  auto magic = r.take(4, "magic");
+  if (std::memcmp(magic.data(), kMagic, 4) != 0) {
+    throw Error::corruption("parameters: bad magic, not a fedtrack parameter encoding");
+  }
+  const auto version = r.get<std::uint16_t>("version");
+  if (version != kVersion) {
+    throw Error::invalid_argument("parameters: encoding version " + std::to_string(version) +
+                                  " is not supported (this build reads version " +
+                                  std::to_string(kVersion) + ")");
+  }
+  r.get<std::uint16_t>("flags");
+  const auto length = r.get<std::uint64_t>("length");
+  if (length != r.remaining()) {
+    throw Error::corruption("parameters: header says " + std::to_string(length) +
+                            " bytes follow, found " + std::to_string(r.remaining()));
+  }
+  const auto count = r.get<std::uint32_t>("tensor count");
+  const auto buffer_begin = r.get<std::uint32_t>("buffer index");
+  if (buffer_begin > count) throw Error::corruption("parameters: buffer index past the tensor count");
+  Parameters out;
+  out.buffer_begin = buffer_begin;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const auto name_len = r.get<std::uint16_t>("name length");
+    out.names.emplace_back(r.take(name_len, "name"));
+    const auto dtype = dtype_from_code(r.get<std::uint8_t>("dtype"));
+    const auto ndim = r.get<std::uint8_t>("rank");
+    std::vector<std::int64_t> dims(ndim);
+    std::uint64_t numel = 1;
+    for (auto& d : dims) {
+      d = r.get<std::int64_t>("dimension");
+      if (d < 0) throw Error::corruption("parameters: negative dimension in '" + out.names.back() + "'");
+      numel *= static_cast<std::uint64_t>(d);
+    }
+    const auto nbytes = r.get<std::uint64_t>("data length");
+    const std::uint64_t expected = numel * c10::elementSize(dtype);
+    if (nbytes != expected) {
+      throw Error::corruption("parameters: '" + out.names.back() + "' carries " +
+                              std::to_string(nbytes) + " bytes, its shape needs " +
+                              std::to_string(expected));
+    }
+    auto data = r.take(nbytes, "tensor data");
+    torch::Tensor t = torch::empty(dims, torch::TensorOptions().dtype(dtype));
+    if (nbytes > 0) std::memcpy(t.data_ptr(), data.data(), nbytes);
+    out.tensors.push_back(std::move(t));
+  }
+  if (r.remaining() != 0) {
+    throw Error::corruption("parameters: " + std::to_string(r.remaining()) + " trailing bytes");
+  }
+  return out;
+}
+
+// --- Checkpoints -------------------------------------------------------------
+
+namespace {
+
+// A module tree rebuilt from dotted names, so the archive nests exactly like
+// Module::save: own parameters, own buffers, then children in first-seen order.
+struct ArchiveNode {
+  std::vector<std::pair<std::string, std::size_t>> parameters;  // leaf name -> index
+  std::vector<std::pair<std::string, std::size_t>> buffers;
+  std::vector<std::string> child_order;
+  std::map<std::string, ArchiveNode> children;
+};
+
+ArchiveNode build_tree(const Parameters& params) {
+  ArchiveNode root;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    ArchiveNode* node = &root;
+    std::string rest = params.names[i];
+    for (auto dot = rest.find('.'); dot != std::string::npos; dot = rest.find('.')) {
+      const std::string child = rest.substr(0, dot);
+      if (!node->children.count(child)) node->child_order.push_back(child);
+      node = &node->children[child];
+      rest = rest.substr(dot + 1);
+    }
+    (params.is_buffer(i) ? node->buffers : node->parameters).emplace_back(rest, i);
+  }
+  return root;
+}
+
+void write_node(const ArchiveNode& node, const Parameters& params,
+                torch::serialize::OutputArchive& archive) {
+  for (const auto& [key, i] : node.parameters) archive.write(key, params.tensors[i], false);
+  for (const auto& [key, i] : node.buffers) archive.write(key, params.tensors[i], true);
+  for (const auto& name : node.child_order) {
+    torch::serialize::OutputArchive child(archive.compilation_unit());
+    write_node(node.children.at(name), params, child);
+    archive.write(name, child);
+  }
+}
+
+// InputArchive is move-only, so descend by recursion.
+bool read_nested(torch::serialize::InputArchive& node, const std::vector<std::string>& path,
+                 std::size_t depth, const std::string& leaf, bool is_buffer, torch::Tensor& out) {
+  if (depth == path.size()) return node.try_read(leaf, out, is_buffer);
+  torch::serialize::InputArchive child;
+  if (!node.try_read(path[depth], child)) return false;
+  return read_nested(child, path, depth + 1, leaf, is_buffer, out);
+}
+
+}  // namespace
+
+std::string checkpoint_bytes(const Parameters& params) {
+  torch::serialize::OutputArchive archive;
+  write_node(build_tree(params), params, archive);
+  // Saving through a writer function (not a file name) makes LibTorch name the
+  // archive's root folder "archive", whatever the destination file is called.
+  std::string out;
+  archive.save_to([&out](const void* data, std::size_t n) -> std::size_t {
+    out.append(static_cast<const char*>(data), n);
+    return n;
+  });
+  return out;
+}
+
+void write_checkpoint(const std::string& path, const Parameters& params) {
+  write_file_atomically(path, checkpoint_bytes(params));
+}
+
+Parameters parse_checkpoint(const std::string& bytes, const Parameters& layout,
+                            const std::string& name) {
+  torch::serialize::InputArchive root;
+  try {
+    root.load_from(bytes.data(), bytes.size());
+  } catch (const c10::Error& e) {
+    throw Error::corruption(name + ": not a readable LibTorch checkpoint: " + e.what_without_backtrace());
+  }
+  Parameters out;
+  out.names = layout.names;
+  out.buffer_begin = layout.buffer_begin;
+  for (std::size_t i = 0; i < layout.size(); ++i) {
+    const std::string& full = layout.names[i];
+    std::vector<std::string> path;
+    std::string rest = full;
+    for (auto dot = rest.find('.'); dot != std::string::npos; dot = rest.find('.')) {
+      path.push_back(rest.substr(0, dot));
+      rest = rest.substr(dot + 1);
+    }
+    torch::Tensor t;
+    if (!read_nested(root, path, 0, rest, layout.is_buffer(i), t)) {
+      throw Error::invalid_argument(name + ": checkpoint has no tensor '" + full + "'");
+    }
+    out.tensors.push_back(t.contiguous());
+  }
+  check_layout(layout, out, name);
+  return out;
+}
+
+Parameters read_checkpoint(const std::string& path, const Parameters& layout) {
+  return parse_checkpoint(read_file(path), layout, path);
+}
+
+}  // namespace fedtrack

@@ -1,0 +1,250 @@
+#include "fedtrack/core/server.h"
+
+#include <chrono>
+#include <future>
+#include <memory>
+
+#include "fedtrack/core/client_manager.h"
+#include "fedtrack/core/client_proxy.h"
+#include "fedtrack/core/error.h"
+#include "fedtrack/core/strategy.h"
+#include "fedtrack/core/thread_pool.h"
+
+namespace fedtrack {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Centralized metrics become eval_loss, eval_<name>.
+void put_central(Metrics& out, const std::optional<CentralEvaluation>& eval) {
+  if (!eval) return;
+  out["eval_loss"] = eval->loss;
+  for (const auto& [k, v] : eval->metrics) out["eval_" + k] = v;
+}
+
+std::shared_ptr<const ModelSnapshot> snapshot_of(const Parameters& params) {
+  auto shared = std::make_shared<const Parameters>(params);
+  return std::make_shared<const ModelSnapshot>([shared] { return checkpoint_bytes(*shared); },
+                                               [shared] { return encode_parameters(*shared); });
+}
+
+template <typename Instruction, typename Call>
+auto run_on_clients(ThreadPool& pool, const std::vector<Instruction>& instructions, Call call) {
+  using Outcome = decltype(call(instructions.front()));
+  std::vector<std::future<Outcome>> futures;
+  futures.reserve(instructions.size());
+  for (const auto& ins : instructions) {
+    futures.push_back(pool.submit([&call, &ins] { return call(ins); }));
+  }
+  std::vector<Outcome> outcomes;
+  outcomes.reserve(futures.size());
+  for (auto& f : futures) outcomes.push_back(f.get());  // instruction order = client-id order
+  return outcomes;
+}
+
+}  // namespace
+
+Server::Server(ClientManager& clients, Strategy& strategy, ServerOptions options)
+    : clients_(clients), strategy_(strategy), options_(std::move(options)) {
+  if (options_.num_rounds < 1) throw Error::invalid_argument("server: num_rounds must be >= 1");
+  if (options_.parallelism == 0) options_.parallelism = 1;
+}
+
+void Server::add_listener(RoundListener* listener) { listeners_.push_back(listener); }
+
+void Server::check_stop() const {
+  if (options_.stop_requested && options_.stop_requested()) {
+    throw Error::cancelled("stopped by request");
+  }
+}
+
+ServerResult Server::run() {
+  ServerResult result;
+  JobEnd end;
+  for (auto* l : listeners_) l->on_job_start({options_.job_id, options_.job_name, options_.num_rounds});
+  try {
+    auto initial = strategy_.initialize_parameters(clients_);
+    if (!initial) {
+      throw Error::failed_precondition("strategy '" + strategy_.name() +
+                                       "' gave no initial parameters");
+    }
+    Parameters global = std::move(*initial);
+    if (options_.evaluate_initial) {
+      Metrics metrics;
+      put_central(metrics, strategy_.evaluate(0, global));
+      if (!metrics.empty()) {
+        result.initial = metrics;
+        for (auto* l : listeners_) l->on_initial_evaluation(metrics);
+      }
+    }
+    for (int round = 1; round <= options_.num_rounds; ++round) {
+      check_stop();
+      RoundSummary summary;
+      Metrics metrics = run_round(round, global, summary);
+      result.rounds.emplace_back(round, metrics);
+      result.final_model = summary.model;
+      end.rounds_completed = round;
+      end.final_metrics = metrics;
+      for (auto* l : listeners_) l->on_round(summary);
+    }
+    result.parameters = std::move(global);
+  } catch (const Error& e) {
+    end.status = e.code() == ErrorCode::kCancelled ? JobStatus::kKilled : JobStatus::kFailed;
+    end.error = e.what();
+    for (auto* l : listeners_) l->on_job_end(end);
+    throw;
+  } catch (const std::exception& e) {
+    end.status = JobStatus::kFailed;
+    end.error = e.what();
+    for (auto* l : listeners_) l->on_job_end(end);
+    throw;
+  }
+  for (auto* l : listeners_) l->on_job_end(end);
+  return result;
+}
+
+Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) {
+  const auto round_start = Clock::now();
+  summary.round = round;
+  summary.total_rounds = options_.num_rounds;
+  ThreadPool pool(options_.parallelism, options_.on_worker_start);
+  auto shared_global = std::make_shared<const Parameters>(global);
+
+  // --- fit ---
+  const auto fit_start = Clock::now();
+  auto fit_plan = strategy_.configure_fit(round, shared_global, clients_);
+  if (fit_plan.empty()) {
+    throw Error::failed_precondition("round " + std::to_string(round) + ": no clients were sampled");
+  }
+  summary.fit_config = fit_plan.front().ins.config;
+  struct FitOutcome {
+    std::optional<FitResult> ok;
+    std::optional<ClientFailure> failed;
+  };
+  auto fit_outcomes = run_on_clients(pool, fit_plan, [&](const FitInstruction& ins) {
+    FitOutcome out;
+    TransferStats transfer;
+    const auto start = Clock::now();
+    const std::string& id = ins.client->id();
+    try {
+      FitRes res = ins.client->fit(ins.ins, transfer);
+      transfer.seconds = seconds_since(start);
+      check_update(*shared_global, res.parameters, "client " + id);
+      if (res.num_examples <= 0) {
+        throw Error::invalid_argument("client " + id + ": reported num_examples " +
+                                      std::to_string(res.num_examples));
+      }
+      out.ok = FitResult{id, std::move(res), transfer};
+    } catch (const std::exception& e) {
+      transfer.seconds = seconds_since(start);
+      out.failed = ClientFailure{id, e.what(), transfer};
+    }
+    return out;
+  });
+  std::vector<FitResult> results;
+  std::vector<ClientFailure> failures;
+  for (auto& o : fit_outcomes) {
+    ClientRoundStat stat;
+    if (o.ok) {
+      stat.client_id = o.ok->client_id;
+      stat.num_examples = o.ok->res.num_examples;
+      stat.fit_metrics = o.ok->res.metrics;
+      stat.data_fingerprint = o.ok->res.data_fingerprint;
+      stat.bytes_down = o.ok->transfer.bytes_down;
+      stat.bytes_up = o.ok->transfer.bytes_up;
+      stat.fit_seconds = o.ok->transfer.seconds;
+      results.push_back(std::move(*o.ok));
+    } else {
+      stat.client_id = o.failed->client_id;
+      stat.ok = false;
+      stat.error = o.failed->reason;
+      stat.bytes_down = o.failed->transfer.bytes_down;
+      stat.bytes_up = o.failed->transfer.bytes_up;
+      stat.fit_seconds = o.failed->transfer.seconds;
+      failures.push_back(std::move(*o.failed));
+    }
+    summary.bytes_down += stat.bytes_down;
+    summary.bytes_up += stat.bytes_up;
+    summary.clients.push_back(std::move(stat));
+  }
+  summary.fit_seconds = seconds_since(fit_start);
+  check_stop();
+
+  // --- aggregate ---
+  const auto aggregate_start = Clock::now();
+  AggregateFitOutcome aggregated = strategy_.aggregate_fit(round, results, failures);
+  results.clear();  // release the client models before evaluating
+  if (aggregated.parameters) {
+    check_layout(*shared_global, *aggregated.parameters, "strategy '" + strategy_.name() + "'");
+    global = std::move(*aggregated.parameters);
+  }
+  summary.aggregate_seconds = seconds_since(aggregate_start);
+
+  // --- evaluate ---
+  const auto evaluate_start = Clock::now();
+  Metrics metrics;
+  put_central(metrics, strategy_.evaluate(round, global));
+  auto new_global = std::make_shared<const Parameters>(global);
+  auto eval_plan = strategy_.configure_evaluate(round, new_global, clients_);
+  if (!eval_plan.empty()) {
+    struct EvalOutcome {
+      std::optional<EvaluateResult> ok;
+      std::optional<ClientFailure> failed;
+    };
+    auto eval_outcomes = run_on_clients(pool, eval_plan, [&](const EvaluateInstruction& ins) {
+      EvalOutcome out;
+      TransferStats transfer;
+      const auto start = Clock::now();
+      try {
+        EvaluateRes res = ins.client->evaluate(ins.ins, transfer);
+        transfer.seconds = seconds_since(start);
+        out.ok = EvaluateResult{ins.client->id(), std::move(res), transfer};
+      } catch (const std::exception& e) {
+        transfer.seconds = seconds_since(start);
+        out.failed = ClientFailure{ins.client->id(), e.what(), transfer};
+      }
+      return out;
+    });
+    std::vector<EvaluateResult> eval_results;
+    std::vector<ClientFailure> eval_failures;
+    for (auto& o : eval_outcomes) {
+      const auto& transfer = o.ok ? o.ok->transfer : o.failed->transfer;
+      summary.bytes_down += transfer.bytes_down;
+      summary.bytes_up += transfer.bytes_up;
+      if (o.ok) {
+        for (auto& stat : summary.clients) {
+          if (stat.client_id == o.ok->client_id) {
+            stat.evaluate_metrics = o.ok->res.metrics;
+            stat.evaluate_metrics["loss"] = o.ok->res.loss;
+          }
+        }
+        eval_results.push_back(std::move(*o.ok));
+      } else {
+        eval_failures.push_back(std::move(*o.failed));
+      }
+    }
+    auto federated = strategy_.aggregate_evaluate(round, eval_results, eval_failures);
+    if (federated.loss) metrics["federated_eval_loss"] = *federated.loss;
+    for (const auto& [k, v] : federated.metrics) metrics["federated_eval_" + k] = v;
+  }
+  summary.evaluate_seconds = seconds_since(evaluate_start);
+
+  for (const auto& [k, v] : aggregated.metrics) metrics[k] = v;  // train_loss, train_accuracy, ...
+  metrics["clients_sampled"] = static_cast<double>(fit_plan.size());
+  metrics["clients_ok"] = static_cast<double>(fit_plan.size() - failures.size());
+  metrics["clients_failed"] = static_cast<double>(failures.size());
+  metrics["bytes_down"] = static_cast<double>(summary.bytes_down);
+  metrics["bytes_up"] = static_cast<double>(summary.bytes_up);
+  summary.round_seconds = seconds_since(round_start);
+  metrics["round_seconds"] = summary.round_seconds;
+  summary.metrics = metrics;
+  summary.model = snapshot_of(global);
+  return metrics;
+}
+
+}  // namespace fedtrack
+

@@ -1,0 +1,179 @@
+#include "fedtrack/core/simulation.h"
+
+#include <torch/nn/module.h>
+#include <torch/utils.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+#include "fedtrack/core/client_manager.h"
+#include "fedtrack/core/client_proxy.h"
+#include "fedtrack/core/datasets.h"
+#include "fedtrack/core/error.h"
+#include "fedtrack/core/models.h"
+#include "fedtrack/core/partition.h"
+#include "fedtrack/core/server.h"
+#include "fedtrack/core/strategy_factory.h"
+#include "fedtrack/core/thread_pool.h"
+#include "fedtrack/core/torch_client.h"
+
+namespace fedtrack {
+namespace {
+
+// Calls a ClientApp in this process. The bytes it reports are what the wire
+// encoding of the models would weigh.
+class InProcessClientProxy : public ClientProxy {
+ public:
+  InProcessClientProxy(std::string id, std::shared_ptr<ClientApp> app)
+      : ClientProxy(std::move(id)), app_(std::move(app)) {}
+
+  FitRes fit(const FitIns& ins, TransferStats& transfer) override {
+    transfer.bytes_down = encoded_size(*ins.parameters);
+    FitRes res = app_->fit(*ins.parameters, ins.config);
+    transfer.bytes_up = encoded_size(res.parameters);
+    return res;
+  }
+
+  EvaluateRes evaluate(const EvaluateIns& ins, TransferStats& transfer) override {
+    transfer.bytes_down = encoded_size(*ins.parameters);
+    return app_->evaluate(*ins.parameters, ins.config);
+  }
+
+ private:
+  std::shared_ptr<ClientApp> app_;
+};
+
+std::string client_id(std::int64_t index, std::int64_t count) {
+  const int width = std::max<int>(3, static_cast<int>(std::to_string(count - 1).size()));
+  std::string digits = std::to_string(index);
+  return "client-" + std::string(width - digits.size(), '0') + digits;
+}
+
+// Rethrows a setup error with the job-file location of the key behind it.
+template <typename F>
+auto at_key(const JobSpec& job, const std::string& key, F f) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    throw Error(e.code(), job.where(key) + key + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+SimulationResult run_simulation(const JobSpec& job, const SimulationOptions& options) {
+  auto log = [&](const std::string& line) {
+    if (options.log) options.log(line);
+  };
+  const std::size_t cores = ThreadPool::cores();
+  const std::size_t parallelism = std::min<std::size_t>(
+      job.runtime.parallelism > 0 ? static_cast<std::size_t>(job.runtime.parallelism) : cores,
+      static_cast<std::size_t>(job.clients.count));
+  const int threads_per_client = static_cast<int>(
+      job.runtime.threads_per_client > 0 ? job.runtime.threads_per_client
+                                         : std::max<std::size_t>(1, cores / parallelism));
+  torch::set_num_threads(static_cast<int>(cores));  // for loading and central evaluation
+
+  DatasetSplits data = at_key(job, "data.dataset", [&] { return load_dataset(job.data, job.seed); });
+  std::vector<std::int64_t> labels(data.train.labels.data_ptr<std::int64_t>(),
+                                   data.train.labels.data_ptr<std::int64_t>() + data.train.size());
+  const Partitions parts =
+      at_key(job, "data.partition", [&] { return partition(labels, job.clients.count, job.data.partition, job.seed); });
+  {
+    std::size_t smallest = parts.front().size(), largest = 0;
+    for (const auto& p : parts) {
+      smallest = std::min(smallest, p.size());
+      largest = std::max(largest, p.size());
+    }
+    std::ostringstream line;
+    line << data.description << ": " << data.train.size() << " train / " << data.test.size()
+         << " test examples, " << data.num_classes << " classes; " << job.clients.count
+         << " clients (" << job.data.partition.kind << ", " << smallest << ".." << largest
+         << " examples each, label skew " << label_skew(labels, parts) << ")";
+    log(line.str());
+  }
+
+  const ModelInput input{data.feature_shape, data.num_classes};
+  torch::manual_seed(job.seed);
+  torch::nn::AnyModule server_model = at_key(job, "model", [&] { return make_model(job.model, input); });
+  Parameters initial = parameters_from_module(*server_model.ptr());
+  {
+    std::ostringstream line;
+    line << "model " << job.model << ": " << initial.numel() << " parameters; " << parallelism
+         << " clients in parallel x " << threads_per_client << " threads";
+    log(line.str());
+  }
+
+  ClientManager clients(job.seed);
+  SimulationResult result;
+  result.job_id = options.job_id;
+  for (std::int64_t c = 0; c < job.clients.count; ++c) {
+    // Each client keeps val_fraction of its share (a seeded draw) for evaluation.
+    std::vector<std::int64_t> share = parts[c];
+    std::mt19937_64 rng(job.seed + 1000003ull * static_cast<std::uint64_t>(c + 1));
+    std::shuffle(share.begin(), share.end(), rng);
+    const auto n_val = static_cast<std::size_t>(static_cast<double>(share.size()) * job.data.val_fraction);
+    std::vector<std::int64_t> val(share.begin(), share.begin() + static_cast<std::ptrdiff_t>(n_val));
+    std::vector<std::int64_t> train(share.begin() + static_cast<std::ptrdiff_t>(n_val), share.end());
+    std::sort(val.begin(), val.end());
+    std::sort(train.begin(), train.end());
+    auto app = std::make_shared<TorchClient>(make_model(job.model, input), select_rows(data.train, train),
+                                             select_rows(data.train, val),
+                                             job.seed * 7919ull + static_cast<std::uint64_t>(c));
+    result.client_fingerprints.push_back(app->data_fingerprint());
+    clients.add(std::make_shared<InProcessClientProxy>(client_id(c, job.clients.count), app));
+  }
+  data.train = {};  // the clients hold their shares now
+
+  FedAvgOptions base;
+  base.fraction_fit = job.clients.fraction_fit;
+  base.fraction_evaluate = job.clients.fraction_evaluate;
+  base.min_fit_clients = job.clients.min_fit;
+  base.min_evaluate_clients = job.clients.min_evaluate;
+  base.min_available_clients = job.clients.min_available;
+  base.federated_evaluation = job.evaluation.federated;
+  base.initial_parameters = std::move(initial);
+  base.on_fit_config = [&job](int round) {
+    return ConfigRecord{{"round", static_cast<std::int64_t>(round)},
+                        {"epochs", job.train.epochs},
+                        {"batch_size", job.train.batch_size},
+                        {"lr", job.train.lr},
+                        {"optimizer", job.train.optimizer},
+                        {"momentum", job.train.momentum},
+                        {"weight_decay", job.train.weight_decay}};
+  };
+  base.on_evaluate_config = [&job](int round) {
+    return ConfigRecord{{"round", static_cast<std::int64_t>(round)},
+                        {"batch_size", job.evaluation.batch_size}};
+  };
+  const TensorData test = data.test;
+  base.evaluate_fn = [&server_model, test, &job](int, const Parameters& global) {
+    load_parameters(*server_model.ptr(), global);
+    const LoopStats stats = evaluate_classifier(server_model, test, job.evaluation.batch_size);
+    return std::optional<CentralEvaluation>(CentralEvaluation{stats.loss, {{"accuracy", stats.accuracy}}});
+  };
+  std::unique_ptr<Strategy> strategy =
+      at_key(job, "strategy.name", [&] { return make_strategy(job.strategy, std::move(base)); });
+
+  ServerOptions server_options;
+  server_options.job_id = options.job_id;
+  server_options.job_name = job.name;
+  server_options.num_rounds = static_cast<int>(job.rounds);
+  server_options.evaluate_initial = job.evaluation.initial;
+  server_options.parallelism = parallelism;
+  server_options.on_worker_start = [threads_per_client] { torch::set_num_threads(threads_per_client); };
+  server_options.stop_requested = options.stop_requested;
+  Server server(clients, *strategy, server_options);
+  for (auto* l : options.listeners) server.add_listener(l);
+  ServerResult run = server.run();
+
+  result.initial = run.initial;
+  result.rounds = run.rounds;
+  if (!run.rounds.empty()) result.final_metrics = run.rounds.back().second;
+  result.final_model = run.final_model;
+  return result;
+}
+
+}  // namespace fedtrack

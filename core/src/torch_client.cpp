@@ -1,0 +1,66 @@
+#include "fedtrack/core/torch_client.h"
+
+#include <torch/nn/module.h>
+
+#include "fedtrack/core/error.h"
+
+namespace fedtrack {
+namespace {
+
+std::uint64_t mix(std::uint64_t x) {  // splitmix64 finalizer
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+TrainOptions train_options_from(const ConfigRecord& config) {
+  TrainOptions o;
+  o.epochs = config_int(config, "epochs", o.epochs);
+  o.batch_size = config_int(config, "batch_size", o.batch_size);
+  o.lr = config_double(config, "lr", o.lr);
+  o.optimizer = config_string(config, "optimizer", o.optimizer);
+  o.momentum = config_double(config, "momentum", o.momentum);
+  o.weight_decay = config_double(config, "weight_decay", o.weight_decay);
+  if (o.epochs < 1 || o.batch_size < 1 || !(o.lr > 0)) {
+    throw Error::invalid_argument("fit config: epochs and batch_size must be >= 1 and lr > 0");
+  }
+  return o;
+}
+
+TorchClient::TorchClient(torch::nn::AnyModule model, TensorData train, TensorData validation,
+                         std::uint64_t seed)
+    : model_(std::move(model)),
+      train_(std::move(train)),
+      validation_(std::move(validation)),
+      seed_(seed),
+      fingerprint_(fingerprint(train_)) {}
+
+FitRes TorchClient::fit(const Parameters& global, const ConfigRecord& config) {
+  load_parameters(*model_.ptr(), global);
+  const TrainOptions options = train_options_from(config);
+  std::mt19937_64 rng(mix(seed_ ^ mix(static_cast<std::uint64_t>(config_int(config, "round", 0)))));
+  const LoopStats stats = train_classifier(model_, train_, options, rng);
+  FitRes res;
+  res.parameters = parameters_from_module(*model_.ptr());
+  res.num_examples = train_.size();
+  res.metrics["train_loss"] = stats.loss;
+  res.metrics["train_accuracy"] = stats.accuracy;
+  res.data_fingerprint = fingerprint_;
+  return res;
+}
+
+EvaluateRes TorchClient::evaluate(const Parameters& global, const ConfigRecord& config) {
+  load_parameters(*model_.ptr(), global);
+  const LoopStats stats =
+      evaluate_classifier(model_, validation_, config_int(config, "batch_size", 1000));
+  EvaluateRes res;
+  res.loss = stats.loss;
+  res.num_examples = stats.examples;
+  res.metrics["accuracy"] = stats.accuracy;
+  return res;
+}
+
+}  // namespace fedtrack

@@ -1,0 +1,117 @@
+#include "fedtrack/core/training.h"
+
+#include <torch/nn/functional/loss.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/sgd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <numeric>
+
+#include "fedtrack/core/digest.h"
+#include "fedtrack/core/error.h"
+
+namespace fedtrack {
+namespace {
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& module,
+                                                        const TrainOptions& o) {
+  if (o.optimizer == "sgd") {
+    return std::make_unique<torch::optim::SGD>(
+        module.parameters(),
+        torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
+  }
+  if (o.optimizer == "adam") {
+    return std::make_unique<torch::optim::Adam>(
+        module.parameters(), torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
+  }
+  throw Error::invalid_argument("unknown optimizer '" + o.optimizer + "' (expected sgd or adam)");
+}
+
+}  // namespace
+
+LoopStats train_classifier(torch::nn::AnyModule& model, const TensorData& data,
+                           const TrainOptions& options, std::mt19937_64& rng) {
+  LoopStats stats;
+  const std::int64_t n = data.size();
+  if (n == 0) return stats;
+  auto module = model.ptr();
+  module->train();
+  auto optimizer = make_optimizer(*module, options);
+  std::vector<std::int64_t> order(n);
+  for (std::int64_t epoch = 0; epoch < options.epochs; ++epoch) {
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), rng);
+    const torch::Tensor perm = torch::from_blob(order.data(), {n}, torch::kLong);
+    double loss_sum = 0;
+    std::int64_t correct = 0;
+    for (std::int64_t begin = 0; begin < n; begin += options.batch_size) {
+      const std::int64_t end = std::min(n, begin + options.batch_size);
+      const torch::Tensor idx = perm.slice(0, begin, end);
+      const torch::Tensor x = data.features.index_select(0, idx);
+      const torch::Tensor y = data.labels.index_select(0, idx);
+      optimizer->zero_grad();
+      const torch::Tensor logits = model.forward(x);
+      const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
+      loss.backward();
+      optimizer->step();
+      const double l = loss.item<double>();
+      if (!std::isfinite(l)) {
+        throw Error::failed_precondition("training diverged: loss is " + std::to_string(l) +
+                                         " (try a lower learning rate)");
+      }
+      loss_sum += l * static_cast<double>(end - begin);
+      correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
+    }
+    stats.loss = loss_sum / static_cast<double>(n);
+    stats.accuracy = static_cast<double>(correct) / static_cast<double>(n);
+  }
+  stats.examples = n;
+  return stats;
+}
+
+LoopStats evaluate_classifier(torch::nn::AnyModule& model, const TensorData& data,
+                              std::int64_t batch_size) {
+  LoopStats stats;
+  const std::int64_t n = data.size();
+  if (n == 0) return stats;
+  torch::NoGradGuard no_grad;
+  auto module = model.ptr();
+  module->eval();
+  double loss_sum = 0;
+  std::int64_t correct = 0;
+  for (std::int64_t begin = 0; begin < n; begin += batch_size) {
+    const std::int64_t end = std::min(n, begin + batch_size);
+    const torch::Tensor x = data.features.slice(0, begin, end);
+    const torch::Tensor y = data.labels.slice(0, begin, end);
+    const torch::Tensor logits = model.forward(x);
+    loss_sum += torch::nn::functional::cross_entropy(
+                    logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    .item<double>();
+    correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
+  }
+  module->train();
+  stats.loss = loss_sum / static_cast<double>(n);
+  stats.accuracy = static_cast<double>(correct) / static_cast<double>(n);
+  stats.examples = n;
+  return stats;
+}
+
+TensorData select_rows(const TensorData& data, const std::vector<std::int64_t>& indices) {
+  std::vector<std::int64_t> copy = indices;
+  const torch::Tensor idx =
+      torch::from_blob(copy.data(), {static_cast<std::int64_t>(copy.size())}, torch::kLong).clone();
+  return {data.features.index_select(0, idx), data.labels.index_select(0, idx)};
+}
+
+std::string fingerprint(const TensorData& data) {
+  Sha256 hash;
+  const torch::Tensor labels = data.labels.contiguous();
+  const torch::Tensor features = data.features.contiguous();
+  hash.update(labels.data_ptr(), labels.numel() * labels.element_size());
+  hash.update(features.data_ptr(), features.numel() * features.element_size());
+  return hash.hex();
+}
+
+}  // namespace fedtrack
