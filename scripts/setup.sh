@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs what fedtrack needs on Debian 12 (idempotent), then configures and
+# builds it with CMake + Ninja (+ ccache). Sourced by run-job.sh and test.sh;
+# also runnable on its own:  bash scripts/setup.sh [--tests]
+set -euo pipefail
+
+FEDTRACK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FEDTRACK_BUILD="${FEDTRACK_BUILD:-$FEDTRACK_ROOT/build}"
+FEDTRACK_VENV="${FEDTRACK_VENV:-$FEDTRACK_ROOT/.venv}"
+
+# Every C++ dependency comes from Debian's packages (see DESIGN.md).
+DEBIAN_PACKAGES=(
+  g++ cmake ninja-build ccache pkg-config
+  libtorch-dev libopenblas0-openmp
+  libpoco-dev libcurl4-openssl-dev nlohmann-json3-dev libgit2-dev libsqlite3-dev
+  libyaml-cpp-dev libcli11-dev libssl-dev libsodium-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  dataset-fashion-mnist
+  python3 python3-venv
+)
+
+log() { echo "[setup] $*" >&2; }
+
+install_debian_packages() {
+  local missing=()
+  for p in "${DEBIAN_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$p")
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "Debian packages: all present"
+    return
+  fi
+  log "installing: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# The test harness's Python tools (a real MLflow server, dvc, gto) live in a
+# virtual environment; nothing in fedtrack's runtime needs Python.
+setup_test_venv() {
+  local req="$FEDTRACK_ROOT/tests/requirements.txt"
+  [ -f "$req" ] || return 0
+  if ! grep -qvE '^\s*(#|$)' "$req"; then
+    return 0  # the harness needs no Python packages yet
+  fi
+  local stamp="$FEDTRACK_VENV/.requirements.sha256"
+  local want
+  want="$(sha256sum "$req" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    log "Python test venv: up to date ($FEDTRACK_VENV)"
+    return 0
+  fi
+  log "creating Python test venv in $FEDTRACK_VENV"
+  python3 -m venv "$FEDTRACK_VENV"
+  "$FEDTRACK_VENV/bin/pip" install -q --upgrade pip
+  "$FEDTRACK_VENV/bin/pip" install -q -r "$req"
+  echo "$want" > "$stamp"
+}
+
+configure_and_build() {
+  log "building in $FEDTRACK_BUILD"
+  # Paths relative to the checkout, so a fresh clone elsewhere still hits ccache.
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$FEDTRACK_ROOT}"
+  export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
+  cmake -S "$FEDTRACK_ROOT" -B "$FEDTRACK_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$FEDTRACK_BUILD"
+}
+
+fedtrack_setup() {
+  install_debian_packages
+  if [ "${1:-}" = "--tests" ]; then setup_test_venv; fi
+  configure_and_build
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  fedtrack_setup "$@"
+fi

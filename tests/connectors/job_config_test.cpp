@@ -1,0 +1,134 @@
+#include <gtest/gtest.h>
+
+#include "fedtrack/connectors/job_config.h"
+#include "fedtrack/core/error.h"
+
+namespace fedtrack {
+namespace {
+
+std::string error_of(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  try {
+    parse_job(yaml, "job.yaml", overrides);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(JobConfig, EmptyFileGivesTheEmbeddedDefaults) {
+  const JobSpec job = parse_job("", "job.yaml");
+  EXPECT_EQ(job.name, "fashion-mnist-fedavg");
+  EXPECT_EQ(job.model, "mlp");
+  EXPECT_EQ(job.clients.count, 10);
+  EXPECT_EQ(job.data.partition.kind, "dirichlet");
+  EXPECT_EQ(job.data.partition.alpha, 0.5);
+  EXPECT_EQ(job.strategy.name, "fedavg");
+  EXPECT_GE(job.rounds, 5);
+}
+
+TEST(JobConfig, ReadsTheDocumentedKeys) {
+  const JobSpec job = parse_job(R"(
+name: fashion-mnist-fedavg
+seed: 42
+rounds: 5
+model: cnn
+data:
+  dataset: fashion-mnist
+  path: /usr/share/datasets/fashion-mnist
+  partition: {kind: shard, classes_per_client: 3}
+clients: {count: 20, fraction_fit: 0.5, min_fit: 4}
+train: {epochs: 2, batch_size: 64, lr: 0.01, optimizer: adam}
+strategy: {name: fedavg}
+)", "job.yaml");
+  EXPECT_EQ(job.seed, 42u);
+  EXPECT_EQ(job.model, "cnn");
+  EXPECT_EQ(job.data.partition.kind, "shard");
+  EXPECT_EQ(job.data.partition.classes_per_client, 3);
+  EXPECT_EQ(job.clients.count, 20);
+  EXPECT_EQ(job.clients.fraction_fit, 0.5);
+  EXPECT_EQ(job.clients.min_fit, 4);
+  EXPECT_EQ(job.train.epochs, 2);
+  EXPECT_EQ(job.train.optimizer, "adam");
+  EXPECT_EQ(job.train.lr, 0.01);
+  EXPECT_EQ(job.sources.at("train.lr"), "job.yaml:11");
+  EXPECT_EQ(job.where("model"), "job.yaml:5: ");
+}
+
+TEST(JobConfig, JsonIsYamlToo) {
+  const JobSpec job = parse_job(R"({"rounds": 3, "train": {"lr": 0.2}})", "job.json");
+  EXPECT_EQ(job.rounds, 3);
+  EXPECT_EQ(job.train.lr, 0.2);
+}
+
+TEST(JobConfig, UnknownKeyNamesKeyFileAndLine) {
+  EXPECT_EQ(error_of("rounds: 3\ntrain:\n  epochs: 1\n  lrr: 0.1\n"),
+            "job.yaml:4: unknown key 'train.lrr' (known in train: epochs, batch_size, lr, "
+            "optimizer, momentum, weight_decay)");
+  EXPECT_EQ(error_of("round: 3\n"),
+            "job.yaml:1: unknown key 'round' (known: name, seed, rounds, model, data, clients, "
+            "train, strategy, evaluation, runtime)");
+}
+
+TEST(JobConfig, WrongTypeNamesKeyFileAndLine) {
+  EXPECT_EQ(error_of("seed: 1\ntrain: {lr: fast}\n"), "job.yaml:2: train.lr: expected a number, got 'fast'");
+  EXPECT_EQ(error_of("rounds: 2.5\n"), "job.yaml:1: rounds: expected an integer, got '2.5'");
+  EXPECT_EQ(error_of("clients: [1, 2]\n"), "job.yaml:1: clients: expected a mapping of keys");
+  EXPECT_EQ(error_of("evaluation:\n  federated: maybe\n"),
+            "job.yaml:2: evaluation.federated: expected true or false, got 'maybe'");
+}
+
+TEST(JobConfig, OutOfRangeValuesAreRejected) {
+  EXPECT_EQ(error_of("rounds: 0\n"), "job.yaml:1: rounds: must be between 1 and 1000000, got 0");
+  EXPECT_EQ(error_of("train:\n  lr: -1\n"), "job.yaml:2: train.lr: must be > 0, got -1");
+  EXPECT_EQ(error_of("clients: {fraction_fit: 1.5}\n"),
+            "job.yaml:1: clients.fraction_fit: must be > 0 and <= 1, got 1.5");
+  EXPECT_EQ(error_of("clients:\n  count: 3\n  min_fit: 5\n"),
+            "job.yaml:3: clients.min_fit: is 5 but clients.count is 3");
+  EXPECT_EQ(error_of("train: {optimizer: rmsprop}\n"),
+            "job.yaml:1: train.optimizer: must be one of sgd, adam, got 'rmsprop'");
+  EXPECT_EQ(error_of("data: {dataset: csv}\n"), "job.yaml:1: data.path: is required when data.dataset is csv");
+}
+
+TEST(JobConfig, SyntaxErrorsNameTheLine) {
+  const std::string e = error_of("rounds: 3\ntrain: {lr: 0.1\n");
+  EXPECT_EQ(e.rfind("job.yaml:3: invalid YAML: ", 0), 0u) << e;
+}
+
+TEST(JobConfig, OverridesApplyAndAreBlamedOnTheFlag) {
+  const JobSpec job = parse_job("train: {lr: 0.1}\ndata:\n  partition: iid\n", "job.yaml",
+                                {"train.lr=0.01", "rounds=7", "data.partition.kind=shard",
+                                 "strategy.accept_failures=false"});
+  EXPECT_EQ(job.train.lr, 0.01);
+  EXPECT_EQ(job.rounds, 7);
+  EXPECT_EQ(job.data.partition.kind, "shard");
+  EXPECT_FALSE(job.strategy.accept_failures);
+  EXPECT_EQ(job.sources.at("train.lr"), "--set");
+  EXPECT_EQ(error_of("", {"train.lr=fast"}), "--set: train.lr: expected a number, got 'fast'");
+  EXPECT_EQ(error_of("", {"train.speed=1"}),
+            "--set: unknown key 'train.speed' (known in train: epochs, batch_size, lr, optimizer, "
+            "momentum, weight_decay)");
+  EXPECT_EQ(error_of("", {"rounds"}), "--set rounds: expected key.path=value");
+}
+
+TEST(JobConfig, MissingFileIsNotFound) {
+  try {
+    load_job("/nonexistent/job.yaml");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+    EXPECT_STREQ(e.what(), "/nonexistent/job.yaml: cannot read job file");
+  }
+}
+
+TEST(JobConfig, FlattenListsEverySettingWithDottedKeys) {
+  const auto flat = flatten_job(parse_job("train: {lr: 0.05}\n", "job.yaml"));
+  std::map<std::string, std::string> m(flat.begin(), flat.end());
+  EXPECT_EQ(m.size(), flat.size());  // no duplicates
+  EXPECT_EQ(m.at("train.lr"), "0.05");
+  EXPECT_EQ(m.at("data.partition.alpha"), "0.5");
+  EXPECT_EQ(m.at("clients.count"), "10");
+}
+
+}  // namespace
+}  // namespace fedtrack

@@ -1,0 +1,131 @@
+#include <gtest/gtest.h>
+
+#include <Poco/DeflatingStream.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "fedtrack/core/csv.h"
+#include "fedtrack/core/error.h"
+#include "fedtrack/core/files.h"
+#include "fedtrack/core/idx.h"
+
+namespace fedtrack {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("fedtrack-test-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+// A 2x2x3 ubyte IDX file.
+std::string small_idx() {
+  std::string b = {0, 0, 0x08, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3};
+  for (int i = 0; i < 12; ++i) b += static_cast<char>(i * 10);
+  return b;
+}
+
+std::string gzip(const std::string& plain) {
+  std::ostringstream out;
+  {
+    Poco::DeflatingOutputStream deflate(out, Poco::DeflatingStreamBuf::STREAM_GZIP);
+    deflate << plain;
+    deflate.close();
+  }
+  return out.str();
+}
+
+using IdxTest = TempDir;
+
+TEST_F(IdxTest, ReadsRawAndGzipAlike) {
+  write_file_atomically(path("raw"), small_idx());
+  write_file_atomically(path("packed.gz"), gzip(small_idx()));
+  const IdxArray raw = read_idx(path("raw"));
+  const IdxArray packed = read_idx(path("packed.gz"));
+  EXPECT_EQ(raw.dims, (std::vector<std::int64_t>{2, 2, 3}));
+  ASSERT_EQ(raw.data.size(), 12u);
+  EXPECT_EQ(raw.data[11], 110);
+  EXPECT_EQ(raw.dims, packed.dims);
+  EXPECT_EQ(raw.data, packed.data);
+}
+
+TEST_F(IdxTest, TruncatedFileIsCorruption) {
+  std::string b = small_idx();
+  b.pop_back();
+  try {
+    parse_idx(b, "x.idx");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorruption);
+    EXPECT_STREQ(e.what(), "x.idx: IDX payload is 11 bytes, dimensions say 12");
+  }
+  EXPECT_THROW(parse_idx("\x1f\x8b", "y"), Error);
+}
+
+TEST_F(IdxTest, FindsPlainOrGzipAndNamesBothWhenMissing) {
+  write_file_atomically(path("a.gz"), "x");
+  EXPECT_EQ(find_idx_file(dir_.string(), "a"), path("a.gz"));
+  try {
+    find_idx_file(dir_.string(), "b");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+    EXPECT_EQ(std::string(e.what()), "no " + path("b") + " or " + path("b.gz"));
+  }
+}
+
+using CsvTest = TempDir;
+
+TEST_F(CsvTest, ReadsFeaturesAndNamedLabelColumn) {
+  write_file_atomically(path("t.csv"),
+                        "age,outcome,income\n"
+                        "30,yes,1.5\n"
+                        "\"41\",no,2e3\n"
+                        "50,yes,-3\n");
+  const CsvDataset d = read_csv_dataset(path("t.csv"), "outcome");
+  EXPECT_EQ(d.feature_names, (std::vector<std::string>{"age", "income"}));
+  EXPECT_EQ(d.class_names, (std::vector<std::string>{"no", "yes"}));
+  EXPECT_EQ(d.labels, (std::vector<std::int64_t>{1, 0, 1}));
+  EXPECT_EQ(d.features, (std::vector<float>{30, 1.5f, 41, 2000, 50, -3}));
+}
+
+TEST_F(CsvTest, IntegerLabelsKeepTheirValuesAndTestFilesShareClasses) {
+  write_file_atomically(path("train.csv"), "x,y\n1,0\n2,2\n");
+  write_file_atomically(path("test.csv"), "x,y\n1,2\n2,9\n");
+  const CsvDataset train = read_csv_dataset(path("train.csv"), "");
+  EXPECT_EQ(train.class_names, (std::vector<std::string>{"0", "1", "2"}));
+  EXPECT_EQ(train.labels, (std::vector<std::int64_t>{0, 2}));
+  try {
+    read_csv_dataset(path("test.csv"), "", train.class_names);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), path("test.csv") + ": label '9' is not one of the training classes");
+  }
+}
+
+TEST_F(CsvTest, NonNumericFeatureNamesFileLineAndColumn) {
+  write_file_atomically(path("bad.csv"), "a,b,label\n1,2,x\n3,oops,y\n");
+  try {
+    read_csv_dataset(path("bad.csv"), "label");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_EQ(std::string(e.what()), path("bad.csv") + ":3: column 'b': 'oops' is not a number");
+  }
+  EXPECT_EQ(split_csv_record("a,\"b,c\",\"say \"\"hi\"\"\""),
+            (std::vector<std::string>{"a", "b,c", "say \"hi\""}));
+}
+
+}  // namespace
+}  // namespace fedtrack
