@@ -6,6 +6,21 @@
 #include "fedtrack/core/error.h"
 
 namespace fedtrack {
+namespace {
+
+template <typename Instruction, typename Ins>
+std::vector<Instruction> plan(ClientManager& clients, double fraction, std::int64_t minimum,
+                              std::int64_t min_available, const Ins& ins) {
+  const std::size_t n = clients_to_sample(clients.num_available(), fraction,
+                                          static_cast<std::size_t>(minimum));
+  std::vector<Instruction> out;
+  for (auto& client : clients.sample(n, static_cast<std::size_t>(min_available))) {
+    out.push_back({client, ins});
+  }
+  return out;
+}
+
+}  // namespace
 
 FedAvg::FedAvg(FedAvgOptions options) : options_(std::move(options)) {
   if (!(options_.fraction_fit > 0 && options_.fraction_fit <= 1)) {
@@ -25,13 +40,8 @@ std::optional<Parameters> FedAvg::initialize_parameters(ClientManager&) {
 std::vector<FitInstruction> FedAvg::configure_fit(int round, std::shared_ptr<const Parameters> global,
                                                   ClientManager& clients) {
   const ConfigRecord config = options_.on_fit_config ? options_.on_fit_config(round) : ConfigRecord{};
-  const std::size_t n = clients_to_sample(clients.num_available(), options_.fraction_fit,
-                                          static_cast<std::size_t>(options_.min_fit_clients));
-  std::vector<FitInstruction> out;
-  for (auto& client : clients.sample(n, static_cast<std::size_t>(options_.min_available_clients))) {
-    out.push_back({client, FitIns{global, config}});
-  }
-  return out;
+  return plan<FitInstruction>(clients, options_.fraction_fit, options_.min_fit_clients,
+                              options_.min_available_clients, FitIns{global, config});
 }
 
 AggregateFitOutcome FedAvg::aggregate_fit(int, const std::vector<FitResult>& results,
@@ -56,13 +66,8 @@ std::vector<EvaluateInstruction> FedAvg::configure_evaluate(int round,
   if (!options_.federated_evaluation || options_.fraction_evaluate == 0) return {};
   const ConfigRecord config =
       options_.on_evaluate_config ? options_.on_evaluate_config(round) : ConfigRecord{};
-  const std::size_t n = clients_to_sample(clients.num_available(), options_.fraction_evaluate,
-                                          static_cast<std::size_t>(options_.min_evaluate_clients));
-  std::vector<EvaluateInstruction> out;
-  for (auto& client : clients.sample(n, static_cast<std::size_t>(options_.min_available_clients))) {
-    out.push_back({client, EvaluateIns{global, config}});
-  }
-  return out;
+  return plan<EvaluateInstruction>(clients, options_.fraction_evaluate, options_.min_evaluate_clients,
+                                   options_.min_available_clients, EvaluateIns{global, config});
 }
 
 AggregateEvaluateOutcome FedAvg::aggregate_evaluate(int, const std::vector<EvaluateResult>& results,

@@ -32,17 +32,40 @@ std::shared_ptr<const ModelSnapshot> snapshot_of(const Parameters& params) {
                                                [shared] { return encode_parameters(*shared); });
 }
 
-template <typename Instruction, typename Call>
-auto run_on_clients(ThreadPool& pool, const std::vector<Instruction>& instructions, Call call) {
-  using Outcome = decltype(call(instructions.front()));
-  std::vector<std::future<Outcome>> futures;
-  futures.reserve(instructions.size());
-  for (const auto& ins : instructions) {
-    futures.push_back(pool.submit([&call, &ins] { return call(ins); }));
+template <typename Result>
+struct Outcome {
+  std::optional<Result> ok;
+  std::optional<ClientFailure> failed;
+};
+
+// Runs `call(instruction, transfer)` for every instruction on the pool and
+// returns the outcomes in instruction (= client-id) order; whatever a call
+// throws becomes that client's failure.
+template <typename Result, typename Instruction, typename Call>
+std::vector<Outcome<Result>> run_on_clients(ThreadPool& pool, const std::vector<Instruction>& plan,
+                                            Call call) {
+  std::vector<std::future<Outcome<Result>>> futures;
+  futures.reserve(plan.size());
+  for (const auto& ins : plan) {
+    futures.push_back(pool.submit([&call, &ins] {
+      Outcome<Result> out;
+      TransferStats transfer;
+      const auto start = Clock::now();
+      const std::string& id = ins.client->id();
+      try {
+        auto res = call(ins, transfer);
+        transfer.seconds = seconds_since(start);
+        out.ok = Result{id, std::move(res), transfer};
+      } catch (const std::exception& e) {
+        transfer.seconds = seconds_since(start);
+        out.failed = ClientFailure{id, e.what(), transfer};
+      }
+      return out;
+    }));
   }
-  std::vector<Outcome> outcomes;
+  std::vector<Outcome<Result>> outcomes;
   outcomes.reserve(futures.size());
-  for (auto& f : futures) outcomes.push_back(f.get());  // instruction order = client-id order
+  for (auto& f : futures) outcomes.push_back(f.get());
   return outcomes;
 }
 
@@ -121,50 +144,34 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
     throw Error::failed_precondition("round " + std::to_string(round) + ": no clients were sampled");
   }
   summary.fit_config = fit_plan.front().ins.config;
-  struct FitOutcome {
-    std::optional<FitResult> ok;
-    std::optional<ClientFailure> failed;
-  };
-  auto fit_outcomes = run_on_clients(pool, fit_plan, [&](const FitInstruction& ins) {
-    FitOutcome out;
-    TransferStats transfer;
-    const auto start = Clock::now();
-    const std::string& id = ins.client->id();
-    try {
-      FitRes res = ins.client->fit(ins.ins, transfer);
-      transfer.seconds = seconds_since(start);
-      check_update(*shared_global, res.parameters, "client " + id);
-      if (res.num_examples <= 0) {
-        throw Error::invalid_argument("client " + id + ": reported num_examples " +
-                                      std::to_string(res.num_examples));
-      }
-      out.ok = FitResult{id, std::move(res), transfer};
-    } catch (const std::exception& e) {
-      transfer.seconds = seconds_since(start);
-      out.failed = ClientFailure{id, e.what(), transfer};
-    }
-    return out;
-  });
+  auto fit_outcomes = run_on_clients<FitResult>(
+      pool, fit_plan, [&](const FitInstruction& ins, TransferStats& transfer) {
+        FitRes res = ins.client->fit(ins.ins, transfer);
+        const std::string who = "client " + ins.client->id();
+        check_update(*shared_global, res.parameters, who);
+        if (res.num_examples <= 0) {
+          throw Error::invalid_argument(who + ": reported num_examples " +
+                                        std::to_string(res.num_examples));
+        }
+        return res;
+      });
   std::vector<FitResult> results;
   std::vector<ClientFailure> failures;
   for (auto& o : fit_outcomes) {
     ClientRoundStat stat;
+    const TransferStats& transfer = o.ok ? o.ok->transfer : o.failed->transfer;
+    stat.client_id = o.ok ? o.ok->client_id : o.failed->client_id;
+    stat.bytes_down = transfer.bytes_down;
+    stat.bytes_up = transfer.bytes_up;
+    stat.fit_seconds = transfer.seconds;
     if (o.ok) {
-      stat.client_id = o.ok->client_id;
       stat.num_examples = o.ok->res.num_examples;
       stat.fit_metrics = o.ok->res.metrics;
       stat.data_fingerprint = o.ok->res.data_fingerprint;
-      stat.bytes_down = o.ok->transfer.bytes_down;
-      stat.bytes_up = o.ok->transfer.bytes_up;
-      stat.fit_seconds = o.ok->transfer.seconds;
       results.push_back(std::move(*o.ok));
     } else {
-      stat.client_id = o.failed->client_id;
       stat.ok = false;
       stat.error = o.failed->reason;
-      stat.bytes_down = o.failed->transfer.bytes_down;
-      stat.bytes_up = o.failed->transfer.bytes_up;
-      stat.fit_seconds = o.failed->transfer.seconds;
       failures.push_back(std::move(*o.failed));
     }
     summary.bytes_down += stat.bytes_down;
@@ -191,24 +198,10 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
   auto new_global = std::make_shared<const Parameters>(global);
   auto eval_plan = strategy_.configure_evaluate(round, new_global, clients_);
   if (!eval_plan.empty()) {
-    struct EvalOutcome {
-      std::optional<EvaluateResult> ok;
-      std::optional<ClientFailure> failed;
-    };
-    auto eval_outcomes = run_on_clients(pool, eval_plan, [&](const EvaluateInstruction& ins) {
-      EvalOutcome out;
-      TransferStats transfer;
-      const auto start = Clock::now();
-      try {
-        EvaluateRes res = ins.client->evaluate(ins.ins, transfer);
-        transfer.seconds = seconds_since(start);
-        out.ok = EvaluateResult{ins.client->id(), std::move(res), transfer};
-      } catch (const std::exception& e) {
-        transfer.seconds = seconds_since(start);
-        out.failed = ClientFailure{ins.client->id(), e.what(), transfer};
-      }
-      return out;
-    });
+    auto eval_outcomes = run_on_clients<EvaluateResult>(
+        pool, eval_plan, [](const EvaluateInstruction& ins, TransferStats& transfer) {
+          return ins.client->evaluate(ins.ins, transfer);
+        });
     std::vector<EvaluateResult> eval_results;
     std::vector<ClientFailure> eval_failures;
     for (auto& o : eval_outcomes) {
