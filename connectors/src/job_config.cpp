@@ -126,7 +126,7 @@ class JobReader {
     constexpr double kMax = std::numeric_limits<double>::max();
     if (root.IsNull()) return;
     auto top = section(root, "", {"name", "seed", "rounds", "model", "data", "clients", "train",
-                                  "strategy", "evaluation", "runtime"});
+                                  "strategy", "evaluation", "runtime", "tracking"});
     if (top.count("name")) job_.name = string(top["name"], "name");
     if (top.count("seed")) job_.seed = static_cast<std::uint64_t>(integer(top["seed"], "seed", 0, kMaxInt));
     if (top.count("rounds")) job_.rounds = integer(top["rounds"], "rounds", 1, 1000000);
@@ -181,6 +181,17 @@ class JobReader {
       if (e.count("initial")) job_.evaluation.initial = boolean(e["initial"], "evaluation.initial");
       if (e.count("federated")) job_.evaluation.federated = boolean(e["federated"], "evaluation.federated");
       if (e.count("batch_size")) job_.evaluation.batch_size = integer(e["batch_size"], "evaluation.batch_size", 1, 1 << 24);
+    }
+    if (top.count("tracking")) {
+      auto t = section(top["tracking"], "tracking", {"uri", "experiment", "journal", "timeout"});
+      auto& s = job_.tracking;
+      if (t.count("uri")) s.uri = string(t["uri"], "tracking.uri");
+      if (t.count("experiment")) s.experiment = string(t["experiment"], "tracking.experiment");
+      if (t.count("journal")) s.journal = string(t["journal"], "tracking.journal");
+      if (t.count("timeout")) s.timeout = number(t["timeout"], "tracking.timeout", 0, 3600, true);
+      if (!s.uri.empty() && s.uri.rfind("http://", 0) != 0 && s.uri.rfind("https://", 0) != 0) {
+        fail(t["uri"], "tracking.uri", "must be an http:// or https:// MLflow server, got '" + s.uri + "'");
+      }
     }
     if (top.count("runtime")) {
       auto r = section(top["runtime"], "runtime", {"parallelism", "threads_per_client"});
@@ -350,6 +361,10 @@ std::vector<std::pair<std::string, std::string>> flatten_job(const JobSpec& j) {
       {"evaluation.batch_size", s(j.evaluation.batch_size)},
       {"runtime.parallelism", s(j.runtime.parallelism)},
       {"runtime.threads_per_client", s(j.runtime.threads_per_client)},
+      {"tracking.uri", j.tracking.uri},
+      {"tracking.experiment", j.tracking.experiment},
+      {"tracking.journal", j.tracking.journal},
+      {"tracking.timeout", s(j.tracking.timeout)},
   };
 }
 

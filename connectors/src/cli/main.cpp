@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "fedtrack/connectors/run_command.h"
+#include "fedtrack/connectors/tracking_commands.h"
 
 #ifndef FEDTRACK_VERSION
 #define FEDTRACK_VERSION "unknown"
@@ -26,6 +27,18 @@ int main(int argc, char** argv) {
   run->add_option("--model-out", run_args.model_out,
                   "Write the final global model here (a LibTorch checkpoint)");
 
+  fedtrack::RunsArgs runs_args;
+  CLI::App* runs = app.add_subcommand("runs", "List the jobs and rounds in the local tracking journal");
+  runs->add_option("--journal", runs_args.journal, "Journal file")->capture_default_str();
+  runs->add_flag("--json", runs_args.json, "Print one JSON array instead of text");
+
+  fedtrack::SyncArgs sync_args;
+  CLI::App* sync = app.add_subcommand(
+      "sync", "Send the journal's pending tracking writes to an MLflow server, in order, exactly once");
+  sync->add_option("--journal", sync_args.journal, "Journal file")->capture_default_str();
+  sync->add_option("--tracking-uri", sync_args.tracking_uri,
+                   "MLflow server (default: MLFLOW_TRACKING_URI)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -36,5 +49,7 @@ int main(int argc, char** argv) {
     fedtrack::install_stop_handlers();
     return fedtrack::run_command(run_args, std::cout, std::cerr);
   }
+  if (runs->parsed()) return fedtrack::runs_command(runs_args, std::cout, std::cerr);
+  if (sync->parsed()) return fedtrack::sync_command(sync_args, std::cout, std::cerr);
   return 2;
 }

@@ -65,6 +65,13 @@ struct RuntimeSpec {
   std::int64_t threads_per_client = 0; // LibTorch intra-op threads; 0 = cores / parallelism
 };
 
+struct TrackingSpec {
+  std::string uri;         // MLflow server; empty = MLFLOW_TRACKING_URI, else journal only
+  std::string experiment;  // empty = MLFLOW_EXPERIMENT_NAME, else "Default"
+  std::string journal = ".fedtrack/journal.sqlite";  // the local SQLite journal
+  double timeout = 5;      // seconds any round may wait on MLflow
+};
+
 struct JobSpec {
   std::string name = "fashion-mnist-fedavg";
   std::uint64_t seed = 42;
@@ -76,6 +83,7 @@ struct JobSpec {
   StrategySpec strategy;
   EvaluationSpec evaluation;
   RuntimeSpec runtime;
+  TrackingSpec tracking;
 
   // Where each key came from ("job.yaml:7", "--set", "default"), keyed by its
   // dotted path, so later errors (an unknown model name) can point at it.

@@ -1,0 +1,145 @@
+#include "fedtrack/connectors/tracking_commands.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <ostream>
+
+#include "fedtrack/connectors/run_command.h"
+#include "fedtrack/core/error.h"
+#include "fedtrack/tracking/journal.h"
+#include "fedtrack/tracking/journal_sync.h"
+#include "fedtrack/tracking/mlflow_client.h"
+
+namespace fedtrack {
+namespace {
+
+using json = nlohmann::json;
+
+void require_journal(const std::string& path) {
+  if (!std::filesystem::exists(path)) {
+    throw Error::not_found("no tracking journal at " + path + " (pass --journal PATH)");
+  }
+}
+
+// The global metrics a run's batches carry (client/... keys left out).
+std::map<std::string, double> run_metrics(Journal& journal, const std::string& run_key) {
+  std::map<std::string, double> out;
+  for (const auto& op : journal.ops_for_run(run_key)) {
+    if (op.op != "batch") continue;
+    const json payload = json::parse(op.payload);
+    for (const auto& m : payload.value("metrics", json::array())) {
+      const std::string key = m.at(0).get<std::string>();
+      if (key.rfind("client/", 0) == 0) continue;
+      out[key] = m.at(1).is_number() ? m.at(1).get<double>() : std::nan("");
+    }
+  }
+  return out;
+}
+
+std::size_t pending_for(Journal& journal, const std::string& run_key) {
+  std::size_t n = 0;
+  for (const auto& op : journal.ops_for_run(run_key)) n += op.state == "pending";
+  return n;
+}
+
+std::string fixed(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", v);
+  return buf;
+}
+
+std::string sync_state(Journal& journal, const JournalRun& run) {
+  const std::size_t pending = pending_for(journal, run.run_key);
+  std::string s = run.run_id.empty() ? "not on a server" : "mlflow run " + run.run_id;
+  if (pending > 0) s += ", " + std::to_string(pending) + " write(s) pending";
+  return s;
+}
+
+}  // namespace
+
+int runs_command(const RunsArgs& args, std::ostream& out, std::ostream& err) {
+  try {
+    require_journal(args.journal);
+    Journal journal(args.journal);
+    const auto runs = journal.runs();
+    json report = json::array();
+    for (const auto& job : runs) {
+      if (job.kind != "job") continue;
+      json j = {{"job_id", job.job_id}, {"name", job.run_name}, {"status", job.status},
+                {"experiment", job.experiment}, {"tracking_uri", job.tracking_uri},
+                {"run_id", job.run_id}, {"pending_writes", pending_for(journal, job.run_key)},
+                {"metrics", run_metrics(journal, job.run_key)}, {"rounds", json::array()}};
+      if (!args.json) {
+        out << job.job_id << "  " << job.status << "  experiment " << job.experiment << "  "
+            << sync_state(journal, job) << "\n";
+      }
+      for (const auto& round : runs) {
+        if (round.kind != "round" || round.parent_key != job.run_key) continue;
+        const auto metrics = run_metrics(journal, round.run_key);
+        j["rounds"].push_back({{"round", round.round}, {"status", round.status}, {"run_id", round.run_id},
+                               {"pending_writes", pending_for(journal, round.run_key)}, {"metrics", metrics}});
+        if (!args.json) {
+          out << "  " << round.run_name << "  " << round.status;
+          for (const char* key : {"eval_accuracy", "eval_loss", "train_loss"}) {
+            auto it = metrics.find(key);
+            if (it != metrics.end()) out << "  " << key << "=" << fixed(it->second);
+          }
+          out << "  " << sync_state(journal, round) << "\n";
+        }
+      }
+      report.push_back(j);
+    }
+    if (args.json) {
+      out << report.dump() << "\n";
+    } else if (report.empty()) {
+      out << "no jobs in " << args.journal << "\n";
+    }
+    if (const std::size_t failed = journal.failed_count()) {
+      err << failed << " write(s) were refused by MLflow; they stay in the journal as failed\n";
+    }
+    return 0;
+  } catch (const Error& e) {
+    err << "fedtrack: " << e.what() << std::endl;
+    return exit_status_for(static_cast<int>(e.code()));
+  }
+}
+
+int sync_command(const SyncArgs& args, std::ostream& out, std::ostream& err) {
+  try {
+    require_journal(args.journal);
+    MlflowConfig config = MlflowConfig::from_environment(args.tracking_uri);
+    if (config.tracking_uri.empty()) {
+      throw Error::invalid_argument("no tracking URI: pass --tracking-uri or set MLFLOW_TRACKING_URI");
+    }
+    Journal journal(args.journal);
+    const std::size_t before = journal.pending_count();
+    if (before == 0) {
+      out << "sync: nothing to send (" << args.journal << ")" << std::endl;
+      return 0;
+    }
+    MlflowClient client(config);
+    const SyncResult r = JournalSync(journal, client).run();
+    out << "sync: sent " << r.sent << " write(s) to " << config.tracking_uri << " in " << client.requests_sent()
+        << " request(s); " << journal.pending_count() << " pending" << std::endl;
+    if (r.stopped) {
+      err << "fedtrack: " << r.stop_reason << std::endl;
+      return exit_status_for(static_cast<int>(r.stop_code));
+    }
+    if (r.rejected > 0) {
+      err << "fedtrack: MLflow refused " << r.rejected
+          << " write(s); they stay in the journal as failed (fedtrack runs --journal " << args.journal << ")"
+          << std::endl;
+      return 2;
+    }
+    return 0;
+  } catch (const Error& e) {
+    err << "fedtrack: " << e.what() << std::endl;
+    return exit_status_for(static_cast<int>(e.code()));
+  }
+}
+
+}  // namespace fedtrack

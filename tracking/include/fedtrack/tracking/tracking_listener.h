@@ -1,0 +1,96 @@
+// TrackingListener — makes a federated job one MLflow run and each round a
+// nested run, through the journal.
+//
+// Every write is journalled first (one SQLite transaction per event), then
+// the pending writes are sent, for at most `timeout_seconds` per event: when
+// the server is away, training goes on and the writes wait in the journal,
+// to be sent by the next event that reaches the server, by the next job, or
+// by `fedtrack sync`. Without a client (no tracking URI) it only journals.
+//
+// What lands in MLflow:
+//   parent run  name = job name; params = the job config flattened
+//               (train.lr, ...); tags fedtrack.job_id, mlflow.user,
+//               mlflow.source.name, mlflow.source.git.commit (when known);
+//               every round's global metrics at step = round; the initial
+//               model's evaluation at step 0; status FINISHED / FAILED (error
+//               in mlflow.note.content) / KILLED.
+//   child runs  "round-003", tag mlflow.parentRunId; the round's metrics
+//               (step = round), the fit config as params, per-client metrics
+//               under client/<id>/..., tags fedtrack.round, fedtrack.job_id,
+//               fedtrack.model_sha256 and client/<id>/data_fingerprint.
+// Called from the server's thread only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fedtrack/core/round_listener.h"
+#include "fedtrack/tracking/journal.h"
+#include "fedtrack/tracking/journal_sync.h"
+#include "fedtrack/tracking/mlflow_client.h"
+
+namespace fedtrack {
+
+struct TrackingOptions {
+  std::string experiment = "Default";
+  double timeout_seconds = 5;           // longest any event waits on MLflow
+  std::vector<KeyValue> job_params;     // the job config, flattened
+  std::vector<KeyValue> job_tags;       // mlflow.source.name, mlflow.source.git.commit, ...
+  std::string user;                     // mlflow.user
+  std::function<void(const std::string&)> warn;  // one line per problem worth telling
+};
+
+// Per event: how long tracking took and how many requests it sent.
+struct TrackingEventStats {
+  int round = 0;  // 0 = job start / initial evaluation, -1 = job end
+  std::int64_t requests = 0;
+  double seconds = 0;
+};
+
+struct TrackingReport {
+  std::string experiment_id;                 // empty until created on a server
+  std::string run_id;
+  std::vector<std::string> round_run_ids;    // per round, "" where not yet created
+  std::size_t pending = 0;                   // writes still in the journal only
+  std::size_t rejected = 0;                  // writes the server refused for good
+  std::vector<TrackingEventStats> events;
+};
+
+class TrackingListener : public RoundListener {
+ public:
+  // `client` may be null (journal only). Both are borrowed.
+  TrackingListener(Journal& journal, MlflowClient* client, TrackingOptions options);
+
+  void on_job_start(const JobStart& start) override;
+  void on_initial_evaluation(const Metrics& metrics) override;
+  void on_round(const RoundSummary& summary) override;
+  void on_job_end(const JobEnd& end) override;
+
+  // Sends pending writes (of this and earlier jobs) for at most the timeout.
+  void flush();
+
+  TrackingReport report();
+
+  static std::string round_key(const std::string& job_id, int round);
+
+ private:
+  void record(int round, const std::function<void()>& writes);
+  void warn(const std::string& line);
+
+  Journal& journal_;
+  MlflowClient* client_;
+  TrackingOptions options_;
+  std::string job_id_;
+  int rounds_seen_ = 0;
+  std::size_t rejected_ = 0;
+  std::string last_warning_;
+  std::vector<TrackingEventStats> events_;
+};
+
+// Milliseconds since the Unix epoch.
+std::int64_t now_ms();
+
+}  // namespace fedtrack

@@ -1,0 +1,193 @@
+#include "fedtrack/tracking/tracking_listener.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "fedtrack/core/digest.h"
+#include "fedtrack/core/records.h"
+#include "tracking_payload.h"
+
+namespace fedtrack {
+namespace {
+
+void add_metrics(LogBatch& batch, const Metrics& metrics, const std::string& prefix, std::int64_t ts,
+                 std::int64_t step) {
+  for (const auto& [key, value] : metrics) batch.metrics.push_back({sanitize_key(prefix + key), value, ts, step});
+}
+
+}  // namespace
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string TrackingListener::round_key(const std::string& job_id, int round) {
+  char name[32];
+  std::snprintf(name, sizeof name, "round-%03d", round);
+  return job_id + "/" + name;
+}
+
+TrackingListener::TrackingListener(Journal& journal, MlflowClient* client, TrackingOptions options)
+    : journal_(journal), client_(client), options_(std::move(options)) {}
+
+void TrackingListener::warn(const std::string& line) {
+  if (line == last_warning_) return;  // say each problem once, not every round
+  last_warning_ = line;
+  if (options_.warn) options_.warn(line);
+}
+
+void TrackingListener::flush() {
+  if (!client_) return;
+  client_->set_deadline(MlflowClient::Clock::now() +
+                        std::chrono::duration_cast<MlflowClient::Clock::duration>(
+                            std::chrono::duration<double>(options_.timeout_seconds)));
+  SyncResult result;
+  try {
+    result = JournalSync(journal_, *client_).run();
+  } catch (const Error& e) {
+    client_->set_deadline(std::nullopt);
+    warn(std::string("tracking: ") + e.what());
+    return;
+  }
+  client_->set_deadline(std::nullopt);
+  rejected_ += result.rejected;
+  if (result.rejected > 0) {
+    warn("tracking: MLflow refused " + std::to_string(result.rejected) + " write(s); see `fedtrack runs --journal " +
+         journal_.path() + "`");
+  }
+  if (result.stopped) {
+    warn("tracking: " + result.stop_reason + "; " + std::to_string(result.pending) +
+         " write(s) wait in " + journal_.path() + " and will be retried");
+  } else {
+    last_warning_.clear();
+  }
+}
+
+void TrackingListener::record(int round, const std::function<void()>& writes) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::int64_t before = client_ ? client_->requests_sent() : 0;
+  journal_.transaction(writes);
+  flush();
+  events_.push_back({round, client_ ? client_->requests_sent() - before : 0,
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()});
+}
+
+void TrackingListener::on_job_start(const JobStart& start) {
+  job_id_ = start.job_id;
+  record(0, [&] {
+    JournalRun run;
+    run.run_key = job_id_;
+    run.job_id = job_id_;
+    run.kind = "job";
+    run.run_name = start.name;
+    run.experiment = options_.experiment;
+    run.created_ms = now_ms();
+    journal_.add_run(run);
+    std::vector<KeyValue> tags = options_.job_tags;
+    tags.push_back({"fedtrack.job_id", job_id_});
+    tags.push_back({"fedtrack.rounds", std::to_string(start.total_rounds)});
+    if (!options_.user.empty()) tags.push_back({"mlflow.user", options_.user});
+    journal_.add_op(job_id_, "create",
+                    nlohmann::json{{"start_time", run.created_ms}, {"user", options_.user}, {"tags", tags_payload(tags)}}
+                        .dump());
+    LogBatch params;
+    for (const auto& p : options_.job_params) {
+      params.params.push_back({sanitize_key(p.key), p.value.substr(0, 6000)});
+    }
+    if (!params.params.empty()) journal_.add_op(job_id_, "batch", batch_payload(params).dump());
+  });
+}
+
+void TrackingListener::on_initial_evaluation(const Metrics& metrics) {
+  record(0, [&] {
+    LogBatch batch;
+    add_metrics(batch, metrics, "", now_ms(), 0);
+    journal_.add_op(job_id_, "batch", batch_payload(batch).dump());
+  });
+}
+
+void TrackingListener::on_round(const RoundSummary& s) {
+  rounds_seen_ = std::max(rounds_seen_, s.round);
+  const std::string model_sha = s.model ? sha256_hex(s.model->checkpoint_bytes()) : "";
+  record(s.round, [&] {
+    const std::int64_t ts = now_ms();
+    const std::string key = round_key(job_id_, s.round);
+    JournalRun run;
+    run.run_key = key;
+    run.job_id = job_id_;
+    run.kind = "round";
+    run.round = s.round;
+    run.run_name = key.substr(key.rfind('/') + 1);
+    run.experiment = options_.experiment;
+    run.parent_key = job_id_;
+    run.created_ms = ts;
+    journal_.add_run(run);
+    std::vector<KeyValue> tags = {{"fedtrack.job_id", job_id_}, {"fedtrack.round", std::to_string(s.round)}};
+    if (!options_.user.empty()) tags.push_back({"mlflow.user", options_.user});
+    const std::int64_t start_ms = ts - static_cast<std::int64_t>(s.round_seconds * 1000);
+    journal_.add_op(key, "create",
+                    nlohmann::json{{"start_time", start_ms}, {"user", options_.user}, {"tags", tags_payload(tags)}}.dump());
+
+    LogBatch child;
+    add_metrics(child, s.metrics, "", ts, s.round);
+    for (const auto& [k, v] : s.fit_config) child.params.push_back({sanitize_key(k), scalar_to_string(v).substr(0, 6000)});
+    if (!model_sha.empty()) child.tags.push_back({"fedtrack.model_sha256", model_sha});
+    for (const auto& c : s.clients) {
+      const std::string prefix = "client/" + c.client_id + "/";
+      add_metrics(child, c.fit_metrics, prefix, ts, s.round);
+      for (const auto& [k, v] : c.evaluate_metrics) {
+        child.metrics.push_back({sanitize_key(prefix + "eval_" + k), v, ts, s.round});
+      }
+      add_metrics(child,
+                  {{"ok", c.ok ? 1.0 : 0.0},
+                   {"num_examples", static_cast<double>(c.num_examples)},
+                   {"bytes_down", static_cast<double>(c.bytes_down)},
+                   {"bytes_up", static_cast<double>(c.bytes_up)},
+                   {"fit_seconds", c.fit_seconds}},
+                  prefix, ts, s.round);
+      if (!c.data_fingerprint.empty()) child.tags.push_back({sanitize_key(prefix + "data_fingerprint"), c.data_fingerprint});
+      if (!c.ok) child.tags.push_back({sanitize_key(prefix + "error"), c.error.substr(0, 8000)});
+    }
+    journal_.add_op(key, "batch", batch_payload(child).dump());
+    journal_.add_op(key, "end", nlohmann::json{{"status", "FINISHED"}, {"end_time", ts}}.dump());
+    journal_.set_run_status(key, "FINISHED", ts);
+
+    LogBatch parent;
+    add_metrics(parent, s.metrics, "", ts, s.round);
+    journal_.add_op(job_id_, "batch", batch_payload(parent).dump());
+  });
+}
+
+void TrackingListener::on_job_end(const JobEnd& end) {
+  record(-1, [&] {
+    const std::int64_t ts = now_ms();
+    const std::string status = job_status_name(end.status);
+    if (!end.error.empty()) {
+      LogBatch note;
+      note.tags.push_back({"mlflow.note.content", end.error.substr(0, 8000)});
+      journal_.add_op(job_id_, "batch", batch_payload(note).dump());
+    }
+    journal_.add_op(job_id_, "end", nlohmann::json{{"status", status}, {"end_time", ts}}.dump());
+    journal_.set_run_status(job_id_, status, ts);
+  });
+}
+
+TrackingReport TrackingListener::report() {
+  TrackingReport r;
+  if (auto job = journal_.run(job_id_)) {
+    r.experiment_id = job->experiment_id;
+    r.run_id = job->run_id;
+  }
+  for (int round = 1; round <= rounds_seen_; ++round) {
+    auto run = journal_.run(round_key(job_id_, round));
+    r.round_run_ids.push_back(run ? run->run_id : "");
+  }
+  r.pending = journal_.pending_count();
+  r.rejected = rejected_;
+  r.events = events_;
+  return r;
+}
+
+}  // namespace fedtrack
