@@ -56,8 +56,8 @@ RunInfo parse_run_info(const json& j) {
   return info;
 }
 
-Run parse_run(const json& j) {
-  Run run;
+MlflowRun parse_run(const json& j) {
+  MlflowRun run;
   run.info = parse_run_info(j.at("info"));
   if (j.contains("data")) {
     const json& d = j.at("data");
@@ -381,15 +381,15 @@ void MlflowClient::update_run(const std::string& run_id, const std::string& stat
   call("POST", "mlflow/runs/update", body.dump());
 }
 
-Run MlflowClient::get_run(const std::string& run_id) {
+MlflowRun MlflowClient::get_run(const std::string& run_id) {
   const json r = json::parse(call("GET", "mlflow/runs/get", json{{"run_id", run_id}}.dump()));
   return parse_run(r.at("run"));
 }
 
-std::vector<Run> MlflowClient::search_runs(const std::vector<std::string>& experiment_ids,
+std::vector<MlflowRun> MlflowClient::search_runs(const std::vector<std::string>& experiment_ids,
                                            const std::string& filter,
                                            const std::vector<std::string>& order_by, std::size_t page_size) {
-  std::vector<Run> out;
+  std::vector<MlflowRun> out;
   std::string token;
   do {
     json body = {{"experiment_ids", experiment_ids}, {"max_results", page_size}};
@@ -540,8 +540,16 @@ void MlflowClient::set_registered_model_alias(const std::string& name, const std
 }
 
 ModelVersion MlflowClient::get_model_version_by_alias(const std::string& name, const std::string& alias) {
-  const json r = json::parse(call("GET", "mlflow/registered-models/alias", json{{"name", name}, {"alias", alias}}.dump()));
-  return parse_model_version(r.at("model_version"));
+  try {
+    const json r = json::parse(call("GET", "mlflow/registered-models/alias", json{{"name", name}, {"alias", alias}}.dump()));
+    return parse_model_version(r.at("model_version"));
+  } catch (const Error& e) {
+    // MLflow reports a missing alias as INVALID_PARAMETER_VALUE; it is a lookup that found nothing.
+    if (e.code() == ErrorCode::kInvalidArgument && std::string(e.what()).find("not found") != std::string::npos) {
+      throw Error::not_found(e.what());
+    }
+    throw;
+  }
 }
 
 void MlflowClient::delete_registered_model_alias(const std::string& name, const std::string& alias) {

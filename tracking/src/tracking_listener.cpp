@@ -30,7 +30,10 @@ std::string TrackingListener::round_key(const std::string& job_id, int round) {
 }
 
 TrackingListener::TrackingListener(Journal& journal, MlflowClient* client, TrackingOptions options)
-    : journal_(journal), client_(client), options_(std::move(options)) {}
+    : journal_(journal),
+      client_(client),
+      sync_(client ? std::make_unique<JournalSync>(journal, *client) : nullptr),
+      options_(std::move(options)) {}
 
 void TrackingListener::warn(const std::string& line) {
   if (line == last_warning_) return;  // say each problem once, not every round
@@ -45,7 +48,7 @@ void TrackingListener::flush() {
                             std::chrono::duration<double>(options_.timeout_seconds)));
   SyncResult result;
   try {
-    result = JournalSync(journal_, *client_).run();
+    result = sync_->run();
   } catch (const Error& e) {
     client_->set_deadline(std::nullopt);
     warn(std::string("tracking: ") + e.what());
@@ -58,8 +61,7 @@ void TrackingListener::flush() {
          journal_.path() + "`");
   }
   if (result.stopped) {
-    warn("tracking: " + result.stop_reason + "; " + std::to_string(result.pending) +
-         " write(s) wait in " + journal_.path() + " and will be retried");
+    warn("tracking: " + result.stop_reason + "; writes wait in " + journal_.path() + " and will be retried");
   } else {
     last_warning_.clear();
   }

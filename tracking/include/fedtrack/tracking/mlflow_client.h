@@ -63,7 +63,7 @@ struct RunInfo {
   std::string lifecycle_stage;
 };
 
-struct Run {
+struct MlflowRun {
   RunInfo info;
   std::map<std::string, double> metrics;       // latest value per key
   std::map<std::string, std::string> params;
@@ -147,9 +147,9 @@ class MlflowClient {
                      std::int64_t start_time_ms, const std::vector<KeyValue>& tags,
                      const std::string& user = "");
   void update_run(const std::string& run_id, const std::string& status, std::int64_t end_time_ms);
-  Run get_run(const std::string& run_id);
+  MlflowRun get_run(const std::string& run_id);
   // All runs matching `filter` (MLflow search syntax), following page tokens.
-  std::vector<Run> search_runs(const std::vector<std::string>& experiment_ids,
+  std::vector<MlflowRun> search_runs(const std::vector<std::string>& experiment_ids,
                                const std::string& filter = "",
                                const std::vector<std::string>& order_by = {},
                                std::size_t page_size = 1000);

@@ -82,6 +82,7 @@ class TrackingListener : public RoundListener {
 
   Journal& journal_;
   MlflowClient* client_;
+  std::unique_ptr<JournalSync> sync_;  // kept across events: it caches experiment ids
   TrackingOptions options_;
   std::string job_id_;
   int rounds_seen_ = 0;

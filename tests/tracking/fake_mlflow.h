@@ -1,0 +1,123 @@
+// An in-process stand-in for an MLflow server, for the tracking module's
+// error-path unit tests only (real behaviour is tested against a real
+// server in tests/integration). It keeps experiments, runs, metrics, params
+// and tags in memory and can be told to fail requests.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "fedtrack/core/error.h"
+#include "fedtrack/tracking/http.h"
+
+namespace fedtrack::testing {
+
+struct FakeRun {
+  std::string id;
+  std::string experiment_id;
+  std::string name;
+  std::string status = "RUNNING";
+  std::map<std::string, std::string> tags;
+  std::map<std::string, std::string> params;
+  std::vector<nlohmann::json> metrics;  // as received, duplicates dropped like MLflow does
+};
+
+class FakeMlflow : public HttpTransport {
+ public:
+  // What happens to the next requests: 0 = serve; an HTTP status = answer it;
+  // -1 = no answer (Error(kUnavailable)); -2 = serve it, then lose the answer.
+  std::deque<long> script;
+  std::vector<HttpRequest> requests;
+  std::map<std::string, FakeRun> runs;
+  std::map<std::string, std::string> experiments{{"Default", "0"}};
+
+  HttpResponse send(const HttpRequest& request) override {
+    requests.push_back(request);
+    long action = 0;
+    if (!script.empty()) {
+      action = script.front();
+      script.pop_front();
+    }
+    if (action == -1) throw Error::unavailable("connection refused (fake)");
+    if (action > 0) return {action, R"({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "scripted"})", {}};
+    HttpResponse response = serve(request);
+    if (action == -2) throw Error::unavailable("answer lost (fake)");
+    return response;
+  }
+
+  std::size_t count(const std::string& path_part) const {
+    std::size_t n = 0;
+    for (const auto& r : requests) n += r.url.find(path_part) != std::string::npos;
+    return n;
+  }
+
+ private:
+  static HttpResponse ok(const nlohmann::json& body) { return {200, body.dump(), {}}; }
+
+  static std::string query_value(const std::string& url, const std::string& key) {
+    const auto at = url.find(key + "=");
+    if (at == std::string::npos) return "";
+    const auto end = url.find('&', at);
+    return url.substr(at + key.size() + 1, end == std::string::npos ? std::string::npos : end - at - key.size() - 1);
+  }
+
+  HttpResponse serve(const HttpRequest& request) {
+    const std::string& url = request.url;
+    const nlohmann::json body = request.body.empty() ? nlohmann::json::object() : nlohmann::json::parse(request.body);
+    if (url.find("experiments/get-by-name") != std::string::npos) {
+      const std::string name = query_value(url, "experiment_name");
+      auto it = experiments.find(name);
+      if (it == experiments.end()) return {404, R"({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no"})", {}};
+      return ok({{"experiment", {{"experiment_id", it->second}, {"name", name}, {"lifecycle_stage", "active"}}}});
+    }
+    if (url.find("experiments/create") != std::string::npos) {
+      const std::string id = std::to_string(experiments.size());
+      experiments[body.at("name")] = id;
+      return ok({{"experiment_id", id}});
+    }
+    if (url.find("runs/create") != std::string::npos) {
+      FakeRun run;
+      run.id = "run" + std::to_string(runs.size() + 1);
+      run.experiment_id = body.at("experiment_id");
+      run.name = body.value("run_name", "");
+      for (const auto& t : body.value("tags", nlohmann::json::array())) run.tags[t.at("key")] = t.at("value");
+      runs[run.id] = run;
+      return ok({{"run", {{"info", {{"run_id", run.id}, {"experiment_id", run.experiment_id}}}}}});
+    }
+    if (url.find("runs/search") != std::string::npos) {
+      // Understands only: tags.`fedtrack.run_key` = '<key>'
+      const std::string filter = body.value("filter", "");
+      const auto open = filter.find('\''), close = filter.rfind('\'');
+      const std::string wanted = filter.substr(open + 1, close - open - 1);
+      nlohmann::json found = nlohmann::json::array();
+      for (const auto& [id, run] : runs) {
+        auto it = run.tags.find("fedtrack.run_key");
+        if (it != run.tags.end() && it->second == wanted) {
+          found.push_back({{"info", {{"run_id", id}, {"experiment_id", run.experiment_id}}}});
+        }
+      }
+      return ok({{"runs", found}});
+    }
+    if (url.find("runs/log-batch") != std::string::npos) {
+      FakeRun& run = runs.at(body.at("run_id"));
+      for (const auto& p : body.value("params", nlohmann::json::array())) run.params[p.at("key")] = p.at("value");
+      for (const auto& t : body.value("tags", nlohmann::json::array())) run.tags[t.at("key")] = t.at("value");
+      for (const auto& m : body.value("metrics", nlohmann::json::array())) {
+        if (std::find(run.metrics.begin(), run.metrics.end(), m) == run.metrics.end()) run.metrics.push_back(m);
+      }
+      return ok(nlohmann::json::object());
+    }
+    if (url.find("runs/update") != std::string::npos) {
+      runs.at(body.at("run_id")).status = body.at("status");
+      return ok(nlohmann::json::object());
+    }
+    return {404, "not found", {}};
+  }
+};
+
+}  // namespace fedtrack::testing
