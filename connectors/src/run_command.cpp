@@ -95,9 +95,15 @@ class JobTracking {
     auto id_or_null = [](const std::string& id) { return id.empty() ? nlohmann::json() : nlohmann::json(id); };
     nlohmann::json rounds = nlohmann::json::array();
     for (const auto& id : r.round_run_ids) rounds.push_back(id_or_null(id));
+    std::int64_t requests = 0;
+    double seconds = 0;
+    for (const auto& e : r.events) {
+      requests += e.requests;
+      seconds += e.seconds;
+    }
     return {{"experiment_id", id_or_null(r.experiment_id)}, {"run_id", id_or_null(r.run_id)},
             {"round_run_ids", rounds}, {"pending_writes", r.pending}, {"journal", path},
-            {"uri", id_or_null(uri_)}};
+            {"uri", id_or_null(uri_)}, {"requests", requests}, {"seconds", seconds}};
   }
 
  private:
