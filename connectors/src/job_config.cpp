@@ -58,6 +58,8 @@ class JobReader {
     return out;
   }
 
+  static const YAML::Node& node_of(const YAML::Node& n) { return n; }
+
   std::string location(const YAML::Node& node, const std::string& key) const {
     std::string w = where(node, key);
     return w.substr(0, w.size() - 2);
@@ -126,7 +128,7 @@ class JobReader {
     constexpr double kMax = std::numeric_limits<double>::max();
     if (root.IsNull()) return;
     auto top = section(root, "", {"name", "seed", "rounds", "model", "data", "clients", "train",
-                                  "strategy", "evaluation", "runtime", "tracking"});
+                                  "strategy", "evaluation", "runtime", "tracking", "versioning"});
     if (top.count("name")) job_.name = string(top["name"], "name");
     if (top.count("seed")) job_.seed = static_cast<std::uint64_t>(integer(top["seed"], "seed", 0, kMaxInt));
     if (top.count("rounds")) job_.rounds = integer(top["rounds"], "rounds", 1, 1000000);
@@ -191,6 +193,25 @@ class JobReader {
       if (t.count("timeout")) s.timeout = number(t["timeout"], "tracking.timeout", 0, 3600, true);
       if (!s.uri.empty() && s.uri.rfind("http://", 0) != 0 && s.uri.rfind("https://", 0) != 0) {
         fail(t["uri"], "tracking.uri", "must be an http:// or https:// MLflow server, got '" + s.uri + "'");
+      }
+    }
+    if (top.count("versioning")) {
+      auto v = section(top["versioning"], "versioning", {"enabled", "repo", "path", "remote", "push", "author"});
+      auto& s = job_.versioning;
+      if (v.count("enabled")) s.enabled = boolean(v["enabled"], "versioning.enabled");
+      if (v.count("repo")) s.repo = string(v["repo"], "versioning.repo");
+      if (v.count("path")) s.path = string(v["path"], "versioning.path");
+      if (v.count("remote")) s.remote = string(v["remote"], "versioning.remote");
+      if (v.count("push")) s.push = boolean(v["push"], "versioning.push");
+      if (v.count("author")) {
+        s.author = string(v["author"], "versioning.author");
+        if (s.author.find('<') == std::string::npos || s.author.back() != '>') {
+          fail(v["author"], "versioning.author", "must look like 'Name <email>', got '" + s.author + "'");
+        }
+      }
+      if (s.path.front() == '/' || s.path.find("..") != std::string::npos) {
+        fail(v.count("path") ? v["path"] : node_of(top["versioning"]), "versioning.path",
+             "must be a path inside the repository, got '" + s.path + "'");
       }
     }
     if (top.count("runtime")) {
@@ -365,6 +386,11 @@ std::vector<std::pair<std::string, std::string>> flatten_job(const JobSpec& j) {
       {"tracking.experiment", j.tracking.experiment},
       {"tracking.journal", j.tracking.journal},
       {"tracking.timeout", s(j.tracking.timeout)},
+      {"versioning.enabled", s(j.versioning.enabled)},
+      {"versioning.repo", j.versioning.repo},
+      {"versioning.path", j.versioning.path},
+      {"versioning.remote", j.versioning.remote},
+      {"versioning.push", s(j.versioning.push)},
   };
 }
 

@@ -18,11 +18,8 @@
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
 #include "fedtrack/core/simulation.h"
-#include "fedtrack/tracking/journal.h"
-#include "fedtrack/tracking/mlflow_client.h"
-#include "fedtrack/tracking/tracking_listener.h"
+#include "job_recorder.h"
 #include "progress_printer.h"
-#include "source_info.h"
 
 namespace fedtrack {
 namespace {
@@ -44,75 +41,6 @@ std::string make_job_id(const std::string& name) {
      << std::setfill('0') << (entropy() & 0xffffff);
   return id.str();
 }
-
-// The job's tracking: the journal always, an MLflow client when a tracking
-// URI is set (job file, else MLFLOW_TRACKING_URI).
-class JobTracking {
- public:
-  JobTracking(JobSpec& job, const RunArgs& args, std::ostream& err) : err_(err) {
-    if (job.tracking.uri.empty()) {
-      if (const char* uri = std::getenv("MLFLOW_TRACKING_URI")) job.tracking.uri = uri;
-    }
-    if (job.tracking.experiment.empty()) {
-      const char* name = std::getenv("MLFLOW_EXPERIMENT_NAME");
-      job.tracking.experiment = name && *name ? name : "Default";
-    }
-    journal_ = std::make_unique<Journal>(job.tracking.journal);
-    if (!job.tracking.uri.empty()) {
-      client_ = std::make_unique<MlflowClient>(MlflowConfig::from_environment(job.tracking.uri));
-    }
-    TrackingOptions options;
-    options.experiment = job.tracking.experiment;
-    options.timeout_seconds = job.tracking.timeout;
-    for (const auto& [k, v] : flatten_job(job)) options.job_params.push_back({k, v});
-    options.user = current_user();
-    options.job_tags.push_back({"mlflow.source.type", "LOCAL"});
-    options.job_tags.push_back(
-        {"mlflow.source.name", "fedtrack run" + (args.job_path.empty() ? std::string() : " " + args.job_path)});
-    const std::string commit = git_commit_of(args.job_path.empty() ? "." : args.job_path);
-    if (!commit.empty()) options.job_tags.push_back({"mlflow.source.git.commit", commit});
-    options.warn = [this](const std::string& line) { err_ << line << std::endl; };
-    listener_ = std::make_unique<TrackingListener>(*journal_, client_.get(), std::move(options));
-    uri_ = job.tracking.uri;
-  }
-
-  RoundListener* listener() { return listener_.get(); }
-
-  // One closing line on stderr: where the run is, or what still waits.
-  nlohmann::json finish() {
-    const TrackingReport r = listener_->report();
-    const std::string& path = journal_->path();
-    if (!client_) {
-      err_ << "tracking: journal only (no tracking URI); " << r.pending << " write(s) in " << path
-           << "; send them with: fedtrack sync --journal " << path << " --tracking-uri URI" << std::endl;
-    } else if (r.pending > 0) {
-      err_ << "tracking: " << r.pending << " write(s) pending in " << path << " (MLflow at " << uri_
-           << " did not take them); send them with: fedtrack sync --journal " << path << std::endl;
-    } else {
-      err_ << "tracking: MLflow run " << r.run_id << " (experiment " << r.experiment_id << ") at " << uri_
-           << std::endl;
-    }
-    auto id_or_null = [](const std::string& id) { return id.empty() ? nlohmann::json() : nlohmann::json(id); };
-    nlohmann::json rounds = nlohmann::json::array();
-    for (const auto& id : r.round_run_ids) rounds.push_back(id_or_null(id));
-    std::int64_t requests = 0;
-    double seconds = 0;
-    for (const auto& e : r.events) {
-      requests += e.requests;
-      seconds += e.seconds;
-    }
-    return {{"experiment_id", id_or_null(r.experiment_id)}, {"run_id", id_or_null(r.run_id)},
-            {"round_run_ids", rounds}, {"pending_writes", r.pending}, {"journal", path},
-            {"uri", id_or_null(uri_)}, {"requests", requests}, {"seconds", seconds}};
-  }
-
- private:
-  std::ostream& err_;
-  std::unique_ptr<Journal> journal_;
-  std::unique_ptr<MlflowClient> client_;
-  std::unique_ptr<TrackingListener> listener_;
-  std::string uri_;
-};
 
 nlohmann::json metrics_json(const Metrics& m) {
   nlohmann::json j = nlohmann::json::object();
@@ -149,22 +77,22 @@ int run_command(const RunArgs& args, std::ostream& out, std::ostream& err) {
   const auto start = std::chrono::steady_clock::now();
   try {
     JobSpec job = load_job(args.job_path, args.overrides);
-    JobTracking tracking(job, args, err);
+    JobRecorder recorder(job, args.job_path, err);
     ProgressPrinter progress(err);
     SimulationOptions options;
     options.job_id = make_job_id(job.name);
     // Tracking first: a round's progress line appears once its writes are journalled (and sent).
-    options.listeners = {tracking.listener(), &progress};
+    options.listeners = {&recorder, &progress};
     options.stop_requested = [] { return stop_requested(); };
     options.log = [&err](const std::string& line) { err << line << std::endl; };
     SimulationResult result;
     try {
       result = run_simulation(job, options);
     } catch (const Error&) {
-      tracking.finish();  // the failure is journalled; say where it waits
+      recorder.finish();  // the failure is journalled; say where it waits
       throw;
     }
-    const nlohmann::json tracking_report = tracking.finish();
+    const JobRecorder::Report recorded = recorder.finish();
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
     const std::string& checkpoint = result.final_model->checkpoint_bytes();
@@ -193,7 +121,8 @@ int run_command(const RunArgs& args, std::ostream& out, std::ostream& err) {
       for (std::size_t c = 0; c < result.client_fingerprints.size(); ++c) {
         report["clients"].push_back({{"index", c}, {"data_fingerprint", result.client_fingerprints[c]}});
       }
-      report["tracking"] = tracking_report;
+      report["tracking"] = recorded.tracking;
+      if (!recorded.versioning.is_null()) report["versioning"] = recorded.versioning;
       report["wall_seconds"] = wall;
       out << report.dump() << std::endl;
     } else {

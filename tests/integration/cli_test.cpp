@@ -44,7 +44,9 @@ class Cli : public ::testing::Test {
   // Runs fedtrack with `args` (already shell-quoted where needed).
   Outcome fedtrack(const std::string& args) const {
     const std::string out = path("stdout"), err = path("stderr");
-    const std::string cmd = std::string(FEDTRACK_EXE) + " " + args + " >" + out + " 2>" + err;
+    // Its own folder: the job's journal and model repository stay per test.
+    const std::string cmd = "cd " + dir_.string() + " && " + std::string(FEDTRACK_EXE) + " " + args + " >" + out +
+                            " 2>" + err;
     const int raw = std::system(cmd.c_str());
     Outcome o;
     o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
@@ -145,6 +147,7 @@ TEST_F(Cli, SigintEndsTheJobAsKilledWithStatus130) {
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
+    if (chdir(dir_.c_str()) != 0) _exit(126);
     std::freopen(err_path.c_str(), "w", stderr);
     std::freopen("/dev/null", "w", stdout);
     execl(FEDTRACK_EXE, FEDTRACK_EXE, "run", "--set", "rounds=1000", "--set", "data.limit_train=3000",

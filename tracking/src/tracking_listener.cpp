@@ -111,8 +111,17 @@ void TrackingListener::on_initial_evaluation(const Metrics& metrics) {
 }
 
 void TrackingListener::on_round(const RoundSummary& s) {
+  begin_round(s);
+  finish_round(s, {});
+}
+
+std::string TrackingListener::round_run_id(int round) {
+  auto run = journal_.run(round_key(job_id_, round));
+  return run ? run->run_id : "";
+}
+
+void TrackingListener::begin_round(const RoundSummary& s) {
   rounds_seen_ = std::max(rounds_seen_, s.round);
-  const std::string model_sha = s.model ? sha256_hex(s.model->checkpoint_bytes()) : "";
   record(s.round, [&] {
     const std::int64_t ts = now_ms();
     const std::string key = round_key(job_id_, s.round);
@@ -131,11 +140,19 @@ void TrackingListener::on_round(const RoundSummary& s) {
     const std::int64_t start_ms = ts - static_cast<std::int64_t>(s.round_seconds * 1000);
     journal_.add_op(key, "create",
                     nlohmann::json{{"start_time", start_ms}, {"user", options_.user}, {"tags", tags_payload(tags)}}.dump());
+  });
+}
 
+void TrackingListener::finish_round(const RoundSummary& s, const std::vector<KeyValue>& extra_tags) {
+  const std::string model_sha = s.model ? sha256_hex(s.model->checkpoint_bytes()) : "";
+  record(s.round, [&] {
+    const std::int64_t ts = now_ms();
+    const std::string key = round_key(job_id_, s.round);
     LogBatch child;
     add_metrics(child, s.metrics, "", ts, s.round);
     for (const auto& [k, v] : s.fit_config) child.params.push_back({sanitize_key(k), scalar_to_string(v).substr(0, 6000)});
     if (!model_sha.empty()) child.tags.push_back({"fedtrack.model_sha256", model_sha});
+    for (const auto& t : extra_tags) child.tags.push_back({sanitize_key(t.key), t.value.substr(0, 8000)});
     for (const auto& c : s.clients) {
       const std::string prefix = "client/" + c.client_id + "/";
       add_metrics(child, c.fit_metrics, prefix, ts, s.round);

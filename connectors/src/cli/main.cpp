@@ -5,6 +5,7 @@
 
 #include "fedtrack/connectors/run_command.h"
 #include "fedtrack/connectors/tracking_commands.h"
+#include "fedtrack/connectors/versioning_commands.h"
 
 #ifndef FEDTRACK_VERSION
 #define FEDTRACK_VERSION "unknown"
@@ -39,6 +40,22 @@ int main(int argc, char** argv) {
   sync->add_option("--tracking-uri", sync_args.tracking_uri,
                    "MLflow server (default: MLFLOW_TRACKING_URI)");
 
+  fedtrack::RestoreArgs restore_args;
+  CLI::App* restore = app.add_subcommand(
+      "restore", "Give back the exact bytes of a versioned model at any git revision");
+  restore->add_option("--repo", restore_args.repo, "The model repository")->capture_default_str();
+  restore->add_option("--rev", restore_args.rev, "Any git revision: sha, short sha, tag, branch, HEAD~2")
+      ->required();
+  restore->add_option("--path", restore_args.path,
+                      "The tracked file, relative to the repository root (its .dvc file is PATH.dvc)")
+      ->capture_default_str();
+  restore->add_option("--out", restore_args.out, "Where to write the model")->required();
+
+  fedtrack::HistoryArgs history_args;
+  CLI::App* history = app.add_subcommand("history", "List the versioned round commits of a model repository");
+  history->add_option("--repo", history_args.repo, "The model repository")->capture_default_str();
+  history->add_flag("--json", history_args.json, "Print one JSON object instead of text");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -49,6 +66,8 @@ int main(int argc, char** argv) {
     fedtrack::install_stop_handlers();
     return fedtrack::run_command(run_args, std::cout, std::cerr);
   }
+  if (restore->parsed()) return fedtrack::restore_command(restore_args, std::cout, std::cerr);
+  if (history->parsed()) return fedtrack::history_command(history_args, std::cout, std::cerr);
   if (runs->parsed()) return fedtrack::runs_command(runs_args, std::cout, std::cerr);
   if (sync->parsed()) return fedtrack::sync_command(sync_args, std::cout, std::cerr);
   return 2;

@@ -72,6 +72,15 @@ struct TrackingSpec {
   double timeout = 5;      // seconds any round may wait on MLflow
 };
 
+struct VersioningSpec {
+  bool enabled = true;                  // commit every round's global model
+  std::string repo = "fedtrack-models"; // git + DVC repository (created if missing)
+  std::string path = "models/global.pt";// the model, relative to the repository root
+  std::string remote;                   // DVC remote folder; "" = none
+  bool push = false;                    // push commits and tags to git remote origin
+  std::string author;                   // "Name <email>" when git has no identity
+};
+
 struct JobSpec {
   std::string name = "fashion-mnist-fedavg";
   std::uint64_t seed = 42;
@@ -84,6 +93,7 @@ struct JobSpec {
   EvaluationSpec evaluation;
   RuntimeSpec runtime;
   TrackingSpec tracking;
+  VersioningSpec versioning;
 
   // Where each key came from ("job.yaml:7", "--set", "default"), keyed by its
   // dotted path, so later errors (an unknown model name) can point at it.

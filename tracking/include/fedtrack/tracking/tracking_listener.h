@@ -66,8 +66,20 @@ class TrackingListener : public RoundListener {
 
   void on_job_start(const JobStart& start) override;
   void on_initial_evaluation(const Metrics& metrics) override;
+  // begin_round() then finish_round() with no extra tags.
   void on_round(const RoundSummary& summary) override;
   void on_job_end(const JobEnd& end) override;
+
+  // The two halves of on_round, for callers that put work between them
+  // (versioning commits the model between, so its commit can name the run
+  // and the run can carry the commit): begin_round creates the round's run;
+  // finish_round logs its metrics, params and tags plus `extra_tags`, ends it,
+  // and logs the round on the parent. One log-batch per run either way.
+  void begin_round(const RoundSummary& summary);
+  void finish_round(const RoundSummary& summary, const std::vector<KeyValue>& extra_tags);
+
+  // The server run id of a round's run, "" until it exists there.
+  std::string round_run_id(int round);
 
   // Sends pending writes (of this and earlier jobs) for at most the timeout.
   void flush();

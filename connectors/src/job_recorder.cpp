@@ -1,0 +1,113 @@
+#include "job_recorder.h"
+
+#include <cstdlib>
+
+#include "fedtrack/connectors/job_config.h"
+#include "source_info.h"
+
+namespace fedtrack {
+
+JobRecorder::JobRecorder(JobSpec& job, const std::string& job_path, std::ostream& err) : err_(err) {
+  if (job.tracking.uri.empty()) {
+    if (const char* uri = std::getenv("MLFLOW_TRACKING_URI")) job.tracking.uri = uri;
+  }
+  if (job.tracking.experiment.empty()) {
+    const char* name = std::getenv("MLFLOW_EXPERIMENT_NAME");
+    job.tracking.experiment = name && *name ? name : "Default";
+  }
+  journal_ = std::make_unique<Journal>(job.tracking.journal);
+  if (!job.tracking.uri.empty()) {
+    client_ = std::make_unique<MlflowClient>(MlflowConfig::from_environment(job.tracking.uri));
+  }
+  TrackingOptions options;
+  options.experiment = job.tracking.experiment;
+  options.timeout_seconds = job.tracking.timeout;
+  for (const auto& [k, v] : flatten_job(job)) options.job_params.push_back({k, v});
+  options.user = current_user();
+  options.job_tags.push_back({"mlflow.source.type", "LOCAL"});
+  options.job_tags.push_back({"mlflow.source.name", "fedtrack run" + (job_path.empty() ? std::string() : " " + job_path)});
+  const std::string commit = git_commit_of(job_path.empty() ? "." : job_path);
+  if (!commit.empty()) options.job_tags.push_back({"mlflow.source.git.commit", commit});
+  options.warn = [this](const std::string& line) { err_ << line << std::endl; };
+  tracking_ = std::make_unique<TrackingListener>(*journal_, client_.get(), std::move(options));
+  uri_ = job.tracking.uri;
+  if (job.versioning.enabled) {
+    VersioningOptions v;
+    v.repo = job.versioning.repo;
+    v.path = job.versioning.path;
+    v.remote = job.versioning.remote;
+    v.push = job.versioning.push;
+    v.author = job.versioning.author;
+    repository_ = std::make_unique<ModelRepository>(v);
+  }
+}
+
+void JobRecorder::on_job_start(const JobStart& start) {
+  start_ = start;
+  tracking_->on_job_start(start);
+}
+
+void JobRecorder::on_initial_evaluation(const Metrics& metrics) { tracking_->on_initial_evaluation(metrics); }
+
+void JobRecorder::on_round(const RoundSummary& s) {
+  tracking_->begin_round(s);
+  std::vector<KeyValue> lineage;
+  if (repository_) {
+    const std::string run_key = TrackingListener::round_key(start_.job_id, s.round);
+    const RoundCommit c = repository_->commit_round(
+        start_.job_id, start_.name, s.round, s.total_rounds, s.model->checkpoint_bytes(), s.metrics,
+        {{"fedtrack-run-key", run_key},
+         {"mlflow-run-id", tracking_->round_run_id(s.round)},
+         {"mlflow-tracking-uri", uri_}});
+    commits_.push_back(c);
+    lineage = {{"fedtrack.git.commit", c.commit},
+               {"fedtrack.git.tag", c.tag},
+               {"fedtrack.dvc.md5", c.md5},
+               {"fedtrack.dvc.path", c.path},
+               {"fedtrack.dvc.repo", repository_->root()}};
+  }
+  tracking_->finish_round(s, lineage);
+}
+
+void JobRecorder::on_job_end(const JobEnd& end) { tracking_->on_job_end(end); }
+
+JobRecorder::Report JobRecorder::finish() {
+  Report report;
+  const TrackingReport r = tracking_->report();
+  const std::string& path = journal_->path();
+  if (!client_) {
+    err_ << "tracking: journal only (no tracking URI); " << r.pending << " write(s) in " << path
+         << "; send them with: fedtrack sync --journal " << path << " --tracking-uri URI" << std::endl;
+  } else if (r.pending > 0) {
+    err_ << "tracking: " << r.pending << " write(s) pending in " << path << " (MLflow at " << uri_
+         << " did not take them); send them with: fedtrack sync --journal " << path << std::endl;
+  } else {
+    err_ << "tracking: MLflow run " << r.run_id << " (experiment " << r.experiment_id << ") at " << uri_ << std::endl;
+  }
+  auto id_or_null = [](const std::string& id) { return id.empty() ? nlohmann::json() : nlohmann::json(id); };
+  nlohmann::json rounds = nlohmann::json::array();
+  for (const auto& id : r.round_run_ids) rounds.push_back(id_or_null(id));
+  std::int64_t requests = 0;
+  double seconds = 0;
+  for (const auto& e : r.events) {
+    requests += e.requests;
+    seconds += e.seconds;
+  }
+  report.tracking = {{"experiment_id", id_or_null(r.experiment_id)}, {"run_id", id_or_null(r.run_id)},
+                     {"round_run_ids", rounds}, {"pending_writes", r.pending}, {"journal", path},
+                     {"uri", id_or_null(uri_)}, {"requests", requests}, {"seconds", seconds}};
+  if (repository_) {
+    nlohmann::json commits = nlohmann::json::array();
+    for (const auto& c : commits_) {
+      commits.push_back({{"round", c.round}, {"commit", c.commit}, {"tag", c.tag}, {"md5", c.md5}});
+    }
+    report.versioning = {{"repo", repository_->root()}, {"path", repository_->options().path}, {"rounds", commits}};
+    if (!commits_.empty()) {
+      err_ << "versioning: " << commits_.size() << " round(s) committed to " << repository_->root() << " (last "
+           << commits_.back().tag << ", " << commits_.back().commit.substr(0, 12) << ")" << std::endl;
+    }
+  }
+  return report;
+}
+
+}  // namespace fedtrack

@@ -1,0 +1,58 @@
+// JobRecorder — the job wiring between tracking and versioning, the one
+// place that knows both (they never call each other).
+//
+// Per round: the round's MLflow run is created first (so the commit can name
+// it), then the global model is committed and tagged in the DVC repository,
+// then the run gets its metrics plus tags naming the commit, tag, md5 and
+// path (so the run leads to the model and the commit back to the run).
+// Without a tracking URI everything still goes to the journal; with
+// versioning disabled the commit step is skipped.
+#pragma once
+
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "fedtrack/core/job_spec.h"
+#include "fedtrack/core/round_listener.h"
+#include "fedtrack/tracking/journal.h"
+#include "fedtrack/tracking/mlflow_client.h"
+#include "fedtrack/tracking/tracking_listener.h"
+#include "fedtrack/versioning/model_repository.h"
+
+namespace fedtrack {
+
+class JobRecorder : public RoundListener {
+ public:
+  // Fills tracking.uri / experiment from MLFLOW_TRACKING_URI /
+  // MLFLOW_EXPERIMENT_NAME when the job leaves them empty; opens (or
+  // creates) the journal and the model repository.
+  JobRecorder(JobSpec& job, const std::string& job_path, std::ostream& err);
+
+  void on_job_start(const JobStart& start) override;
+  void on_initial_evaluation(const Metrics& metrics) override;
+  void on_round(const RoundSummary& summary) override;
+  void on_job_end(const JobEnd& end) override;
+
+  struct Report {
+    nlohmann::json tracking;
+    nlohmann::json versioning;  // null when versioning is off
+  };
+  // Prints where the job's records are (or what still waits) on stderr.
+  Report finish();
+
+ private:
+  std::ostream& err_;
+  std::unique_ptr<Journal> journal_;
+  std::unique_ptr<MlflowClient> client_;
+  std::unique_ptr<TrackingListener> tracking_;
+  std::unique_ptr<ModelRepository> repository_;
+  std::string uri_;
+  JobStart start_;
+  std::vector<RoundCommit> commits_;
+};
+
+}  // namespace fedtrack

@@ -1,0 +1,99 @@
+// ModelRepository — a git + DVC repository holding a job's global models,
+// one commit and one annotated tag per round. Torch-free: models arrive as
+// checkpoint bytes.
+//
+// What `commit_round` leaves is what `dvc add <path>` + `git commit` would:
+// the model file (ignored by git through `/name` in the .gitignore beside
+// it), its object in the DVC cache (.dvc/cache/files/md5/xx/..., mode 0444,
+// written to a temporary name and renamed), `<path>.dvc` in DVC 3 format, a
+// metrics file beside the model declared in dvc.yaml (with the model under
+// `artifacts:`, type model), and a commit made with libgit2. A missing
+// repository is created first (git init + the files `dvc init` makes).
+// Not thread-safe; one per job.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fedtrack/core/records.h"
+
+namespace fedtrack {
+
+struct VersioningOptions {
+  std::string repo = "fedtrack-models";  // the repository's folder
+  std::string path = "models/global.pt"; // the model, relative to the repository root
+  std::string remote;                    // DVC remote (a folder) ; "" = none
+  bool push = false;                     // push commits and tags to git remote `origin`
+  std::string author;                    // "Name <email>" when git has no identity
+};
+
+struct RoundCommit {
+  int round = 0;
+  std::string commit;  // full sha
+  std::string tag;     // fedtrack/<job>/round-003
+  std::string md5;
+  std::uint64_t size = 0;
+  std::string path;    // relative to the repository root
+};
+
+struct HistoryEntry {
+  std::string job_id;
+  int round = 0;
+  std::string tag;
+  std::string commit;
+  std::string md5;
+  std::int64_t time = 0;  // commit time, seconds since the epoch
+  Metrics metrics;
+};
+
+class ModelRepository {
+ public:
+  // Opens the repository at options.repo, creating it if missing. Error
+  // naming the folder when it cannot.
+  explicit ModelRepository(VersioningOptions options);
+  ~ModelRepository();
+  ModelRepository(const ModelRepository&) = delete;
+  ModelRepository& operator=(const ModelRepository&) = delete;
+
+  const VersioningOptions& options() const { return options_; }
+  std::string root() const;  // absolute path of the work tree
+
+  // Writes, caches, commits and tags one round's global model. `trailers`
+  // end the commit message ("mlflow-run-id", ...).
+  RoundCommit commit_round(const std::string& job_id, const std::string& job_name, int round,
+                           int total_rounds, const std::string& checkpoint_bytes, const Metrics& metrics,
+                           const std::vector<std::pair<std::string, std::string>>& trailers);
+
+  // The tag name a job's round gets.
+  static std::string tag_name(const std::string& job_id, int round);
+
+ private:
+  struct Git;
+  VersioningOptions options_;
+  std::unique_ptr<Git> git_;
+};
+
+struct RestoreResult {
+  std::string commit;
+  std::string md5;
+  std::uint64_t size = 0;
+  std::string source;  // "cache" or "remote"
+};
+
+// Restores the file tracked as `path` (`path`.dvc) at git revision `rev`
+// (sha, short sha, tag, branch, HEAD~2 ...) into `out`, from the DVC cache or,
+// failing that, the default remote, verifying its MD5; `out` is written
+// atomically. The work tree is not touched. Errors write nothing:
+// kNotFound (unknown revision, no such .dvc at it, object nowhere),
+// kCorruption (every copy found fails its MD5).
+RestoreResult restore_model(const std::string& repo, const std::string& rev, const std::string& path,
+                            const std::string& out);
+
+// Round commits, from the repository's fedtrack/* tags, oldest first.
+std::vector<HistoryEntry> model_history(const std::string& repo);
+
+}  // namespace fedtrack

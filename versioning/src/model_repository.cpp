@@ -1,0 +1,426 @@
+#include "fedtrack/versioning/model_repository.h"
+
+#include <git2.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <cmath>
+#include <mutex>
+#include <sstream>
+#include <nlohmann/json.hpp>
+
+#include "fedtrack/core/error.h"
+#include "fedtrack/core/files.h"
+#include "fedtrack/versioning/dvc_format.h"
+#include "fedtrack/versioning/md5.h"
+
+namespace fedtrack {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::once_flag g_git_init;
+
+void ensure_libgit2() {
+  std::call_once(g_git_init, [] { git_libgit2_init(); });
+}
+
+[[noreturn]] void git_fail(const std::string& what, ErrorCode code = ErrorCode::kUnavailable) {
+  const git_error* e = git_error_last();
+  throw Error(code, what + ": " + (e && e->message ? e->message : "libgit2 error"));
+}
+
+void check(int rc, const std::string& what) {
+  if (rc < 0) git_fail(what);
+}
+
+// RAII for libgit2 objects.
+template <typename T, void (*Free)(T*)>
+struct Owned {
+  T* p = nullptr;
+  ~Owned() {
+    if (p) Free(p);
+  }
+  T** out() { return &p; }
+  T* get() const { return p; }
+};
+using Repo = Owned<git_repository, git_repository_free>;
+using Index = Owned<git_index, git_index_free>;
+using Tree = Owned<git_tree, git_tree_free>;
+using Commit = Owned<git_commit, git_commit_free>;
+using Object = Owned<git_object, git_object_free>;
+using Signature = Owned<git_signature, git_signature_free>;
+using TreeEntry = Owned<git_tree_entry, git_tree_entry_free>;
+using Blob = Owned<git_blob, git_blob_free>;
+using Reference = Owned<git_reference, git_reference_free>;
+using Remote = Owned<git_remote, git_remote_free>;
+using Tag = Owned<git_tag, git_tag_free>;
+
+std::string oid_hex(const git_oid& oid) {
+  char buf[GIT_OID_HEXSZ + 1];
+  git_oid_tostr(buf, sizeof buf, &oid);
+  return buf;
+}
+
+// Copies `bytes` into `path` read-only (0444), through a temporary name.
+void write_object(const std::string& path, const std::string& bytes) {
+  if (fs::exists(path)) return;  // content-addressed: already there
+  write_file_atomically(path, bytes);
+  ::chmod(path.c_str(), 0444);
+}
+
+std::string sanitize_ref(const std::string& s) {
+  std::string out;
+  for (char c : s) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '-';
+  while (out.find("..") != std::string::npos) out.replace(out.find(".."), 2, "-.");
+  if (out.empty() || out.front() == '.') out = "job" + out;
+  return out;
+}
+
+std::string fixed4(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", v);
+  return buf;
+}
+
+// "Name <email>" -> (name, email).
+std::pair<std::string, std::string> parse_author(const std::string& author) {
+  const auto lt = author.find('<'), gt = author.rfind('>');
+  if (lt == std::string::npos || gt == std::string::npos || gt < lt) {
+    throw Error::invalid_argument("versioning.author must look like 'Name <email>', got '" + author + "'");
+  }
+  std::string name = author.substr(0, lt);
+  while (!name.empty() && name.back() == ' ') name.pop_back();
+  return {name, author.substr(lt + 1, gt - lt - 1)};
+}
+
+}  // namespace
+
+struct ModelRepository::Git {
+  Repo repo;
+};
+
+ModelRepository::ModelRepository(VersioningOptions options) : options_(std::move(options)), git_(std::make_unique<Git>()) {
+  ensure_libgit2();
+  if (options_.path.empty() || fs::path(options_.path).is_absolute() ||
+      options_.path.find("..") != std::string::npos) {
+    throw Error::invalid_argument("versioning.path must be relative to the repository root, got '" + options_.path + "'");
+  }
+  std::error_code ec;
+  fs::create_directories(options_.repo, ec);
+  if (git_repository_open_ext(git_->repo.out(), options_.repo.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) < 0) {
+    check(git_repository_init(git_->repo.out(), options_.repo.c_str(), 0), "git init " + options_.repo);
+  }
+  // The files `dvc init` makes, unless this is a DVC repository already.
+  const fs::path dvc = fs::path(root()) / ".dvc";
+  if (!fs::exists(dvc / "config")) {
+    fs::create_directories(dvc, ec);
+    write_file_atomically((dvc / "config").string(), "");
+    write_file_atomically((dvc / ".gitignore").string(), kDvcGitignore);
+    if (!fs::exists(fs::path(root()) / ".dvcignore")) {
+      write_file_atomically((fs::path(root()) / ".dvcignore").string(), kDvcignore);
+    }
+  }
+  if (!options_.remote.empty()) {
+    const std::string config_path = (dvc / "config").string();
+    const std::string before = read_file(config_path);
+    const std::string remote = fs::absolute(options_.remote).lexically_normal().string();
+    const auto parsed = parse_dvc_config(before);
+    auto core = parsed.find("core");
+    auto section = parsed.find("remote \"fedtrack\"");
+    const bool same = core != parsed.end() && core->second.count("remote") && core->second.at("remote") == "fedtrack" &&
+                      section != parsed.end() && section->second.count("url") && section->second.at("url") == remote;
+    if (!same) write_file_atomically(config_path, dvc_config_with_remote(before, "fedtrack", remote));
+  }
+}
+
+ModelRepository::~ModelRepository() = default;
+
+std::string ModelRepository::root() const {
+  const char* workdir = git_repository_workdir(git_->repo.get());
+  if (!workdir) throw Error::failed_precondition(options_.repo + " is a bare git repository; need a work tree");
+  std::string out = workdir;
+  if (!out.empty() && out.back() == '/') out.pop_back();
+  return out;
+}
+
+std::string ModelRepository::tag_name(const std::string& job_id, int round) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "round-%03d", round);
+  return "fedtrack/" + sanitize_ref(job_id) + "/" + buf;
+}
+
+RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::string& job_name, int round,
+                                          int total_rounds, const std::string& checkpoint_bytes,
+                                          const Metrics& metrics,
+                                          const std::vector<std::pair<std::string, std::string>>& trailers) {
+  git_repository* repo = git_->repo.get();
+  const fs::path top(root());
+  const fs::path model = top / options_.path;
+  const fs::path folder = model.parent_path();
+  const std::string name = model.filename().string();
+  RoundCommit result;
+  result.round = round;
+  result.path = options_.path;
+  result.md5 = md5_hex(checkpoint_bytes);
+  result.size = checkpoint_bytes.size();
+
+  // 1. The object in the cache first, then the workspace file: a crash leaves
+  //    at worst an unreferenced cache object.
+  const std::string cache_root = (top / ".dvc" / "cache").string();
+  write_object(object_path(cache_root, result.md5, false), checkpoint_bytes);
+  write_file_atomically(model.string(), checkpoint_bytes);
+  if (!options_.remote.empty()) {
+    write_object(object_path(fs::absolute(options_.remote).lexically_normal().string(), result.md5, false),
+                 checkpoint_bytes);
+  }
+
+  // 2. The metadata git tracks.
+  write_file_atomically(model.string() + ".dvc", render_dvc_file({result.md5, result.size, "md5", name}));
+  const fs::path gitignore = folder / ".gitignore";
+  const std::string ignore_before = fs::exists(gitignore) ? read_file(gitignore.string()) : "";
+  const std::string ignore_after = gitignore_with(ignore_before, "/" + name);
+  if (ignore_after != ignore_before) write_file_atomically(gitignore.string(), ignore_after);
+  const fs::path metrics_file = folder / (model.stem().string() + ".metrics.json");
+  nlohmann::json m = {{"round", round}};
+  for (const auto& [k, v] : metrics) {
+    if (std::isfinite(v)) m[k] = v;
+  }
+  write_file_atomically(metrics_file.string(), m.dump(2) + "\n");
+  const std::string metrics_rel = fs::relative(metrics_file, top).string();
+  std::string artifact = sanitize_ref(model.stem().string());
+  std::transform(artifact.begin(), artifact.end(), artifact.begin(), [](unsigned char c) {
+    return c == '_' || c == '.' ? '-' : static_cast<char>(std::tolower(c));
+  });
+  const std::string dvc_yaml = "metrics:\n- " + metrics_rel + "\nartifacts:\n  " + artifact + ":\n    path: " +
+                               options_.path + "\n    type: model\n";
+  const fs::path dvc_yaml_path = top / "dvc.yaml";
+  if (!fs::exists(dvc_yaml_path) || read_file(dvc_yaml_path.string()) != dvc_yaml) {
+    if (fs::exists(dvc_yaml_path) && read_file(dvc_yaml_path.string()).find(options_.path) == std::string::npos) {
+      throw Error::failed_precondition((dvc_yaml_path).string() +
+                                       " exists and does not declare " + options_.path + "; fedtrack will not rewrite it");
+    }
+    write_file_atomically(dvc_yaml_path.string(), dvc_yaml);
+  }
+
+  // 3. One commit with libgit2.
+  Index index;
+  check(git_repository_index(index.out(), repo), "git index");
+  const std::string model_rel = options_.path;
+  const std::string folder_rel = fs::path(model_rel).parent_path().string();
+  const std::vector<std::string> paths = {
+      ".dvc/config", ".dvc/.gitignore", ".dvcignore", "dvc.yaml", model_rel + ".dvc",
+      (folder_rel.empty() ? "" : folder_rel + "/") + ".gitignore", metrics_rel};
+  for (const auto& p : paths) {
+    if (fs::exists(top / p)) check(git_index_add_bypath(index.get(), p.c_str()), "git add " + p);
+  }
+  check(git_index_write(index.get()), "git index write");
+  git_oid tree_oid;
+  check(git_index_write_tree(&tree_oid, index.get()), "git write-tree");
+  Tree tree;
+  check(git_tree_lookup(tree.out(), repo, &tree_oid), "git tree");
+
+  Signature sig;
+  if (git_signature_default(sig.out(), repo) < 0) {
+    const auto [n, e] = parse_author(options_.author.empty() ? "fedtrack <fedtrack@localhost>" : options_.author);
+    check(git_signature_now(sig.out(), n.c_str(), e.c_str()), "git signature");
+  }
+  std::string message = job_name + " round " + std::to_string(round) + "/" + std::to_string(total_rounds);
+  if (auto it = metrics.find("eval_accuracy"); it != metrics.end()) message += ": eval_accuracy=" + fixed4(it->second);
+  message += "\n\nfedtrack-job: " + job_id + "\nfedtrack-round: " + std::to_string(round) + "\nfedtrack-md5: " +
+             result.md5 + "\nfedtrack-path: " + model_rel + "\n";
+  for (const auto& [k, v] : trailers) {
+    if (!v.empty()) message += k + ": " + v + "\n";
+  }
+  Commit parent;
+  git_oid parent_oid;
+  const bool has_parent = git_reference_name_to_id(&parent_oid, repo, "HEAD") == 0;
+  if (has_parent) check(git_commit_lookup(parent.out(), repo, &parent_oid), "git parent commit");
+  const git_commit* parents[] = {parent.get()};
+  git_oid commit_oid;
+  check(git_commit_create(&commit_oid, repo, "HEAD", sig.get(), sig.get(), nullptr, message.c_str(), tree.get(),
+                          has_parent ? 1 : 0, has_parent ? parents : nullptr),
+        "git commit");
+  result.commit = oid_hex(commit_oid);
+
+  Object target;
+  check(git_object_lookup(target.out(), repo, &commit_oid, GIT_OBJECT_COMMIT), "git commit lookup");
+  result.tag = tag_name(job_id, round);
+  git_oid tag_oid;
+  const std::string tag_message = job_name + " round " + std::to_string(round) + " (md5 " + result.md5 + ")\n";
+  check(git_tag_create(&tag_oid, repo, result.tag.c_str(), target.get(), sig.get(), tag_message.c_str(), 0),
+        "git tag " + result.tag);
+
+  // 4. git push after the DVC object reached the DVC remote (step 1).
+  if (options_.push) {
+    Remote origin;
+    check(git_remote_lookup(origin.out(), repo, "origin"), "git remote origin");
+    Reference head;
+    check(git_repository_head(head.out(), repo), "git HEAD");
+    const std::string branch = git_reference_name(head.get());
+    const std::string specs[] = {branch + ":" + branch, "refs/tags/" + result.tag + ":refs/tags/" + result.tag};
+    const char* raw[] = {specs[0].c_str(), specs[1].c_str()};
+    git_strarray refspecs = {const_cast<char**>(raw), 2};
+    git_push_options push_options = GIT_PUSH_OPTIONS_INIT;
+    check(git_remote_push(origin.get(), &refspecs, &push_options), "git push origin");
+  }
+  return result;
+}
+
+// --- restore -------------------------------------------------------------------------
+
+namespace {
+
+// The bytes of `path` in the tree of `commit`, or nullopt.
+std::optional<std::string> blob_at(git_repository* repo, git_commit* commit, const std::string& path) {
+  Tree tree;
+  check(git_commit_tree(tree.out(), commit), "git tree");
+  TreeEntry entry;
+  if (git_tree_entry_bypath(entry.out(), tree.get(), path.c_str()) < 0) return std::nullopt;
+  Blob blob;
+  if (git_blob_lookup(blob.out(), repo, git_tree_entry_id(entry.get())) < 0) return std::nullopt;
+  return std::string(static_cast<const char*>(git_blob_rawcontent(blob.get())),
+                     static_cast<std::size_t>(git_blob_rawsize(blob.get())));
+}
+
+// The default remote's folder from .dvc/config (+ config.local), if any.
+std::string default_remote(const fs::path& top, const std::string& committed_config) {
+  auto config = parse_dvc_config(committed_config);
+  const fs::path local = top / ".dvc" / "config.local";
+  std::string text = committed_config;
+  if (fs::exists(top / ".dvc" / "config")) text = read_file((top / ".dvc" / "config").string());
+  for (const auto& [s, kv] : parse_dvc_config(text)) {
+    for (const auto& [k, v] : kv) config[s][k] = v;
+  }
+  if (fs::exists(local)) {
+    for (const auto& [s, kv] : parse_dvc_config(read_file(local.string()))) {
+      for (const auto& [k, v] : kv) config[s][k] = v;
+    }
+  }
+  auto core = config.find("core");
+  if (core == config.end() || !core->second.count("remote")) return "";
+  auto section = config.find("remote \"" + core->second.at("remote") + "\"");
+  if (section == config.end() || !section->second.count("url")) return "";
+  std::string url = section->second.at("url");
+  if (url.rfind("file://", 0) == 0) url = url.substr(7);
+  if (url.find("://") != std::string::npos) return "";  // only folder remotes here
+  fs::path p(url);
+  if (p.is_relative()) p = top / ".dvc" / p;
+  return p.lexically_normal().string();
+}
+
+}  // namespace
+
+RestoreResult restore_model(const std::string& repo_dir, const std::string& rev, const std::string& path,
+                            const std::string& out) {
+  ensure_libgit2();
+  Repo repo;
+  if (git_repository_open_ext(repo.out(), repo_dir.c_str(), 0, nullptr) < 0) {
+    throw Error::not_found("no git repository at " + repo_dir);
+  }
+  Object object;
+  if (git_revparse_single(object.out(), repo.get(), rev.c_str()) < 0) {
+    throw Error::not_found("unknown revision '" + rev + "' in " + repo_dir);
+  }
+  Object peeled;
+  if (git_object_peel(peeled.out(), object.get(), GIT_OBJECT_COMMIT) < 0) {
+    throw Error::not_found("revision '" + rev + "' does not name a commit");
+  }
+  git_commit* commit = reinterpret_cast<git_commit*>(peeled.get());
+  RestoreResult result;
+  result.commit = oid_hex(*git_commit_id(commit));
+  const std::string dvc_path = path + ".dvc";
+  const auto dvc_text = blob_at(repo.get(), commit, dvc_path);
+  if (!dvc_text) {
+    throw Error::not_found("no " + dvc_path + " at revision '" + rev + "' (commit " + result.commit.substr(0, 12) + ")");
+  }
+  const DvcOutput output = parse_dvc_file(*dvc_text, dvc_path + "@" + rev);
+  result.md5 = output.md5;
+  result.size = output.size;
+
+  const char* workdir = git_repository_workdir(repo.get());
+  const fs::path top = workdir ? fs::path(workdir) : fs::path(repo_dir);
+  const std::string committed_config = blob_at(repo.get(), commit, ".dvc/config").value_or("");
+  std::vector<std::pair<std::string, std::string>> candidates = {
+      {"cache", object_path((top / ".dvc" / "cache").string(), output.md5, output.legacy())}};
+  const std::string remote = default_remote(top, committed_config);
+  if (!remote.empty()) candidates.emplace_back("remote", object_path(remote, output.md5, output.legacy()));
+
+  std::string problems;
+  for (const auto& [source, file] : candidates) {
+    if (!fs::exists(file)) {
+      problems += "; not in the " + source + " (" + file + ")";
+      continue;
+    }
+    const std::string bytes = read_file(file);
+    const std::string actual = md5_hex(bytes);
+    if (actual != output.md5) {
+      problems += "; the " + source + " copy " + file + " is corrupt (md5 " + actual + ")";
+      continue;
+    }
+    write_file_atomically(out, bytes);
+    result.source = source;
+    return result;
+  }
+  const bool corrupt = problems.find("corrupt") != std::string::npos;
+  throw Error(corrupt ? ErrorCode::kCorruption : ErrorCode::kNotFound,
+              "cannot restore " + path + " at '" + rev + "' (md5 " + output.md5 + ")" + problems);
+}
+
+std::vector<HistoryEntry> model_history(const std::string& repo_dir) {
+  ensure_libgit2();
+  Repo repo;
+  if (git_repository_open_ext(repo.out(), repo_dir.c_str(), 0, nullptr) < 0) {
+    throw Error::not_found("no git repository at " + repo_dir);
+  }
+  git_strarray tags = {nullptr, 0};
+  check(git_tag_list_match(&tags, "fedtrack/*", repo.get()), "git tag list");
+  std::vector<HistoryEntry> out;
+  for (std::size_t i = 0; i < tags.count; ++i) {
+    const std::string tag = tags.strings[i];
+    Object object;
+    if (git_revparse_single(object.out(), repo.get(), ("refs/tags/" + tag).c_str()) < 0) continue;
+    Object peeled;
+    if (git_object_peel(peeled.out(), object.get(), GIT_OBJECT_COMMIT) < 0) continue;
+    git_commit* commit = reinterpret_cast<git_commit*>(peeled.get());
+    HistoryEntry e;
+    e.tag = tag;
+    e.commit = oid_hex(*git_commit_id(commit));
+    e.time = git_commit_time(commit);
+    std::string path;
+    const std::string message = git_commit_message(commit);
+    std::istringstream lines(message);
+    for (std::string line; std::getline(lines, line);) {
+      auto value = [&](const std::string& key) { return line.rfind(key + ": ", 0) == 0 ? line.substr(key.size() + 2) : ""; };
+      if (auto v = value("fedtrack-job"); !v.empty()) e.job_id = v;
+      if (auto v = value("fedtrack-round"); !v.empty()) e.round = std::stoi(v);
+      if (auto v = value("fedtrack-md5"); !v.empty()) e.md5 = v;
+      if (auto v = value("fedtrack-path"); !v.empty()) path = v;
+    }
+    if (!path.empty()) {
+      const fs::path p(path);
+      const std::string metrics_path = (p.parent_path() / (p.stem().string() + ".metrics.json")).string();
+      if (auto text = blob_at(repo.get(), commit, metrics_path)) {
+        try {
+          const nlohmann::json metrics = nlohmann::json::parse(*text);  // must outlive items()
+          for (const auto& [k, v] : metrics.items()) {
+            if (v.is_number() && k != "round") e.metrics[k] = v.get<double>();
+          }
+        } catch (const std::exception&) {
+        }
+      }
+    }
+    out.push_back(std::move(e));
+  }
+  git_strarray_dispose(&tags);
+  std::sort(out.begin(), out.end(), [](const HistoryEntry& a, const HistoryEntry& b) {
+    return a.time != b.time ? a.time < b.time : (a.job_id != b.job_id ? a.job_id < b.job_id : a.round < b.round);
+  });
+  return out;
+}
+
+}  // namespace fedtrack
