@@ -46,6 +46,15 @@ def test_three_round_job_is_one_parent_and_three_children(mlflow_server, tmp_pat
     assert parent.data.tags["mlflow.source.name"] == "fedtrack run"
 
     assert [c.info.run_name for c in children] == ["round-001", "round-002", "round-003"]
+    # Lineage both ways: each round's run names its commit, each commit names its run.
+    for child, commit in zip(children, report["versioning"]["rounds"]):
+        assert child.data.tags["fedtrack.git.commit"] == commit["commit"]
+        assert child.data.tags["fedtrack.git.tag"] == commit["tag"]
+        assert child.data.tags["fedtrack.dvc.md5"] == commit["md5"]
+        assert child.data.tags["fedtrack.dvc.path"] == "models/global.pt"
+        message = subprocess.run(["git", "log", "-1", "--format=%B", commit["commit"]], cwd=tmp_path / "fedtrack-models",
+                                 capture_output=True, text=True, check=True).stdout
+        assert "mlflow-run-id: " + child.info.run_id in message
     assert [c.info.run_id for c in children] == tracking["round_run_ids"]
     for child, expected in zip(children, report["rounds"]):
         assert child.info.status == "FINISHED"

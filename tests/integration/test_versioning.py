@@ -1,0 +1,113 @@
+"""fedtrack's model repository checked with the real dvc CLI and git."""
+
+import hashlib
+import json
+import os
+import subprocess
+
+from conftest import SMALL_JOB, clean_env, fedtrack
+
+VENV_BIN = os.environ.get("FEDTRACK_VENV_BIN", "")
+
+
+def env_with_tools(**extra):
+    env = clean_env(DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="Test", GIT_AUTHOR_EMAIL="test@example.com",
+                    GIT_COMMITTER_NAME="Test", GIT_COMMITTER_EMAIL="test@example.com", **extra)
+    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def run(cmd, cwd, env):
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"{cmd} failed:\n{r.stdout}\n{r.stderr}"
+    return r.stdout
+
+
+def md5(path):
+    with open(path, "rb") as f:
+        return hashlib.md5(f.read()).hexdigest()
+
+
+def test_three_round_job_is_what_dvc_and_git_expect(tmp_path):
+    env = env_with_tools()
+    remote = tmp_path / "dvc-remote"
+    r = fedtrack(["run", "--json", "--set", "rounds=3", "--set", f"versioning.remote={remote}"] + SMALL_JOB,
+                 tmp_path, env)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    versioning = report["versioning"]
+    repo = versioning["repo"]
+    assert repo == str(tmp_path / "fedtrack-models")
+    rounds = versioning["rounds"]
+    assert [x["round"] for x in rounds] == [1, 2, 3]
+    assert len({x["md5"] for x in rounds}) == 3
+
+    # The real tools find nothing to do.
+    assert "Data and pipelines are up to date." in run(["dvc", "status"], repo, env)
+    assert "are in sync" in run(["dvc", "status", "-c"], repo, env)
+    assert run(["git", "status", "--porcelain"], repo, env) == ""
+    assert "eval_accuracy" in run(["dvc", "metrics", "show"], repo, env)
+    assert run(["git", "rev-parse", "HEAD"], repo, env).strip() == rounds[-1]["commit"]
+
+    # Every round comes back by tag and by sha, with the md5 of the summary.
+    for x in rounds:
+        for rev in (x["tag"], x["commit"]):
+            out = tmp_path / f"restored-{x['round']}.pt"
+            res = fedtrack(["restore", "--repo", repo, "--rev", rev, "--out", str(out)], tmp_path, env)
+            assert res.returncode == 0, res.stderr
+            assert md5(out) == x["md5"]
+            os.remove(out)
+
+    # A fresh clone + checkout + dvc pull gives the same bytes.
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", repo, str(clone)], tmp_path, env)
+    for x in rounds:
+        run(["git", "checkout", "-q", x["tag"]], clone, env)
+        run(["dvc", "pull", "-q"], clone, env)
+        assert md5(clone / "models" / "global.pt") == x["md5"]
+
+    history = fedtrack(["history", "--repo", repo, "--json"], tmp_path, env)
+    entries = json.loads(history.stdout)["rounds"]
+    assert [(e["round"], e["tag"], e["commit"], e["md5"]) for e in entries] == \
+        [(x["round"], x["tag"], x["commit"], x["md5"]) for x in rounds]
+    assert abs(entries[-1]["metrics"]["eval_accuracy"] - report["final"]["eval_accuracy"]) < 1e-9
+
+
+def test_outputs_made_by_dvc_add_are_restorable_and_errors_are_clear(tmp_path):
+    env = env_with_tools()
+    repo = tmp_path / "fedtrack-models"
+    r = fedtrack(["run", "--set", "rounds=1"] + SMALL_JOB, tmp_path, env)
+    assert r.returncode == 0, r.stderr
+
+    (repo / "data").mkdir()
+    payload = os.urandom(4096)
+    (repo / "data" / "extra.bin").write_bytes(payload)
+    run(["dvc", "add", "-q", "data/extra.bin"], repo, env)
+    run(["git", "add", "data/extra.bin.dvc", "data/.gitignore"], repo, env)
+    run(["git", "commit", "-q", "-m", "data by dvc add"], repo, env)
+    out = tmp_path / "extra.out"
+    res = fedtrack(["restore", "--repo", str(repo), "--rev", "HEAD", "--path", "data/extra.bin", "--out", str(out)],
+                   tmp_path, env)
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes() == payload
+
+    missing = fedtrack(["restore", "--repo", str(repo), "--rev", "v9.9.9", "--out", str(tmp_path / "x")], tmp_path, env)
+    assert missing.returncode == 3
+    assert "unknown revision 'v9.9.9'" in missing.stderr
+    assert not (tmp_path / "x").exists()
+
+    no_file = fedtrack(["restore", "--repo", str(repo), "--rev", "HEAD~1", "--path", "data/extra.bin",
+                        "--out", str(tmp_path / "x")], tmp_path, env)
+    assert no_file.returncode == 3
+    assert "no data/extra.bin.dvc at revision 'HEAD~1'" in no_file.stderr
+
+    # Corrupt the only copy of the model (no remote configured here).
+    dvc_file = (repo / "models" / "global.pt.dvc").read_text()
+    digest = dvc_file.split("md5: ")[1].split()[0]
+    obj = repo / ".dvc" / "cache" / "files" / "md5" / digest[:2] / digest[2:]
+    os.chmod(obj, 0o644)
+    obj.write_bytes(b"bit rot")
+    corrupt = fedtrack(["restore", "--repo", str(repo), "--rev", "HEAD", "--out", str(tmp_path / "x")], tmp_path, env)
+    assert corrupt.returncode == 5
+    assert "is corrupt" in corrupt.stderr
+    assert not (tmp_path / "x").exists()

@@ -1,0 +1,118 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "fedtrack/core/error.h"
+#include "fedtrack/core/files.h"
+#include "fedtrack/versioning/md5.h"
+#include "fedtrack/versioning/model_repository.h"
+
+namespace fedtrack {
+namespace {
+
+namespace fs = std::filesystem;
+
+class Repo : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("fedtrack-repo-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    options_.repo = (dir_ / "models-repo").string();
+    options_.remote = (dir_ / "remote").string();
+    // No git identity anywhere: the fallback must work.
+    setenv("HOME", dir_.c_str(), 1);
+    setenv("XDG_CONFIG_HOME", dir_.c_str(), 1);
+    setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
+  }
+  void TearDown() override {
+    for (auto& e : fs::recursive_directory_iterator(dir_)) fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
+    fs::remove_all(dir_);
+  }
+  fs::path dir_;
+  VersioningOptions options_;
+};
+
+TEST_F(Repo, EachRoundIsACommitRestorableByTagAndSha) {
+  ModelRepository repo(options_);
+  const RoundCommit r1 = repo.commit_round("job-1", "demo", 1, 2, "weights one", {{"eval_accuracy", 0.5}}, {});
+  const RoundCommit r2 = repo.commit_round("job-1", "demo", 2, 2, "weights two", {{"eval_accuracy", 0.7}},
+                                           {{"mlflow-run-id", "abc"}});
+  EXPECT_EQ(r1.md5, md5_hex("weights one"));
+  EXPECT_EQ(r2.tag, "fedtrack/job-1/round-002");
+  const fs::path object = fs::path(options_.repo) / ".dvc/cache/files/md5" / r1.md5.substr(0, 2) / r1.md5.substr(2);
+  ASSERT_TRUE(fs::exists(object));
+  struct stat st {};
+  ::stat(object.c_str(), &st);
+  EXPECT_EQ(st.st_mode & 0777, 0444u);
+  EXPECT_TRUE(fs::exists(fs::path(options_.remote) / "files/md5" / r2.md5.substr(0, 2) / r2.md5.substr(2)));
+  EXPECT_EQ(read_file((fs::path(options_.repo) / "models/.gitignore").string()), "/global.pt\n");
+
+  const std::string out = (dir_ / "restored.pt").string();
+  for (const std::string& rev : {r1.tag, r1.commit, r1.commit.substr(0, 8), std::string("HEAD~1")}) {
+    const RestoreResult r = restore_model(options_.repo, rev, "models/global.pt", out);
+    EXPECT_EQ(r.md5, r1.md5) << rev;
+    EXPECT_EQ(read_file(out), "weights one") << rev;
+  }
+  EXPECT_EQ(restore_model(options_.repo, "HEAD", "models/global.pt", out).md5, r2.md5);
+
+  const auto history = model_history(options_.repo);
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[0].round, 1);
+  EXPECT_EQ(history[1].tag, r2.tag);
+  EXPECT_EQ(history[1].md5, r2.md5);
+  EXPECT_DOUBLE_EQ(history[1].metrics.at("eval_accuracy"), 0.7);
+}
+
+TEST_F(Repo, RestoreErrorsAreClearAndWriteNothing) {
+  ModelRepository repo(options_);
+  const RoundCommit r1 = repo.commit_round("job-1", "demo", 1, 1, "weights", {}, {});
+  const std::string out = (dir_ / "never.pt").string();
+  auto code_of = [&](const std::string& rev, const std::string& path) {
+    try {
+      restore_model(options_.repo, rev, path, out);
+    } catch (const Error& e) {
+      return std::make_pair(e.code(), std::string(e.what()));
+    }
+    return std::make_pair(ErrorCode::kInternal, std::string("restored"));
+  };
+  auto [unknown, message] = code_of("no-such-rev", "models/global.pt");
+  EXPECT_EQ(unknown, ErrorCode::kNotFound);
+  EXPECT_NE(message.find("unknown revision 'no-such-rev'"), std::string::npos) << message;
+  EXPECT_EQ(code_of("HEAD", "models/other.pt").first, ErrorCode::kNotFound);
+
+  // Corrupt cache copy: the remote's good copy is used.
+  const fs::path cached = fs::path(options_.repo) / ".dvc/cache/files/md5" / r1.md5.substr(0, 2) / r1.md5.substr(2);
+  fs::permissions(cached, fs::perms::owner_write, fs::perm_options::add);
+  write_file_atomically(cached.string(), "tampered");
+  EXPECT_EQ(restore_model(options_.repo, "HEAD", "models/global.pt", out).source, "remote");
+  EXPECT_EQ(read_file(out), "weights");
+  fs::remove(out);
+  // Corrupt everywhere: corruption, nothing written.
+  const fs::path remote = fs::path(options_.remote) / "files/md5" / r1.md5.substr(0, 2) / r1.md5.substr(2);
+  fs::permissions(remote, fs::perms::owner_write, fs::perm_options::add);
+  write_file_atomically(remote.string(), "tampered too");
+  EXPECT_EQ(code_of("HEAD", "models/global.pt").first, ErrorCode::kCorruption);
+  EXPECT_FALSE(fs::exists(out));
+  // Gone everywhere: not found.
+  fs::remove(cached);
+  fs::remove(remote);
+  EXPECT_EQ(code_of("HEAD", "models/global.pt").first, ErrorCode::kNotFound);
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(Repo, AuthorFallsBackWhenGitHasNoIdentity) {
+  options_.author = "Site Admin <admin@bank.example>";
+  ModelRepository repo(options_);
+  const RoundCommit c = repo.commit_round("job-2", "demo", 1, 1, "w", {}, {});
+  EXPECT_EQ(c.commit.size(), 40u);
+  VersioningOptions bad = options_;
+  bad.repo = (dir_ / "other").string();
+  bad.author = "no email here";
+  ModelRepository other(bad);
+  EXPECT_THROW(other.commit_round("job-3", "demo", 1, 1, "w", {}, {}), Error);
+}
+
+}  // namespace
+}  // namespace fedtrack
