@@ -10,6 +10,7 @@
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
 #include "fedtrack/core/idx.h"
+#include "support/test_dir.h"
 
 namespace fedtrack {
 namespace {
@@ -19,12 +20,9 @@ namespace fs = std::filesystem;
 class TempDir : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("fedtrack-test-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = testing::make_test_dir("fedtrack-test");
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override { testing::remove_test_dir(dir_); }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
   fs::path dir_;
 };

@@ -16,6 +16,7 @@
 #include "fedtrack/core/files.h"
 #include "fedtrack/core/models.h"
 #include "fedtrack/core/parameters.h"
+#include "support/test_dir.h"
 
 namespace fedtrack {
 namespace {
@@ -31,13 +32,9 @@ struct Outcome {
 class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("fedtrack-cli-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = testing::make_test_dir("fedtrack-cli");
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override { testing::remove_test_dir(dir_); }
 
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
 

@@ -6,6 +6,7 @@
 #include "fedtrack/tracking/journal.h"
 #include "fedtrack/tracking/journal_sync.h"
 #include "fedtrack/tracking/tracking_listener.h"
+#include "support/test_dir.h"
 
 namespace fedtrack {
 namespace {
@@ -16,9 +17,7 @@ using testing::FakeMlflow;
 class JournalTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("fedtrack-journal-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    dir_ = testing::make_test_dir("fedtrack-journal");
     path_ = (dir_ / "sub" / "journal.sqlite").string();
     auto fake = std::make_unique<FakeMlflow>();
     fake_ = fake.get();
@@ -27,7 +26,7 @@ class JournalTest : public ::testing::Test {
     config.max_retries = 0;
     client_ = std::make_unique<MlflowClient>(config, std::move(fake), [](double) {});
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override { testing::remove_test_dir(dir_); }
 
   RoundSummary summary(int round) {
     RoundSummary s;

@@ -7,6 +7,7 @@
 #include "fedtrack/core/files.h"
 #include "fedtrack/versioning/md5.h"
 #include "fedtrack/versioning/model_repository.h"
+#include "support/test_dir.h"
 
 namespace fedtrack {
 namespace {
@@ -16,9 +17,7 @@ namespace fs = std::filesystem;
 class Repo : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("fedtrack-repo-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    dir_ = testing::make_test_dir("fedtrack-repo");
     options_.repo = (dir_ / "models-repo").string();
     options_.remote = (dir_ / "remote").string();
     // No git identity anywhere: the fallback must work.
@@ -26,10 +25,7 @@ class Repo : public ::testing::Test {
     setenv("XDG_CONFIG_HOME", dir_.c_str(), 1);
     setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
   }
-  void TearDown() override {
-    for (auto& e : fs::recursive_directory_iterator(dir_)) fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
-    fs::remove_all(dir_);
-  }
+  void TearDown() override { testing::remove_test_dir(dir_); }
   fs::path dir_;
   VersioningOptions options_;
 };
