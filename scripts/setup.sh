@@ -10,7 +10,7 @@ FEDTRACK_VENV="${FEDTRACK_VENV:-$FEDTRACK_ROOT/.venv}"
 
 # Every C++ dependency comes from Debian's packages (see DESIGN.md).
 DEBIAN_PACKAGES=(
-  g++ cmake ninja-build ccache pkg-config
+  g++ cmake ninja-build ccache pkg-config git
   libtorch-dev libopenblas0-openmp
   libpoco-dev libcurl4-openssl-dev nlohmann-json3-dev libgit2-dev libsqlite3-dev
   libyaml-cpp-dev libcli11-dev libssl-dev libsodium-dev

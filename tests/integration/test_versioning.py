@@ -111,3 +111,44 @@ def test_outputs_made_by_dvc_add_are_restorable_and_errors_are_clear(tmp_path):
     assert corrupt.returncode == 5
     assert "is corrupt" in corrupt.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_push_sends_commit_and_tag_to_origin_after_the_dvc_remote(tmp_path):
+    env = env_with_tools()
+    origin = tmp_path / "origin.git"
+    run(["git", "init", "-q", "--bare", str(origin)], tmp_path, env)
+    repo = tmp_path / "models"
+    run(["git", "init", "-q", str(repo)], tmp_path, env)
+    run(["git", "remote", "add", "origin", str(origin)], repo, env)
+    remote = tmp_path / "dvc-remote"
+    r = fedtrack(["run", "--json", "--set", "rounds=2", "--set", f"versioning.repo={repo}",
+                  "--set", f"versioning.remote={remote}", "--set", "versioning.push=true"] + SMALL_JOB, tmp_path, env)
+    assert r.returncode == 0, r.stderr
+    rounds = json.loads(r.stdout.strip().splitlines()[-1])["versioning"]["rounds"]
+    for x in rounds:
+        assert run(["git", "rev-parse", x["tag"] + "^{commit}"], origin, env).strip() == x["commit"]
+    # What origin has is complete: a clone of it pulls every round's model from the DVC remote.
+    clone = tmp_path / "from-origin"
+    run(["git", "clone", "-q", str(origin), str(clone)], tmp_path, env)
+    run(["git", "checkout", "-q", rounds[0]["tag"]], clone, env)
+    run(["dvc", "pull", "-q"], clone, env)
+    assert md5(clone / "models" / "global.pt") == rounds[0]["md5"]
+
+
+def test_legacy_dvc2_outputs_restore(tmp_path):
+    env = env_with_tools()
+    repo = tmp_path / "legacy"
+    run(["git", "init", "-q", str(repo)], tmp_path, env)
+    payload = b"a model from the DVC 2 days"
+    digest = hashlib.md5(payload).hexdigest()
+    obj = repo / ".dvc" / "cache" / digest[:2] / digest[2:]  # DVC 2 cache layout
+    obj.parent.mkdir(parents=True)
+    obj.write_bytes(payload)
+    (repo / ".dvc" / "config").write_text("")
+    (repo / "old.bin.dvc").write_text(f"outs:\n- md5: {digest}\n  size: {len(payload)}\n  path: old.bin\n")
+    run(["git", "add", "old.bin.dvc"], repo, env)
+    run(["git", "commit", "-q", "-m", "dvc 2 output"], repo, env)
+    out = tmp_path / "old.out"
+    r = fedtrack(["restore", "--repo", str(repo), "--rev", "HEAD", "--path", "old.bin", "--out", str(out)], tmp_path, env)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == payload

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <filesystem>
 
 #include "fedtrack/core/error.h"
@@ -96,6 +97,46 @@ TEST_F(Repo, RestoreErrorsAreClearAndWriteNothing) {
   fs::remove(remote);
   EXPECT_EQ(code_of("HEAD", "models/global.pt").first, ErrorCode::kNotFound);
   EXPECT_FALSE(fs::exists(out));
+}
+
+std::string git_status(const std::string& repo) {
+  std::string out;
+  FILE* p = ::popen(("git -C " + repo + " status --porcelain 2>&1").c_str(), "r");
+  char buf[256];
+  while (p && std::fgets(buf, sizeof buf, p)) out += buf;
+  if (p) ::pclose(p);
+  return out;
+}
+
+TEST_F(Repo, AFailureMidRoundLeavesThePreviousState) {
+  ModelRepository repo(options_);
+  const RoundCommit r1 = repo.commit_round("job-1", "demo", 1, 2, "weights one", {{"eval_accuracy", 0.5}}, {});
+  const fs::path root(options_.repo);
+  const std::string dvc_before = read_file((root / "models/global.pt.dvc").string());
+  const std::string metrics_before = read_file((root / "models/global.metrics.json").string());
+  // The model file cannot be replaced: a directory stands in its way. It is
+  // written last, after the .dvc, .gitignore, metrics and dvc.yaml files.
+  fs::remove(root / "models/global.pt");
+  fs::create_directories(root / "models/global.pt/blocker");
+  EXPECT_THROW(repo.commit_round("job-1", "demo", 2, 2, "weights two", {{"eval_accuracy", 0.7}}, {}), Error);
+  EXPECT_EQ(read_file((root / "models/global.pt.dvc").string()), dvc_before);
+  EXPECT_EQ(read_file((root / "models/global.metrics.json").string()), metrics_before);
+  EXPECT_EQ(model_history(options_.repo).size(), 1u);
+  const std::string out = (dir_ / "head.pt").string();
+  EXPECT_EQ(restore_model(options_.repo, "HEAD", "models/global.pt", out).commit, r1.commit);
+  EXPECT_EQ(git_status(options_.repo), "");  // nothing staged, nothing modified
+
+  // The same round twice is refused before anything is written.
+  fs::remove_all(root / "models/global.pt");
+  write_file_atomically((root / "models/global.pt").string(), "weights one");
+  try {
+    repo.commit_round("job-1", "demo", 1, 2, "other weights", {}, {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kAlreadyExists);
+  }
+  EXPECT_EQ(read_file((root / "models/global.pt").string()), "weights one");
+  EXPECT_EQ(git_status(options_.repo), "");
 }
 
 TEST_F(Repo, AuthorFallsBackWhenGitHasNoIdentity) {

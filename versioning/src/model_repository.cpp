@@ -98,6 +98,55 @@ std::pair<std::string, std::string> parse_author(const std::string& author) {
   return {name, author.substr(lt + 1, gt - lt - 1)};
 }
 
+// Replaces files atomically one by one, remembering what each held, so a
+// failure part-way can put every one of them back.
+class FileUndo {
+ public:
+  void write(const std::string& path, const std::string& bytes) {
+    std::optional<std::string> before;
+    if (fs::is_regular_file(path)) before = read_file(path);
+    if (before && *before == bytes) return;
+    saved_.emplace_back(path, before);
+    write_file_atomically(path, bytes);
+  }
+  // Restores every file written, newest first; best effort.
+  void rollback() noexcept {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
+      try {
+        if (it->second) {
+          write_file_atomically(it->first, *it->second);
+        } else {
+          std::error_code ec;
+          fs::remove(it->first, ec);
+        }
+      } catch (...) {
+      }
+    }
+    saved_.clear();
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+// Puts the index back to HEAD's tree (or empty before the first commit), so a
+// failed round leaves nothing staged.
+void reset_index_to_head(git_repository* repo) noexcept {
+  Index index;
+  if (git_repository_index(index.out(), repo) < 0) return;
+  git_oid head;
+  if (git_reference_name_to_id(&head, repo, "HEAD") == 0) {
+    Commit commit;
+    Tree tree;
+    if (git_commit_lookup(commit.out(), repo, &head) == 0 && git_commit_tree(tree.out(), commit.get()) == 0) {
+      git_index_read_tree(index.get(), tree.get());
+    }
+  } else {
+    git_index_clear(index.get());
+  }
+  git_index_write(index.get());
+}
+
 }  // namespace
 
 struct ModelRepository::Git {
@@ -169,28 +218,24 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
   result.md5 = md5_hex(checkpoint_bytes);
   result.size = checkpoint_bytes.size();
 
-  // 1. The object in the cache first, then the workspace file: a crash leaves
-  //    at worst an unreferenced cache object.
+  // 1. The object in the cache (and remote) first: content-addressed, so an
+  //    object no commit names yet is harmless.
   const std::string cache_root = (top / ".dvc" / "cache").string();
   write_object(object_path(cache_root, result.md5, false), checkpoint_bytes);
-  write_file_atomically(model.string(), checkpoint_bytes);
   if (!options_.remote.empty()) {
     write_object(object_path(fs::absolute(options_.remote).lexically_normal().string(), result.md5, false),
                  checkpoint_bytes);
   }
-
-  // 2. The metadata git tracks.
-  write_file_atomically(model.string() + ".dvc", render_dvc_file({result.md5, result.size, "md5", name}));
-  const fs::path gitignore = folder / ".gitignore";
-  const std::string ignore_before = fs::exists(gitignore) ? read_file(gitignore.string()) : "";
-  const std::string ignore_after = gitignore_with(ignore_before, "/" + name);
-  if (ignore_after != ignore_before) write_file_atomically(gitignore.string(), ignore_after);
-  const fs::path metrics_file = folder / (model.stem().string() + ".metrics.json");
-  nlohmann::json m = {{"round", round}};
-  for (const auto& [k, v] : metrics) {
-    if (std::isfinite(v)) m[k] = v;
+  const std::string tag = tag_name(job_id, round);
+  Reference existing;
+  if (git_reference_lookup(existing.out(), repo, ("refs/tags/" + tag).c_str()) == 0) {
+    throw Error(ErrorCode::kAlreadyExists, "tag " + tag + " already exists in " + top.string());
   }
-  write_file_atomically(metrics_file.string(), m.dump(2) + "\n");
+
+  // 2. The work tree: each file replaced atomically, all put back if any step
+  //    up to the commit fails, so a failure leaves the previous state.
+  FileUndo undo;
+  const fs::path metrics_file = folder / (model.stem().string() + ".metrics.json");
   const std::string metrics_rel = fs::relative(metrics_file, top).string();
   std::string artifact = sanitize_ref(model.stem().string());
   std::transform(artifact.begin(), artifact.end(), artifact.begin(), [](unsigned char c) {
@@ -199,57 +244,71 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
   const std::string dvc_yaml = "metrics:\n- " + metrics_rel + "\nartifacts:\n  " + artifact + ":\n    path: " +
                                options_.path + "\n    type: model\n";
   const fs::path dvc_yaml_path = top / "dvc.yaml";
-  if (!fs::exists(dvc_yaml_path) || read_file(dvc_yaml_path.string()) != dvc_yaml) {
-    if (fs::exists(dvc_yaml_path) && read_file(dvc_yaml_path.string()).find(options_.path) == std::string::npos) {
-      throw Error::failed_precondition((dvc_yaml_path).string() +
-                                       " exists and does not declare " + options_.path + "; fedtrack will not rewrite it");
-    }
-    write_file_atomically(dvc_yaml_path.string(), dvc_yaml);
+  if (fs::exists(dvc_yaml_path) && read_file(dvc_yaml_path.string()) != dvc_yaml &&
+      read_file(dvc_yaml_path.string()).find(options_.path) == std::string::npos) {
+    throw Error::failed_precondition(dvc_yaml_path.string() + " exists and does not declare " + options_.path +
+                                     "; fedtrack will not rewrite it");
   }
-
-  // 3. One commit with libgit2.
-  Index index;
-  check(git_repository_index(index.out(), repo), "git index");
-  const std::string model_rel = options_.path;
-  const std::string folder_rel = fs::path(model_rel).parent_path().string();
-  const std::vector<std::string> paths = {
-      ".dvc/config", ".dvc/.gitignore", ".dvcignore", "dvc.yaml", model_rel + ".dvc",
-      (folder_rel.empty() ? "" : folder_rel + "/") + ".gitignore", metrics_rel};
-  for (const auto& p : paths) {
-    if (fs::exists(top / p)) check(git_index_add_bypath(index.get(), p.c_str()), "git add " + p);
+  nlohmann::json m = {{"round", round}};
+  for (const auto& [k, v] : metrics) {
+    if (std::isfinite(v)) m[k] = v;
   }
-  check(git_index_write(index.get()), "git index write");
-  git_oid tree_oid;
-  check(git_index_write_tree(&tree_oid, index.get()), "git write-tree");
-  Tree tree;
-  check(git_tree_lookup(tree.out(), repo, &tree_oid), "git tree");
-
+  const fs::path gitignore = folder / ".gitignore";
+  const std::string ignore_before = fs::exists(gitignore) ? read_file(gitignore.string()) : "";
+  Commit parent;
+  git_oid parent_oid;
+  const bool has_parent = git_reference_name_to_id(&parent_oid, repo, "HEAD") == 0;
+  git_oid commit_oid;
   Signature sig;
   if (git_signature_default(sig.out(), repo) < 0) {
     const auto [n, e] = parse_author(options_.author.empty() ? "fedtrack <fedtrack@localhost>" : options_.author);
     check(git_signature_now(sig.out(), n.c_str(), e.c_str()), "git signature");
   }
-  std::string message = job_name + " round " + std::to_string(round) + "/" + std::to_string(total_rounds);
-  if (auto it = metrics.find("eval_accuracy"); it != metrics.end()) message += ": eval_accuracy=" + fixed4(it->second);
-  message += "\n\nfedtrack-job: " + job_id + "\nfedtrack-round: " + std::to_string(round) + "\nfedtrack-md5: " +
-             result.md5 + "\nfedtrack-path: " + model_rel + "\n";
-  for (const auto& [k, v] : trailers) {
-    if (!v.empty()) message += k + ": " + v + "\n";
+  try {
+    undo.write(model.string() + ".dvc", render_dvc_file({result.md5, result.size, "md5", name}));
+    undo.write(gitignore.string(), gitignore_with(ignore_before, "/" + name));
+    undo.write(metrics_file.string(), m.dump(2) + "\n");
+    undo.write(dvc_yaml_path.string(), dvc_yaml);
+    undo.write(model.string(), checkpoint_bytes);
+    // 3. One commit with libgit2.
+    Index index;
+    check(git_repository_index(index.out(), repo), "git index");
+    const std::string model_rel = options_.path;
+    const std::string folder_rel = fs::path(model_rel).parent_path().string();
+    const std::vector<std::string> paths = {
+        ".dvc/config", ".dvc/.gitignore", ".dvcignore", "dvc.yaml", model_rel + ".dvc",
+        (folder_rel.empty() ? "" : folder_rel + "/") + ".gitignore", metrics_rel};
+    for (const auto& p : paths) {
+      if (fs::exists(top / p)) check(git_index_add_bypath(index.get(), p.c_str()), "git add " + p);
+    }
+    check(git_index_write(index.get()), "git index write");
+    git_oid tree_oid;
+    check(git_index_write_tree(&tree_oid, index.get()), "git write-tree");
+    Tree tree;
+    check(git_tree_lookup(tree.out(), repo, &tree_oid), "git tree");
+
+    std::string message = job_name + " round " + std::to_string(round) + "/" + std::to_string(total_rounds);
+    if (auto it = metrics.find("eval_accuracy"); it != metrics.end()) message += ": eval_accuracy=" + fixed4(it->second);
+    message += "\n\nfedtrack-job: " + job_id + "\nfedtrack-round: " + std::to_string(round) + "\nfedtrack-md5: " +
+               result.md5 + "\nfedtrack-path: " + model_rel + "\n";
+    for (const auto& [k, v] : trailers) {
+      if (!v.empty()) message += k + ": " + v + "\n";
+    }
+    if (has_parent) check(git_commit_lookup(parent.out(), repo, &parent_oid), "git parent commit");
+    const git_commit* parents[] = {parent.get()};
+    check(git_commit_create(&commit_oid, repo, "HEAD", sig.get(), sig.get(), nullptr, message.c_str(), tree.get(),
+                            has_parent ? 1 : 0, has_parent ? parents : nullptr),
+          "git commit");
+    result.commit = oid_hex(commit_oid);
+  } catch (...) {
+    undo.rollback();
+    reset_index_to_head(repo);
+    throw;
   }
-  Commit parent;
-  git_oid parent_oid;
-  const bool has_parent = git_reference_name_to_id(&parent_oid, repo, "HEAD") == 0;
-  if (has_parent) check(git_commit_lookup(parent.out(), repo, &parent_oid), "git parent commit");
-  const git_commit* parents[] = {parent.get()};
-  git_oid commit_oid;
-  check(git_commit_create(&commit_oid, repo, "HEAD", sig.get(), sig.get(), nullptr, message.c_str(), tree.get(),
-                          has_parent ? 1 : 0, has_parent ? parents : nullptr),
-        "git commit");
-  result.commit = oid_hex(commit_oid);
 
   Object target;
   check(git_object_lookup(target.out(), repo, &commit_oid, GIT_OBJECT_COMMIT), "git commit lookup");
-  result.tag = tag_name(job_id, round);
+  result.tag = tag;
   git_oid tag_oid;
   const std::string tag_message = job_name + " round " + std::to_string(round) + " (md5 " + result.md5 + ")\n";
   check(git_tag_create(&tag_oid, repo, result.tag.c_str(), target.get(), sig.get(), tag_message.c_str(), 0),
