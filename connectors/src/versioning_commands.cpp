@@ -2,19 +2,82 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <ostream>
 
 #include "fedtrack/connectors/run_command.h"
 #include "fedtrack/core/error.h"
+#include "fedtrack/tracking/mlflow_client.h"
+#include "fedtrack/versioning/gto_tags.h"
 #include "fedtrack/versioning/model_repository.h"
 
 namespace fedtrack {
 
+namespace {
+
+// Restores into a temporary file beside `out`, checks the md5 the promotion
+// recorded, then renames: a mismatch writes nothing.
+RestoreResult restore_checked(const RestoreArgs& args, const std::string& rev, const std::string& expected_md5) {
+  const std::string tmp = args.out + ".fedtrack-restore-" + std::to_string(::getpid());
+  RestoreResult r;
+  try {
+    r = restore_model(args.repo, rev, args.path, tmp);
+  } catch (...) {
+    std::filesystem::remove(tmp);
+    throw;
+  }
+  if (!expected_md5.empty() && r.md5 != expected_md5) {
+    std::filesystem::remove(tmp);
+    throw Error::corruption("revision " + rev + " holds md5 " + r.md5 + " but the promotion recorded " + expected_md5);
+  }
+  std::filesystem::rename(tmp, args.out);
+  return r;
+}
+
+}  // namespace
+
 int restore_command(const RestoreArgs& args, std::ostream& out, std::ostream& err) {
   try {
-    const RestoreResult r = restore_model(args.repo, args.rev, args.path, args.out);
-    out << "restored " << args.path << " at " << args.rev << " (commit " << r.commit.substr(0, 12) << ", md5 "
+    std::string rev = args.rev, expected, what = args.rev;
+    const int ways = !args.rev.empty() + !args.alias.empty() + !args.stage.empty() + !args.version.empty();
+    if (ways != 1) throw Error::invalid_argument("give exactly one of --rev, --alias, --stage, --version");
+    if (args.rev.empty() && args.model_name.empty()) {
+      throw Error::invalid_argument("--alias, --stage and --version need --model-name");
+    }
+    if (!args.alias.empty()) {
+      const MlflowConfig config = MlflowConfig::from_environment(args.tracking_uri);
+      if (config.tracking_uri.empty()) {
+        throw Error::invalid_argument("--alias needs a tracking URI: pass --tracking-uri or set MLFLOW_TRACKING_URI");
+      }
+      MlflowClient client(config);
+      const ModelVersion mv = client.get_model_version_by_alias(args.model_name, args.alias);
+      const MlflowRun run = client.get_run(mv.run_id);
+      auto tag = [&](const std::string& key) {
+        auto it = mv.tags.find(key);
+        if (it != mv.tags.end()) return it->second;
+        auto rt = run.tags.find(key);
+        return rt == run.tags.end() ? std::string() : rt->second;
+      };
+      rev = tag("fedtrack.git.commit");
+      expected = tag("fedtrack.dvc.md5");
+      if (rev.empty() || expected.empty()) {
+        throw Error::failed_precondition(args.model_name + "@" + args.alias + " (version " + mv.version +
+                                         ") has no fedtrack lineage tags");
+      }
+      what = args.model_name + " alias " + args.alias + " (registry version " + mv.version + ")";
+    } else if (!args.stage.empty()) {
+      const GtoVersion v = gto_stage(args.repo, args.model_name, args.stage);
+      rev = v.commit;
+      what = args.model_name + " stage " + args.stage + " (" + v.tag + (v.version.empty() ? "" : ", " + v.version) + ")";
+    } else if (!args.version.empty()) {
+      rev = args.model_name + "@" + args.version;
+      what = rev;
+    }
+    const RestoreResult r = restore_checked(args, rev, expected);
+    out << "restored " << args.path << " at " << what << " (commit " << r.commit.substr(0, 12) << ", md5 "
         << r.md5 << ", " << r.size << " bytes, from the " << r.source << ") to " << args.out << std::endl;
     return 0;
   } catch (const Error& e) {

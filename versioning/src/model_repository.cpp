@@ -17,54 +17,25 @@
 #include "fedtrack/core/files.h"
 #include "fedtrack/versioning/dvc_format.h"
 #include "fedtrack/versioning/md5.h"
+#include "git_util.h"
 
 namespace fedtrack {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::once_flag g_git_init;
+using Repo = GitOwned<git_repository, git_repository_free>;
+using Index = GitIndex;
+using Tree = GitTree;
+using Commit = GitCommit;
+using Object = GitObject;
+using Signature = GitSignature;
+using TreeEntry = GitTreeEntry;
+using Blob = GitBlob;
+using Reference = GitReference;
+using Remote = GitRemote;
 
-void ensure_libgit2() {
-  std::call_once(g_git_init, [] { git_libgit2_init(); });
-}
-
-[[noreturn]] void git_fail(const std::string& what, ErrorCode code = ErrorCode::kUnavailable) {
-  const git_error* e = git_error_last();
-  throw Error(code, what + ": " + (e && e->message ? e->message : "libgit2 error"));
-}
-
-void check(int rc, const std::string& what) {
-  if (rc < 0) git_fail(what);
-}
-
-// RAII for libgit2 objects.
-template <typename T, void (*Free)(T*)>
-struct Owned {
-  T* p = nullptr;
-  ~Owned() {
-    if (p) Free(p);
-  }
-  T** out() { return &p; }
-  T* get() const { return p; }
-};
-using Repo = Owned<git_repository, git_repository_free>;
-using Index = Owned<git_index, git_index_free>;
-using Tree = Owned<git_tree, git_tree_free>;
-using Commit = Owned<git_commit, git_commit_free>;
-using Object = Owned<git_object, git_object_free>;
-using Signature = Owned<git_signature, git_signature_free>;
-using TreeEntry = Owned<git_tree_entry, git_tree_entry_free>;
-using Blob = Owned<git_blob, git_blob_free>;
-using Reference = Owned<git_reference, git_reference_free>;
-using Remote = Owned<git_remote, git_remote_free>;
-using Tag = Owned<git_tag, git_tag_free>;
-
-std::string oid_hex(const git_oid& oid) {
-  char buf[GIT_OID_HEXSZ + 1];
-  git_oid_tostr(buf, sizeof buf, &oid);
-  return buf;
-}
+void check(int rc, const std::string& what) { git_check(rc, what); }
 
 // Copies `bytes` into `path` read-only (0444), through a temporary name.
 void write_object(const std::string& path, const std::string& bytes) {
@@ -85,17 +56,6 @@ std::string fixed4(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.4f", v);
   return buf;
-}
-
-// "Name <email>" -> (name, email).
-std::pair<std::string, std::string> parse_author(const std::string& author) {
-  const auto lt = author.find('<'), gt = author.rfind('>');
-  if (lt == std::string::npos || gt == std::string::npos || gt < lt) {
-    throw Error::invalid_argument("versioning.author must look like 'Name <email>', got '" + author + "'");
-  }
-  std::string name = author.substr(0, lt);
-  while (!name.empty() && name.back() == ' ') name.pop_back();
-  return {name, author.substr(lt + 1, gt - lt - 1)};
 }
 
 // Replaces files atomically one by one, remembering what each held, so a
@@ -259,11 +219,7 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
   git_oid parent_oid;
   const bool has_parent = git_reference_name_to_id(&parent_oid, repo, "HEAD") == 0;
   git_oid commit_oid;
-  Signature sig;
-  if (git_signature_default(sig.out(), repo) < 0) {
-    const auto [n, e] = parse_author(options_.author.empty() ? "fedtrack <fedtrack@localhost>" : options_.author);
-    check(git_signature_now(sig.out(), n.c_str(), e.c_str()), "git signature");
-  }
+  Signature sig = signature_for(repo, options_.author);
   try {
     undo.write(model.string() + ".dvc", render_dvc_file({result.md5, result.size, "md5", name}));
     undo.write(gitignore.string(), gitignore_with(ignore_before, "/" + name));

@@ -3,6 +3,7 @@
 
 #include <iostream>
 
+#include "fedtrack/connectors/promote_command.h"
 #include "fedtrack/connectors/run_command.h"
 #include "fedtrack/connectors/tracking_commands.h"
 #include "fedtrack/connectors/versioning_commands.h"
@@ -44,8 +45,12 @@ int main(int argc, char** argv) {
   CLI::App* restore = app.add_subcommand(
       "restore", "Give back the exact bytes of a versioned model at any git revision");
   restore->add_option("--repo", restore_args.repo, "The model repository")->capture_default_str();
-  restore->add_option("--rev", restore_args.rev, "Any git revision: sha, short sha, tag, branch, HEAD~2")
-      ->required();
+  restore->add_option("--rev", restore_args.rev, "Any git revision: sha, short sha, tag, branch, HEAD~2");
+  restore->add_option("--model-name", restore_args.model_name, "A promoted model (with --alias, --stage or --version)");
+  restore->add_option("--alias", restore_args.alias, "MLflow alias of the promoted model, e.g. champion");
+  restore->add_option("--stage", restore_args.stage, "GTO stage of the promoted model, e.g. prod");
+  restore->add_option("--version", restore_args.version, "GTO version of the promoted model, e.g. v0.0.3");
+  restore->add_option("--tracking-uri", restore_args.tracking_uri, "MLflow server for --alias (default: MLFLOW_TRACKING_URI)");
   restore->add_option("--path", restore_args.path,
                       "The tracked file, relative to the repository root (its .dvc file is PATH.dvc)")
       ->capture_default_str();
@@ -55,6 +60,27 @@ int main(int argc, char** argv) {
   CLI::App* history = app.add_subcommand("history", "List the versioned round commits of a model repository");
   history->add_option("--repo", history_args.repo, "The model repository")->capture_default_str();
   history->add_flag("--json", history_args.json, "Print one JSON object instead of text");
+
+  fedtrack::PromoteArgs promote_args;
+  CLI::App* promote = app.add_subcommand(
+      "promote", "Gate a job's best round on MLflow metrics and promote it (registry alias + GTO tags)");
+  promote->add_option("--experiment", promote_args.experiment, "MLflow experiment of the job")->required();
+  promote->add_option("--model-name", promote_args.model_name, "Registered model / GTO artifact name")->required();
+  promote->add_option("--repo", promote_args.repo, "The model repository")->capture_default_str();
+  promote->add_option("--path", promote_args.path, "The model inside the repository")->capture_default_str();
+  promote->add_option("--job", promote_args.job_id, "Job id (default: the latest finished job)");
+  promote->add_option("--run", promote_args.run_id, "A job's run id, or one round's run id");
+  promote->add_option("--metric", promote_args.metric, "Metric that picks the best round")->capture_default_str();
+  promote->add_option("--mode", promote_args.mode, "max or min")->capture_default_str();
+  promote->add_option("--require", promote_args.require, "A gate, e.g. 'eval_accuracy>=0.85' (repeatable)")
+      ->allow_extra_args(false);
+  promote->add_option("--better-than", promote_args.better_than, "Must beat the holder of this alias on --metric");
+  promote->add_option("--alias", promote_args.alias, "Alias to move to the new version")->capture_default_str();
+  promote->add_option("--stage", promote_args.stage, "GTO stage to assign, e.g. prod");
+  promote->add_option("--tracking-uri", promote_args.tracking_uri, "MLflow server (default: MLFLOW_TRACKING_URI)");
+  promote->add_option("--dotenv", promote_args.dotenv, "Also write the outputs as KEY=value (GitLab dotenv)");
+  promote->add_flag("--dry-run", promote_args.dry_run, "Evaluate the gates, change nothing");
+  promote->add_flag("--json", promote_args.json, "Print the outputs as one JSON object");
 
   try {
     app.parse(argc, argv);
@@ -66,6 +92,7 @@ int main(int argc, char** argv) {
     fedtrack::install_stop_handlers();
     return fedtrack::run_command(run_args, std::cout, std::cerr);
   }
+  if (promote->parsed()) return fedtrack::promote_command(promote_args, std::cout, std::cerr);
   if (restore->parsed()) return fedtrack::restore_command(restore_args, std::cout, std::cerr);
   if (history->parsed()) return fedtrack::history_command(history_args, std::cout, std::cerr);
   if (runs->parsed()) return fedtrack::runs_command(runs_args, std::cout, std::cerr);

@@ -12,6 +12,12 @@ struct RestoreArgs {
   std::string rev;
   std::string path = "models/global.pt";
   std::string out;
+  // Or by promotion (fedtrack promote): one of alias / stage / version.
+  std::string model_name;
+  std::string alias;         // MLflow alias -> version -> round run -> commit + md5
+  std::string stage;         // latest GTO stage tag NAME#STAGE#N
+  std::string version;       // GTO version tag NAME@vX.Y.Z
+  std::string tracking_uri;  // for --alias; default MLFLOW_TRACKING_URI
 };
 
 struct HistoryArgs {
