@@ -1,0 +1,106 @@
+"""fedtrack promote / restore by alias and stage against a real MLflow server, git and gto."""
+
+import hashlib
+import json
+import os
+import subprocess
+
+from conftest import SMALL_JOB, clean_env, fedtrack, mlflow_client
+
+VENV_BIN = os.environ.get("FEDTRACK_VENV_BIN", "")
+SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def tool_env(server, experiment, **extra):
+    env = clean_env(MLFLOW_TRACKING_URI=server.uri, MLFLOW_EXPERIMENT_NAME=experiment, **extra)
+    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def git(args, cwd):
+    return subprocess.run(["git"] + args, cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+
+def outputs(path):
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def md5(path):
+    with open(path, "rb") as f:
+        return hashlib.md5(f.read()).hexdigest()
+
+
+def test_gate_promote_and_restore(mlflow_server, tmp_path):
+    gh_out = tmp_path / "github_output"
+    env = tool_env(mlflow_server, "promote", GITHUB_OUTPUT=str(gh_out), GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"))
+    r = fedtrack(["run", "--json", "--set", "rounds=3"] + SMALL_JOB, tmp_path, env)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    repo = tmp_path / "fedtrack-models"
+    client = mlflow_client(mlflow_server.uri)
+
+    # An impossible gate: exit 3, nothing changes anywhere.
+    tags_before = git(["tag"], repo)
+    denied = fedtrack(["promote", "--experiment", "promote", "--model-name", "fashion-mlp",
+                       "--require", "eval_accuracy>=0.999", "--stage", "prod"], tmp_path, env)
+    assert denied.returncode == 3, denied.stderr
+    assert "gate failed: eval_accuracy>=0.999: eval_accuracy is" in denied.stderr
+    assert git(["tag"], repo) == tags_before
+    assert outputs(gh_out)["promoted"] == "false"
+    assert client.search_registered_models(filter_string="name='fashion-mlp'") == []
+
+    # An easy gate: promoted.
+    gh_out.unlink()
+    ok = fedtrack(["promote", "--experiment", "promote", "--model-name", "fashion-mlp",
+                   "--require", "eval_accuracy>=0.2", "--stage", "prod", "--json"], tmp_path, env)
+    assert ok.returncode == 0, ok.stderr
+    result = json.loads(ok.stdout.strip().splitlines()[-1])
+    assert result["promoted"] == "true" and result["version"] == "v0.0.1"
+    best = max(report["rounds"], key=lambda x: x["metrics"]["eval_accuracy"])
+    assert result["round"] == str(best["round"])
+    assert result["commit"] == report["versioning"]["rounds"][best["round"] - 1]["commit"]
+    assert result["md5"] == report["versioning"]["rounds"][best["round"] - 1]["md5"]
+    assert outputs(gh_out) == {k: v for k, v in result.items() if k != "gates_failed"}
+    assert "fedtrack promote fashion-mlp: promoted" in (tmp_path / "summary.md").read_text()
+
+    version = client.get_model_version_by_alias("fashion-mlp", "champion")
+    assert version.run_id == result["run_id"]
+    assert version.run_id in report["tracking"]["round_run_ids"]
+    assert version.tags["fedtrack.dvc.md5"] == result["md5"]
+    for tag in ("fashion-mlp@v0.0.1", "fashion-mlp#prod#1"):
+        assert git(["cat-file", "-t", tag], repo).strip() == "tag"  # annotated
+        assert git(["rev-parse", tag + "^{commit}"], repo).strip() == result["commit"]
+    shown = subprocess.run([os.path.join(VENV_BIN, "gto"), "show", "--json"], cwd=repo, env=env,
+                           capture_output=True, text=True, check=True).stdout
+    assert "prod" in shown and "v0.0.1" in shown
+
+    # Restore by alias and by stage: the same bytes, the promoted md5.
+    by_alias, by_stage = tmp_path / "alias.pt", tmp_path / "stage.pt"
+    a = fedtrack(["restore", "--model-name", "fashion-mlp", "--alias", "champion", "--out", str(by_alias)], tmp_path, env)
+    s = fedtrack(["restore", "--model-name", "fashion-mlp", "--stage", "prod", "--out", str(by_stage)], tmp_path, env)
+    assert a.returncode == 0 and s.returncode == 0, a.stderr + s.stderr
+    assert by_alias.read_bytes() == by_stage.read_bytes()
+    assert md5(by_alias) == result["md5"]
+
+    # A weaker (or equal) candidate does not beat the champion: exit 3, nothing changes.
+    weaker = fedtrack(["run", "--set", "rounds=1"] + SMALL_JOB, tmp_path, env)
+    assert weaker.returncode == 0, weaker.stderr
+    tags_before = git(["tag"], repo)
+    beaten = fedtrack(["promote", "--experiment", "promote", "--model-name", "fashion-mlp",
+                       "--better-than", "champion"], tmp_path, env)
+    assert beaten.returncode == 3, beaten.stderr
+    assert "does not beat champion" in beaten.stderr
+    assert git(["tag"], repo) == tags_before
+    assert client.get_model_version_by_alias("fashion-mlp", "champion").version == version.version
+
+
+def test_ci_pipeline_script(mlflow_server, tmp_path):
+    env = tool_env(mlflow_server, "ci", FEDTRACK=os.environ["FEDTRACK_EXE"], EXPERIMENT="ci", MODEL_NAME="ci-model",
+                   MIN_ACCURACY="0.2", RUN_ARGS=" ".join(["--set", "rounds=2"] + SMALL_JOB))
+    r = subprocess.run(["bash", os.path.join(SOURCE_DIR, "examples", "ci", "pipeline.sh")], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    dotenv = outputs(tmp_path / "promote.env")
+    assert dotenv["FEDTRACK_PROMOTED"] == "true"
+    assert dotenv["FEDTRACK_VERSION"] == "v0.0.1"
+    assert json.loads((tmp_path / "run.json").read_text().strip().splitlines()[-1])["tracking"]["pending_writes"] == 0
