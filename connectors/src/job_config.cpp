@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <map>
+#include <optional>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -167,17 +169,7 @@ class JobReader {
       if (t.count("momentum")) s.momentum = number(t["momentum"], "train.momentum", 0, 1, false);
       if (t.count("weight_decay")) s.weight_decay = number(t["weight_decay"], "train.weight_decay", 0, kMax, false);
     }
-    if (top.count("strategy")) {
-      const YAML::Node& node = top["strategy"];
-      if (node.IsScalar()) {
-        job_.strategy.name = string(node, "strategy");
-        job_.sources["strategy.name"] = job_.sources["strategy"];
-      } else {
-        auto st = section(node, "strategy", {"name", "accept_failures"});
-        if (st.count("name")) job_.strategy.name = string(st["name"], "strategy.name");
-        if (st.count("accept_failures")) job_.strategy.accept_failures = boolean(st["accept_failures"], "strategy.accept_failures");
-      }
-    }
+    if (top.count("strategy")) read_strategy(top["strategy"]);
     if (top.count("evaluation")) {
       auto e = section(top["evaluation"], "evaluation", {"initial", "federated", "batch_size"});
       if (e.count("initial")) job_.evaluation.initial = boolean(e["initial"], "evaluation.initial");
@@ -220,6 +212,73 @@ class JobReader {
       if (r.count("threads_per_client")) {
         job_.runtime.threads_per_client = integer(r["threads_per_client"], "runtime.threads_per_client", 0, 4096);
       }
+    }
+  }
+
+  void read_strategy(const YAML::Node& node) {
+    auto& st = job_.strategy;
+    if (node.IsScalar()) {
+      st.name = string(node, "strategy");
+      job_.sources["strategy.name"] = job_.sources["strategy"];
+      return;
+    }
+    // Each strategy's own options, with Flower's names.
+    static const std::map<std::string, std::vector<std::string>> options = {
+        {"fedavg", {}},
+        {"fedprox", {"proximal_mu"}},
+        {"fedavgm", {"server_learning_rate", "server_momentum"}},
+        {"fedadam", {"eta", "eta_l", "beta_1", "beta_2", "tau"}},
+        {"fedyogi", {"eta", "eta_l", "beta_1", "beta_2", "tau"}},
+        {"fedadagrad", {"eta", "eta_l", "tau"}},
+        {"fedmedian", {}},
+        {"fedtrimmedavg", {"beta"}},
+        {"krum", {"num_malicious_clients"}},
+        {"multikrum", {"num_malicious_clients", "num_clients_to_keep"}},
+    };
+    std::vector<std::string> all = {"name", "accept_failures"};
+    for (const auto& [n, opts] : options) {
+      for (const auto& o : opts) {
+        if (std::find(all.begin(), all.end(), o) == all.end()) all.push_back(o);
+      }
+    }
+    auto m = section(node, "strategy", all);
+    std::vector<std::string> names;
+    for (const auto& [n, opts] : options) names.push_back(n);
+    if (m.count("name")) st.name = string(m["name"], "strategy.name", names);
+    if (m.count("accept_failures")) st.accept_failures = boolean(m["accept_failures"], "strategy.accept_failures");
+    const auto& allowed = options.at(st.name);
+    for (const auto& [key, value] : m) {
+      if (key == "name" || key == "accept_failures") continue;
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        std::string list;
+        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+        fail(value, "strategy." + key,
+             "is not an option of strategy '" + st.name + "' (its options: " + (list.empty() ? "none" : list) + ")");
+      }
+    }
+    constexpr double kMax = std::numeric_limits<double>::max();
+    auto num = [&](const char* key, double lo, double hi, bool lo_open) -> std::optional<double> {
+      if (!m.count(key)) return std::nullopt;
+      return number(m[key], std::string("strategy.") + key, lo, hi, lo_open);
+    };
+    st.proximal_mu = num("proximal_mu", 0, kMax, false);
+    st.server_learning_rate = num("server_learning_rate", 0, kMax, true);
+    st.server_momentum = num("server_momentum", 0, 1, false);
+    st.eta = num("eta", 0, kMax, true);
+    st.eta_l = num("eta_l", 0, kMax, true);
+    st.beta_1 = num("beta_1", 0, 0.999999, false);
+    st.beta_2 = num("beta_2", 0, 0.999999, false);
+    st.tau = num("tau", 0, kMax, true);
+    st.beta = num("beta", 0, 0.499999, false);
+    if (m.count("num_malicious_clients")) {
+      st.num_malicious_clients = integer(m["num_malicious_clients"], "strategy.num_malicious_clients", 0, 100000);
+    }
+    if (m.count("num_clients_to_keep")) {
+      st.num_clients_to_keep = integer(m["num_clients_to_keep"], "strategy.num_clients_to_keep", 1, 100000);
+    }
+    if (st.name == "fedprox" && !st.proximal_mu) fail(node, "strategy.proximal_mu", "is required by fedprox");
+    if (st.name == "multikrum" && !st.num_clients_to_keep) {
+      fail(node, "strategy.num_clients_to_keep", "is required by multikrum");
     }
   }
 
@@ -346,7 +405,7 @@ JobSpec load_job(const std::string& path, const std::vector<std::string>& overri
 
 std::vector<std::pair<std::string, std::string>> flatten_job(const JobSpec& j) {
   auto s = [](const Scalar& v) { return scalar_to_string(v); };
-  return {
+  std::vector<std::pair<std::string, std::string>> out = {
       {"name", j.name},
       {"seed", std::to_string(j.seed)},
       {"rounds", s(j.rounds)},
@@ -392,6 +451,18 @@ std::vector<std::pair<std::string, std::string>> flatten_job(const JobSpec& j) {
       {"versioning.remote", j.versioning.remote},
       {"versioning.push", s(j.versioning.push)},
   };
+  // Strategy options only where the job sets them (else Flower's defaults apply).
+  const auto& st = j.strategy;
+  const std::pair<const char*, std::optional<double>> options[] = {
+      {"proximal_mu", st.proximal_mu}, {"server_learning_rate", st.server_learning_rate},
+      {"server_momentum", st.server_momentum}, {"eta", st.eta}, {"eta_l", st.eta_l}, {"beta_1", st.beta_1},
+      {"beta_2", st.beta_2}, {"tau", st.tau}, {"beta", st.beta}};
+  for (const auto& [key, value] : options) {
+    if (value) out.emplace_back(std::string("strategy.") + key, s(*value));
+  }
+  if (st.num_malicious_clients) out.emplace_back("strategy.num_malicious_clients", s(*st.num_malicious_clients));
+  if (st.num_clients_to_keep) out.emplace_back("strategy.num_clients_to_keep", s(*st.num_clients_to_keep));
+  return out;
 }
 
 }  // namespace fedtrack

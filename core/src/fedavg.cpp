@@ -44,19 +44,24 @@ std::vector<FitInstruction> FedAvg::configure_fit(int round, std::shared_ptr<con
                               options_.min_available_clients, FitIns{global, config});
 }
 
+bool FedAvg::accepts(const std::vector<FitResult>& results, const std::vector<ClientFailure>& failures) const {
+  return !results.empty() && (failures.empty() || options_.accept_failures);
+}
+
+Metrics FedAvg::fit_metrics(const std::vector<FitResult>& results) {
+  std::vector<std::pair<const Metrics*, double>> metrics;
+  for (const auto& r : results) metrics.emplace_back(&r.res.metrics, static_cast<double>(r.res.num_examples));
+  return weighted_metrics_average(metrics);
+}
+
 AggregateFitOutcome FedAvg::aggregate_fit(int, const std::vector<FitResult>& results,
                                           const std::vector<ClientFailure>& failures) {
   AggregateFitOutcome out;
-  if (results.empty()) return out;
-  if (!failures.empty() && !options_.accept_failures) return out;
+  if (!accepts(results, failures)) return out;
   std::vector<std::pair<const Parameters*, double>> updates;
-  std::vector<std::pair<const Metrics*, double>> metrics;
-  for (const auto& r : results) {
-    updates.emplace_back(&r.res.parameters, static_cast<double>(r.res.num_examples));
-    metrics.emplace_back(&r.res.metrics, static_cast<double>(r.res.num_examples));
-  }
+  for (const auto& r : results) updates.emplace_back(&r.res.parameters, static_cast<double>(r.res.num_examples));
   out.parameters = weighted_average(updates);
-  out.metrics = weighted_metrics_average(metrics);
+  out.metrics = fit_metrics(results);
   return out;
 }
 

@@ -24,6 +24,8 @@ TrainOptions train_options_from(const ConfigRecord& config) {
   o.optimizer = config_string(config, "optimizer", o.optimizer);
   o.momentum = config_double(config, "momentum", o.momentum);
   o.weight_decay = config_double(config, "weight_decay", o.weight_decay);
+  o.proximal_mu = config_double(config, "proximal_mu", 0.0);
+  if (o.proximal_mu < 0) throw Error::invalid_argument("fit config: proximal_mu must be >= 0");
   if (o.epochs < 1 || o.batch_size < 1 || !(o.lr > 0)) {
     throw Error::invalid_argument("fit config: epochs and batch_size must be >= 1 and lr > 0");
   }
@@ -40,7 +42,10 @@ TorchClient::TorchClient(torch::nn::AnyModule model, TensorData train, TensorDat
 
 FitRes TorchClient::fit(const Parameters& global, const ConfigRecord& config) {
   load_parameters(*model_.ptr(), global);
-  const TrainOptions options = train_options_from(config);
+  TrainOptions options = train_options_from(config);
+  if (options.proximal_mu > 0) {
+    for (std::size_t i = 0; i < global.buffer_begin; ++i) options.proximal_anchor.push_back(global.tensors[i]);
+  }
   std::mt19937_64 rng(mix(seed_ ^ mix(static_cast<std::uint64_t>(config_int(config, "round", 0)))));
   const LoopStats stats = train_classifier(model_, train_, options, rng);
   FitRes res;

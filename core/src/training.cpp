@@ -53,10 +53,19 @@ LoopStats train_classifier(torch::nn::AnyModule& model, const TensorData& data,
       const torch::Tensor y = data.labels.index_select(0, idx);
       optimizer->zero_grad();
       const torch::Tensor logits = model.forward(x);
-      const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
+      torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
+      const torch::Tensor data_loss = loss.detach();
+      if (options.proximal_mu > 0) {
+        torch::Tensor proximal = torch::zeros({}, logits.options());
+        const auto params = module->parameters();
+        for (std::size_t p = 0; p < params.size(); ++p) {
+          proximal = proximal + (params[p] - options.proximal_anchor.at(p)).pow(2).sum();
+        }
+        loss = loss + proximal * (options.proximal_mu / 2);
+      }
       loss.backward();
       optimizer->step();
-      const double l = loss.item<double>();
+      const double l = data_loss.item<double>();
       if (!std::isfinite(l)) {
         throw Error::failed_precondition("training diverged: loss is " + std::to_string(l) +
                                          " (try a lower learning rate)");

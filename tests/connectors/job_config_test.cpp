@@ -132,3 +132,29 @@ TEST(JobConfig, FlattenListsEverySettingWithDottedKeys) {
 
 }  // namespace
 }  // namespace fedtrack
+
+namespace fedtrack {
+namespace {
+
+TEST(JobConfigStrategies, OptionsBelongToTheirStrategy) {
+  const JobSpec adam = parse_job("strategy: {name: fedadam, eta: 0.05, tau: 0.001}\n", "job.yaml");
+  EXPECT_EQ(adam.strategy.name, "fedadam");
+  EXPECT_EQ(*adam.strategy.eta, 0.05);
+  EXPECT_FALSE(adam.strategy.beta_1.has_value());  // Flower's default applies
+  EXPECT_EQ(error_of("strategy: {name: fedavg, eta: 0.1}\n"),
+            "job.yaml:1: strategy.eta: is not an option of strategy 'fedavg' (its options: none)");
+  EXPECT_EQ(error_of("strategy:\n  name: fedadagrad\n  beta_1: 0.9\n"),
+            "job.yaml:3: strategy.beta_1: is not an option of strategy 'fedadagrad' (its options: eta, eta_l, tau)");
+  EXPECT_EQ(error_of("strategy: {name: fedprox}\n"), "job.yaml:1: strategy.proximal_mu: is required by fedprox");
+  EXPECT_EQ(error_of("strategy: {name: fedtrimmedavg, beta: 0.5}\n"),
+            "job.yaml:1: strategy.beta: must be >= 0 and <= 0.499999, got 0.5");
+  EXPECT_EQ(error_of("strategy: {name: fedsgd}\n").rfind("job.yaml:1: strategy.name: must be one of ", 0), 0u);
+  const auto flat = flatten_job(parse_job("strategy: {name: fedprox, proximal_mu: 0.01}\n", "job.yaml"));
+  std::map<std::string, std::string> m(flat.begin(), flat.end());
+  EXPECT_EQ(m.at("strategy.name"), "fedprox");
+  EXPECT_EQ(m.at("strategy.proximal_mu"), "0.01");
+  EXPECT_EQ(m.count("strategy.eta"), 0u);
+}
+
+}  // namespace
+}  // namespace fedtrack

@@ -48,6 +48,11 @@ class FedAvg : public Strategy {
 
  protected:
   const FedAvgOptions& options() const { return options_; }
+  // Whether a round with these outcomes is aggregated at all (results, and no
+  // failures unless accept_failures).
+  bool accepts(const std::vector<FitResult>& results, const std::vector<ClientFailure>& failures) const;
+  // The clients' fit metrics, weighted by num_examples.
+  static Metrics fit_metrics(const std::vector<FitResult>& results);
 
  private:
   FedAvgOptions options_;

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 
 namespace fedtrack {
@@ -52,6 +53,14 @@ struct TrainSpec {
 struct StrategySpec {
   std::string name = "fedavg";
   bool accept_failures = true;
+  // Options, with Flower's meanings; unset = the strategy's Flower default.
+  std::optional<double> proximal_mu;           // fedprox
+  std::optional<double> server_learning_rate;  // fedavgm (1.0)
+  std::optional<double> server_momentum;       // fedavgm (0.0)
+  std::optional<double> eta, eta_l, beta_1, beta_2, tau;  // fedadam / fedyogi / fedadagrad
+  std::optional<double> beta;                  // fedtrimmedavg (0.2): fraction cut at each end
+  std::optional<std::int64_t> num_malicious_clients;  // krum, multikrum (0)
+  std::optional<std::int64_t> num_clients_to_keep;    // multikrum (0 = Krum)
 };
 
 struct EvaluationSpec {

@@ -27,6 +27,10 @@ struct TrainOptions {
   std::string optimizer = "sgd";  // sgd | adam
   double momentum = 0.0;
   double weight_decay = 0.0;
+  // FedProx: adds (proximal_mu / 2) * ||w - anchor||^2 to the loss, where
+  // anchor is the global model's parameters (model.parameters() order).
+  double proximal_mu = 0.0;
+  std::vector<torch::Tensor> proximal_anchor;
 };
 
 struct LoopStats {
