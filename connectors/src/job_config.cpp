@@ -234,6 +234,8 @@ class JobReader {
         {"fedtrimmedavg", {"beta"}},
         {"krum", {"num_malicious_clients"}},
         {"multikrum", {"num_malicious_clients", "num_clients_to_keep"}},
+        {"bulyan", {"num_malicious_clients"}},
+        {"qfedavg", {"q", "client_learning_rate"}},
     };
     std::vector<std::string> all = {"name", "accept_failures"};
     for (const auto& [n, opts] : options) {
@@ -270,6 +272,8 @@ class JobReader {
     st.beta_2 = num("beta_2", 0, 0.999999, false);
     st.tau = num("tau", 0, kMax, true);
     st.beta = num("beta", 0, 0.499999, false);
+    st.q = num("q", 0, kMax, false);
+    st.client_learning_rate = num("client_learning_rate", 0, kMax, true);
     if (m.count("num_malicious_clients")) {
       st.num_malicious_clients = integer(m["num_malicious_clients"], "strategy.num_malicious_clients", 0, 100000);
     }
@@ -456,7 +460,8 @@ std::vector<std::pair<std::string, std::string>> flatten_job(const JobSpec& j) {
   const std::pair<const char*, std::optional<double>> options[] = {
       {"proximal_mu", st.proximal_mu}, {"server_learning_rate", st.server_learning_rate},
       {"server_momentum", st.server_momentum}, {"eta", st.eta}, {"eta_l", st.eta_l}, {"beta_1", st.beta_1},
-      {"beta_2", st.beta_2}, {"tau", st.tau}, {"beta", st.beta}};
+      {"beta_2", st.beta_2}, {"tau", st.tau}, {"beta", st.beta}, {"q", st.q},
+      {"client_learning_rate", st.client_learning_rate}};
   for (const auto& [key, value] : options) {
     if (value) out.emplace_back(std::string("strategy.") + key, s(*value));
   }

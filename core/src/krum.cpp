@@ -20,7 +20,9 @@ AggregateFitOutcome Krum::aggregate_fit(int, const std::vector<FitResult>& resul
                                         const std::vector<ClientFailure>& failures) {
   AggregateFitOutcome out;
   if (!accepts(results, failures)) return out;
-  const std::vector<double> scores = krum_scores(models_of(results), num_malicious_);
+  std::vector<std::size_t> all(results.size());
+  std::iota(all.begin(), all.end(), 0);
+  const std::vector<double> scores = krum_scores(squared_distances(models_of(results)), all, num_malicious_);
   std::vector<std::size_t> order(scores.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return scores[a] < scores[b]; });

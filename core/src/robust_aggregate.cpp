@@ -55,8 +55,21 @@ Parameters trimmed_mean(const std::vector<const Parameters*>& updates, double be
   });
 }
 
-std::vector<double> krum_scores(const std::vector<const Parameters*>& updates, std::int64_t num_malicious) {
-  const auto n = static_cast<std::int64_t>(updates.size());
+Parameters closest_mean(const Parameters& reference, const std::vector<const Parameters*>& updates,
+                        std::int64_t count) {
+  if (count < 1 || count > static_cast<std::int64_t>(updates.size())) {
+    throw Error::invalid_argument("closest mean: count must be in [1, number of updates]");
+  }
+  std::size_t index = 0;
+  return per_tensor(updates, [&](const torch::Tensor& stacked) {
+    const torch::Tensor ref = reference.tensors.at(index++).to(stacked.scalar_type());
+    const torch::Tensor order = std::get<1>((stacked - ref).abs().sort(0));
+    return stacked.gather(0, order.slice(0, 0, count)).mean(0);
+  });
+}
+
+std::vector<std::vector<double>> squared_distances(const std::vector<const Parameters*>& updates) {
+  const std::size_t n = updates.size();
   std::vector<torch::Tensor> flat;
   for (const auto* u : updates) {
     std::vector<torch::Tensor> parts;
@@ -64,22 +77,29 @@ std::vector<double> krum_scores(const std::vector<const Parameters*>& updates, s
     flat.push_back(torch::cat(parts));
   }
   std::vector<std::vector<double>> d(n, std::vector<double>(n, 0.0));
-  for (std::int64_t i = 0; i < n; ++i) {
-    for (std::int64_t j = 0; j < n; ++j) {
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t j = i + 1; j < n; ++j) {
       const double norm = (flat[i] - flat[j]).norm().item<double>();
-      d[i][j] = norm * norm;
+      d[i][j] = d[j][i] = norm * norm;
     }
   }
+  return d;
+}
+
+std::vector<double> krum_scores(const std::vector<std::vector<double>>& d, const std::vector<std::size_t>& subset,
+                                std::int64_t num_malicious) {
+  const auto n = static_cast<std::int64_t>(subset.size());
   const std::int64_t closest = std::max<std::int64_t>(1, n - num_malicious - 2);
-  std::vector<double> scores(n);
-  for (std::int64_t i = 0; i < n; ++i) {
-    std::vector<std::int64_t> order(n);
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return d[i][a] < d[i][b]; });
+  std::vector<double> scores(subset.size());
+  for (std::size_t a = 0; a < subset.size(); ++a) {
+    std::vector<double> others;
+    for (std::size_t b = 0; b < subset.size(); ++b) {
+      if (b != a) others.push_back(d[subset[a]][subset[b]]);
+    }
+    std::sort(others.begin(), others.end());
     double s = 0;
-    // order[0] is the update itself (distance 0); Flower skips index 0 of the sort too.
-    for (std::int64_t k = 1; k <= closest && k < n; ++k) s += d[i][order[k]];
-    scores[i] = s;
+    for (std::int64_t k = 0; k < closest && k < static_cast<std::int64_t>(others.size()); ++k) s += others[k];
+    scores[a] = s;
   }
   return scores;
 }

@@ -1,5 +1,6 @@
 #include "fedtrack/core/strategy_factory.h"
 
+#include "fedtrack/core/bulyan.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/fedadagrad.h"
 #include "fedtrack/core/fedadam.h"
@@ -9,12 +10,13 @@
 #include "fedtrack/core/fedtrimmedavg.h"
 #include "fedtrack/core/fedyogi.h"
 #include "fedtrack/core/krum.h"
+#include "fedtrack/core/qfedavg.h"
 
 namespace fedtrack {
 
 std::vector<std::string> strategy_names() {
-  return {"fedadagrad", "fedadam", "fedavg", "fedavgm", "fedmedian", "fedprox", "fedtrimmedavg", "fedyogi",
-          "krum", "multikrum"};
+  return {"bulyan",  "fedadagrad", "fedadam", "fedavg", "fedavgm", "fedmedian", "fedprox", "fedtrimmedavg",
+          "fedyogi", "krum", "multikrum", "qfedavg"};
 }
 
 std::unique_ptr<Strategy> make_strategy(const StrategySpec& spec, FedAvgOptions base) {
@@ -49,6 +51,10 @@ std::unique_ptr<Strategy> make_strategy(const StrategySpec& spec, FedAvgOptions 
       throw Error::invalid_argument("multikrum needs strategy.num_clients_to_keep >= 1");
     }
     return std::make_unique<Krum>(std::move(base), spec.num_malicious_clients.value_or(0), n == "krum" ? 0 : keep);
+  }
+  if (n == "bulyan") return std::make_unique<Bulyan>(std::move(base), spec.num_malicious_clients.value_or(0));
+  if (n == "qfedavg") {
+    return std::make_unique<QFedAvg>(std::move(base), spec.q.value_or(0.2), spec.client_learning_rate.value_or(0.1));
   }
   std::string known;
   for (const auto& k : strategy_names()) known += (known.empty() ? "" : ", ") + k;

@@ -154,6 +154,9 @@ TEST(JobConfigStrategies, OptionsBelongToTheirStrategy) {
   EXPECT_EQ(m.at("strategy.name"), "fedprox");
   EXPECT_EQ(m.at("strategy.proximal_mu"), "0.01");
   EXPECT_EQ(m.count("strategy.eta"), 0u);
+  const JobSpec q = parse_job("strategy: {name: qfedavg, q: 0.5, client_learning_rate: 0.05}\n", "job.yaml");
+  EXPECT_EQ(*q.strategy.q, 0.5);
+  EXPECT_EQ(*q.strategy.client_learning_rate, 0.05);
 }
 
 }  // namespace

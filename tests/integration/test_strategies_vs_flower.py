@@ -14,10 +14,14 @@ import numpy as np
 import pytest
 
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
-from flwr.server.strategy import (FedAdagrad, FedAdam, FedAvg, FedAvgM, FedMedian, FedProx, FedTrimmedAvg, FedYogi,
-                                  Krum)
+from flwr.server.strategy import (Bulyan, FedAdagrad, FedAdam, FedAvg, FedAvgM, FedMedian, FedProx, FedTrimmedAvg,
+                                  FedYogi, Krum, QFedAvg)
 
 REPLAY = os.environ.get("FEDTRACK_STRATEGY_REPLAY", "")
+# q-FedAvg: Flower weighs every client by the server's evaluation loss; fedtrack
+# by each client's train_loss. With every client reporting that same loss the
+# two must agree.
+QFFL_LOSS = 0.7
 SHAPES = [(4, 3), (5,), (2, 2, 3)]
 CLIENTS = 7
 ROUNDS = 4
@@ -55,6 +59,9 @@ CASES = [
     ("krum", {"num_malicious_clients": 2}, lambda init: Krum(num_malicious_clients=2)),
     ("multikrum", {"num_malicious_clients": 2, "num_clients_to_keep": 3},
      lambda init: Krum(num_malicious_clients=2, num_clients_to_keep=3)),
+    ("bulyan", {"num_malicious_clients": 1}, lambda init: Bulyan(num_malicious_clients=1, to_keep=0)),
+    ("qfedavg", {"q": 0.5, "client_learning_rate": 0.05},
+     lambda init: QFedAvg(q_param=0.5, qffl_learning_rate=0.05, evaluate_fn=lambda rnd, w, cfg: (QFFL_LOSS, {}))),
 ]
 
 
@@ -68,14 +75,19 @@ def test_strategy_matches_flower(name, options, flower):
     initial, rounds = make_rounds(seed=hash(name) % 1000 + len(options))
     strategy = flower(ndarrays_to_parameters(initial))
     expected = []
+    current = initial
     for rnd, updates in enumerate(rounds, start=1):
+        if name == "qfedavg":
+            strategy.pre_weights = current  # what Flower's configure_fit records
         results = [(None, FitRes(status=Status(code=Code.OK, message=""), parameters=ndarrays_to_parameters(a),
                                  num_examples=n, metrics={})) for a, n in updates]
         params, _ = strategy.aggregate_fit(rnd, results, [])
         expected.append(parameters_to_ndarrays(params))
+        current = expected[-1]
 
     payload = {"strategy": dict(options, name=name), "initial": tensor_json(initial),
-               "rounds": [[{"num_examples": n, "tensors": tensor_json(a)} for a, n in updates] for updates in rounds]}
+               "rounds": [[{"num_examples": n, "train_loss": QFFL_LOSS, "tensors": tensor_json(a)} for a, n in updates]
+                          for updates in rounds]}
     r = subprocess.run([REPLAY], input=json.dumps(payload), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)["rounds"]

@@ -52,6 +52,8 @@ int main() {
     spec.beta_2 = number(s, "beta_2");
     spec.tau = number(s, "tau");
     spec.beta = number(s, "beta");
+    spec.q = number(s, "q");
+    spec.client_learning_rate = number(s, "client_learning_rate");
     if (s.contains("num_malicious_clients")) spec.num_malicious_clients = s.at("num_malicious_clients").get<std::int64_t>();
     if (s.contains("num_clients_to_keep")) spec.num_clients_to_keep = s.at("num_clients_to_keep").get<std::int64_t>();
     fedtrack::FedAvgOptions base;
@@ -69,6 +71,7 @@ int main() {
         r.client_id = "c" + std::to_string(c);
         r.res.parameters = read_parameters(updates[c].at("tensors"));
         r.res.num_examples = updates[c].at("num_examples").get<std::int64_t>();
+        if (updates[c].contains("train_loss")) r.res.metrics["train_loss"] = updates[c].at("train_loss").get<double>();
         results.push_back(std::move(r));
       }
       const auto outcome = strategy->aggregate_fit(round, results, {});

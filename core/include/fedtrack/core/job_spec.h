@@ -61,6 +61,8 @@ struct StrategySpec {
   std::optional<double> beta;                  // fedtrimmedavg (0.2): fraction cut at each end
   std::optional<std::int64_t> num_malicious_clients;  // krum, multikrum (0)
   std::optional<std::int64_t> num_clients_to_keep;    // multikrum (0 = Krum)
+  std::optional<double> q;                     // qfedavg (0.2)
+  std::optional<double> client_learning_rate;  // qfedavg (0.1)
 };
 
 struct EvaluationSpec {

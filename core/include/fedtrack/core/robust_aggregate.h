@@ -21,8 +21,18 @@ Parameters coordinate_median(const std::vector<const Parameters*>& updates);
 // 0 <= beta < 0.5.
 Parameters trimmed_mean(const std::vector<const Parameters*>& updates, double beta);
 
+// Pairwise squared L2 distances between the flattened updates.
+std::vector<std::vector<double>> squared_distances(const std::vector<const Parameters*>& updates);
+
 // Krum scores: for each update, the sum of squared distances to its
-// max(1, n - f - 2) nearest other updates (Blanchard et al., 2017).
-std::vector<double> krum_scores(const std::vector<const Parameters*>& updates, std::int64_t num_malicious);
+// max(1, n - f - 2) nearest other updates (Blanchard et al., 2017), over the
+// updates listed in `subset` (indices into `distances`).
+std::vector<double> krum_scores(const std::vector<std::vector<double>>& distances,
+                                const std::vector<std::size_t>& subset, std::int64_t num_malicious);
+
+// Per coordinate, the mean of the `count` values closest to `reference`'s
+// (Bulyan's second step).
+Parameters closest_mean(const Parameters& reference, const std::vector<const Parameters*>& updates,
+                        std::int64_t count);
 
 }  // namespace fedtrack
