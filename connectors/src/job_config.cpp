@@ -130,7 +130,7 @@ class JobReader {
     constexpr double kMax = std::numeric_limits<double>::max();
     if (root.IsNull()) return;
     auto top = section(root, "", {"name", "seed", "rounds", "model", "data", "clients", "train",
-                                  "strategy", "evaluation", "runtime", "tracking", "versioning"});
+                                  "strategy", "evaluation", "runtime", "tracking", "versioning", "attack"});
     if (top.count("name")) job_.name = string(top["name"], "name");
     if (top.count("seed")) job_.seed = static_cast<std::uint64_t>(integer(top["seed"], "seed", 0, kMaxInt));
     if (top.count("rounds")) job_.rounds = integer(top["rounds"], "rounds", 1, 1000000);
@@ -204,6 +204,15 @@ class JobReader {
       if (s.path.front() == '/' || s.path.find("..") != std::string::npos) {
         fail(v.count("path") ? v["path"] : node_of(top["versioning"]), "versioning.path",
              "must be a path inside the repository, got '" + s.path + "'");
+      }
+    }
+    if (top.count("attack")) {
+      auto a = section(top["attack"], "attack", {"clients", "scale"});
+      if (a.count("clients")) job_.attack.clients = integer(a["clients"], "attack.clients", 0, 100000);
+      if (a.count("scale")) job_.attack.scale = number(a["scale"], "attack.scale", -1e6, 1e6, false);
+      if (job_.attack.clients > job_.clients.count) {
+        fail(a["clients"], "attack.clients", "is " + std::to_string(job_.attack.clients) + " but clients.count is " +
+                                                 std::to_string(job_.clients.count));
       }
     }
     if (top.count("runtime")) {
@@ -455,6 +464,10 @@ std::vector<std::pair<std::string, std::string>> flatten_job(const JobSpec& j) {
       {"versioning.remote", j.versioning.remote},
       {"versioning.push", s(j.versioning.push)},
   };
+  if (j.attack.clients > 0) {
+    out.emplace_back("attack.clients", s(j.attack.clients));
+    out.emplace_back("attack.scale", s(j.attack.scale));
+  }
   // Strategy options only where the job sets them (else Flower's defaults apply).
   const auto& st = j.strategy;
   const std::pair<const char*, std::optional<double>> options[] = {

@@ -45,6 +45,29 @@ class InProcessClientProxy : public ClientProxy {
   std::shared_ptr<ClientApp> app_;
 };
 
+// A Byzantine client for robustness experiments: trains honestly, then sends
+// global + scale * (update - global).
+class ScaledUpdateClient : public ClientApp {
+ public:
+  ScaledUpdateClient(std::shared_ptr<ClientApp> honest, double scale) : honest_(std::move(honest)), scale_(scale) {}
+  FitRes fit(const Parameters& global, const ConfigRecord& config) override {
+    FitRes res = honest_->fit(global, config);
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < global.buffer_begin; ++i) {
+      auto& t = res.parameters.tensors[i];
+      t = global.tensors[i] + (t - global.tensors[i]) * scale_;
+    }
+    return res;
+  }
+  EvaluateRes evaluate(const Parameters& global, const ConfigRecord& config) override {
+    return honest_->evaluate(global, config);
+  }
+
+ private:
+  std::shared_ptr<ClientApp> honest_;
+  double scale_;
+};
+
 std::string client_id(std::int64_t index, std::int64_t count) {
   const int width = std::max<int>(3, static_cast<int>(std::to_string(count - 1).size()));
   std::string digits = std::to_string(index);
@@ -123,7 +146,9 @@ SimulationResult run_simulation(const JobSpec& job, const SimulationOptions& opt
                                              select_rows(data.train, val),
                                              job.seed * 7919ull + static_cast<std::uint64_t>(c));
     result.client_fingerprints.push_back(app->data_fingerprint());
-    clients.add(std::make_shared<InProcessClientProxy>(client_id(c, job.clients.count), app));
+    std::shared_ptr<ClientApp> site = app;
+    if (c < job.attack.clients) site = std::make_shared<ScaledUpdateClient>(app, job.attack.scale);
+    clients.add(std::make_shared<InProcessClientProxy>(client_id(c, job.clients.count), site));
   }
   data.train = {};  // the clients hold their shares now
 

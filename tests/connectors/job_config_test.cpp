@@ -67,7 +67,7 @@ TEST(JobConfig, UnknownKeyNamesKeyFileAndLine) {
             "optimizer, momentum, weight_decay)");
   EXPECT_EQ(error_of("round: 3\n"),
             "job.yaml:1: unknown key 'round' (known: name, seed, rounds, model, data, clients, "
-            "train, strategy, evaluation, runtime, tracking, versioning)");
+            "train, strategy, evaluation, runtime, tracking, versioning, attack)");
 }
 
 TEST(JobConfig, WrongTypeNamesKeyFileAndLine) {

@@ -69,6 +69,18 @@ TEST(Simulation, SameJobAndSeedGiveIdenticalBytes) {
   EXPECT_NE(a.final_model->checkpoint_bytes(), c.final_model->checkpoint_bytes());
 }
 
+TEST(Simulation, OneByzantineClientBreaksFedAvgButNotTheMedian) {
+  JobSpec job = small_job();
+  job.data.partition.kind = "iid";
+  job.attack.clients = 1;  // client-000 sends global - 10 x its honest update
+  job.attack.scale = -10;
+  const double fedavg = run_simulation(job, {}).final_metrics.at("eval_accuracy");
+  job.strategy.name = "fedmedian";
+  const double median = run_simulation(job, {}).final_metrics.at("eval_accuracy");
+  EXPECT_LT(fedavg, 0.3);
+  EXPECT_GT(median, 0.6);
+}
+
 TEST(Simulation, UnknownModelNamesTheKey) {
   JobSpec job = small_job();
   job.model = "resnet9000";

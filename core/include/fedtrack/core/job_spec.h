@@ -92,6 +92,14 @@ struct VersioningSpec {
   std::string author;                   // "Name <email>" when git has no identity
 };
 
+// Robustness experiments only (simulation): the first `clients` clients are
+// Byzantine and send global + scale * (their honest update - global); a
+// negative scale flips the update's sign.
+struct AttackSpec {
+  std::int64_t clients = 0;
+  double scale = -4.0;
+};
+
 struct JobSpec {
   std::string name = "fashion-mnist-fedavg";
   std::uint64_t seed = 42;
@@ -105,6 +113,7 @@ struct JobSpec {
   RuntimeSpec runtime;
   TrackingSpec tracking;
   VersioningSpec versioning;
+  AttackSpec attack;
 
   // Where each key came from ("job.yaml:7", "--set", "default"), keyed by its
   // dotted path, so later errors (an unknown model name) can point at it.
