@@ -12,6 +12,8 @@ rounds="${1:-20}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
+# shellcheck source=accuracy_lib.sh
+source "$root/bench/accuracy_lib.sh"
 
 # name, extra options
 strategies=(
@@ -34,12 +36,8 @@ for entry in "${strategies[@]}"; do
   extra="${entry#*|}"
   row=()
   for alpha in 0.1 0.5; do
-    # shellcheck disable=SC2086
-    acc=$("$fedtrack" run --json --set rounds="$rounds" --set strategy.name="$name" $extra \
-            --set data.partition.alpha="$alpha" --set data.partition.min_partition_size=1 \
-            --set versioning.enabled=false --set tracking.journal="$work/journal.sqlite" 2>/dev/null |
-          tail -1 | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["final"]["eval_accuracy"])' ||
-          echo "failed")
+    acc=$(final_accuracy --set rounds="$rounds" --set strategy.name="$name" $extra \
+            --set data.partition.alpha="$alpha" --set data.partition.min_partition_size=1)
     row+=("$acc")
   done
   printf "%-14s %12s %12s\n" "$name" "${row[0]}" "${row[1]}"

@@ -13,6 +13,8 @@ scale="${2:--4}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
+# shellcheck source=accuracy_lib.sh
+source "$root/bench/accuracy_lib.sh"
 strategies=(
   "fedavg|"
   "fedmedian|"
@@ -26,12 +28,8 @@ for entry in "${strategies[@]}"; do
   extra="${entry#*|}"
   row=()
   for attackers in 0 2; do
-    # shellcheck disable=SC2086
-    acc=$("$fedtrack" run --json --set rounds="$rounds" --set strategy.name="$name" $extra \
-            --set attack.clients="$attackers" --set attack.scale="$scale" \
-            --set versioning.enabled=false --set tracking.journal="$work/journal.sqlite" 2>/dev/null |
-          tail -1 | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["final"]["eval_accuracy"])' ||
-          echo "failed")
+    acc=$(final_accuracy --set rounds="$rounds" --set strategy.name="$name" $extra \
+            --set attack.clients="$attackers" --set attack.scale="$scale")
     row+=("$acc")
   done
   printf "%-14s %12s %12s\n" "$name" "${row[0]}" "${row[1]}"
