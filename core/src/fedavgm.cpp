@@ -46,3 +46,23 @@ AggregateFitOutcome FedAvgM::aggregate_fit(int round, const std::vector<FitResul
 }
 
 }  // namespace fedtrack
+
+namespace fedtrack {
+
+StateRecord FedAvgM::save_state() const {
+  StateRecord state;
+  if (velocity_) state["velocity"] = encode_parameters(*velocity_);
+  return state;
+}
+
+void FedAvgM::restore_state(const Parameters& global, const StateRecord& state) {
+  current_ = clone(global);
+  velocity_.reset();
+  auto it = state.find("velocity");
+  if (it == state.end()) return;
+  Parameters velocity = decode_parameters(it->second);
+  check_layout(global, velocity, "fedavgm state (velocity)");
+  velocity_ = std::move(velocity);
+}
+
+}  // namespace fedtrack

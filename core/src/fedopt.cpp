@@ -48,3 +48,38 @@ AggregateFitOutcome FedOpt::aggregate_fit(int round, const std::vector<FitResult
 }
 
 }  // namespace fedtrack
+
+namespace fedtrack {
+namespace {
+// m_ and v_ as one Parameters each, named after the model's tensors.
+std::string encode_moments(const Parameters& layout, const std::vector<torch::Tensor>& moments) {
+  Parameters p;
+  p.names = layout.names;
+  p.buffer_begin = layout.buffer_begin;
+  p.tensors = moments;
+  return encode_parameters(p);
+}
+}  // namespace
+
+StateRecord FedOpt::save_state() const {
+  StateRecord state;
+  if (!current_ || m_.empty()) return state;  // before the first aggregation: nothing but the model
+  state["m"] = encode_moments(*current_, m_);
+  state["v"] = encode_moments(*current_, v_);
+  return state;
+}
+
+void FedOpt::restore_state(const Parameters& global, const StateRecord& state) {
+  current_ = clone(global);
+  m_.clear();
+  v_.clear();
+  if (state.empty()) return;
+  Parameters m = decode_parameters(state_at(state, "m"));
+  Parameters v = decode_parameters(state_at(state, "v"));
+  check_layout(global, m, name() + " state (first moment)");
+  check_layout(global, v, name() + " state (second moment)");
+  m_ = std::move(m.tensors);
+  v_ = std::move(v.tensors);
+}
+
+}  // namespace fedtrack

@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 
+#include "fedtrack/core/byte_codec.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
 
@@ -52,44 +53,6 @@ c10::ScalarType dtype_from_code(std::uint8_t code) {
     default: throw Error::corruption("parameters: unknown dtype code " + std::to_string(code));
   }
 }
-
-template <typename T>
-void put(std::string& out, T value) {
-  char buf[sizeof(T)];
-  std::memcpy(buf, &value, sizeof(T));  // the project targets little-endian hosts
-  out.append(buf, sizeof(T));
-}
-
-class Reader {
- public:
-  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
-  template <typename T>
-  T get(const char* what) {
-    need(sizeof(T), what);
-    T value;
-    std::memcpy(&value, bytes_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return value;
-  }
-  std::string_view take(std::uint64_t n, const char* what) {
-    need(n, what);
-    auto view = bytes_.substr(pos_, n);
-    pos_ += n;
-    return view;
-  }
-  std::size_t remaining() const { return bytes_.size() - pos_; }
-
- private:
-  void need(std::uint64_t n, const char* what) const {
-    if (n > remaining()) {
-      throw Error::corruption(std::string("parameters: truncated ") + what + " (need " +
-                              std::to_string(n) + " bytes, " + std::to_string(remaining()) +
-                              " left)");
-    }
-  }
-  std::string_view bytes_;
-  std::size_t pos_ = 0;
-};
 
 std::string shape_text(const torch::Tensor& t) {
   std::ostringstream s;
@@ -196,33 +159,34 @@ std::string encode_parameters(const Parameters& params) {
   if (params.names.size() != params.tensors.size() || params.buffer_begin > params.size()) {
     throw Error::invalid_argument("parameters: names, tensors and buffer_begin disagree");
   }
-  std::string out;
+  ByteWriter w;
+  std::string& out = w.str();
   const std::uint64_t total = encoded_size(params);
   out.reserve(total);
   out.append(kMagic, 4);
-  put<std::uint16_t>(out, kVersion);
-  put<std::uint16_t>(out, 0);
-  put<std::uint64_t>(out, total - kHeaderSize + 8);  // everything after this field
-  put<std::uint32_t>(out, static_cast<std::uint32_t>(params.size()));
-  put<std::uint32_t>(out, static_cast<std::uint32_t>(params.buffer_begin));
+  w.put<std::uint16_t>(kVersion);
+  w.put<std::uint16_t>(0);
+  w.put<std::uint64_t>(total - kHeaderSize + 8);  // everything after this field
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(params.size()));
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(params.buffer_begin));
   for (std::size_t i = 0; i < params.size(); ++i) {
     const auto& name = params.names[i];
     if (name.size() > 0xFFFF) throw Error::invalid_argument("parameters: name too long: " + name);
     const torch::Tensor t = params.tensors[i].contiguous().cpu();
-    put<std::uint16_t>(out, static_cast<std::uint16_t>(name.size()));
+    w.put<std::uint16_t>(static_cast<std::uint16_t>(name.size()));
     out += name;
-    put<std::uint8_t>(out, dtype_code(t.scalar_type()));
-    put<std::uint8_t>(out, static_cast<std::uint8_t>(t.dim()));
-    for (auto d : t.sizes()) put<std::int64_t>(out, d);
+    w.put<std::uint8_t>(dtype_code(t.scalar_type()));
+    w.put<std::uint8_t>(static_cast<std::uint8_t>(t.dim()));
+    for (auto d : t.sizes()) w.put<std::int64_t>(d);
     const std::uint64_t nbytes = t.numel() * t.element_size();
-    put<std::uint64_t>(out, nbytes);
+    w.put<std::uint64_t>(nbytes);
     out.append(static_cast<const char*>(t.data_ptr()), nbytes);
   }
-  return out;
+  return w.take();
 }
 
 Parameters decode_parameters(std::string_view bytes) {
-  Reader r(bytes);
+  ByteReader r(bytes, "parameters");
   auto magic = r.take(4, "magic");
   if (std::memcmp(magic.data(), kMagic, 4) != 0) {
     throw Error::corruption("parameters: bad magic, not a fedtrack parameter encoding");

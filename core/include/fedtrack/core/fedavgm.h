@@ -17,6 +17,8 @@ class FedAvgM : public FedAvg {
   std::optional<Parameters> initialize_parameters(ClientManager& clients) override;
   AggregateFitOutcome aggregate_fit(int round, const std::vector<FitResult>& results,
                                     const std::vector<ClientFailure>& failures) override;
+  StateRecord save_state() const override;
+  void restore_state(const Parameters& global, const StateRecord& state) override;
 
  private:
   double lr_;

@@ -29,6 +29,8 @@ class FedOpt : public FedAvg {
   std::optional<Parameters> initialize_parameters(ClientManager& clients) override;
   AggregateFitOutcome aggregate_fit(int round, const std::vector<FitResult>& results,
                                     const std::vector<ClientFailure>& failures) override;
+  StateRecord save_state() const override;
+  void restore_state(const Parameters& global, const StateRecord& state) override;
 
  protected:
   // The new second moment from the old one and delta.

@@ -20,6 +20,7 @@
 
 #include "fedtrack/core/parameters.h"
 #include "fedtrack/core/records.h"
+#include "fedtrack/core/state_record.h"
 
 namespace fedtrack {
 
@@ -129,6 +130,20 @@ class Strategy {
 
   // Centralized evaluation; empty when the strategy has no evaluation data.
   virtual std::optional<CentralEvaluation> evaluate(int round, const Parameters& global) = 0;
+
+  // Server-side state that must survive a restart (optimizer moments,
+  // momentum, a DP wrapper's clipping norm and noise RNG), taken after a
+  // round's aggregate_fit. Stateless strategies keep the default.
+  virtual StateRecord save_state() const { return {}; }
+
+  // Called instead of initialize_parameters when a job resumes: `global` is
+  // the global model saved after the last completed round and `state` what
+  // save_state() returned then. Afterwards the strategy must behave exactly
+  // as if it had never stopped.
+  virtual void restore_state(const Parameters& global, const StateRecord& state) {
+    (void)global;
+    (void)state;
+  }
 };
 
 }  // namespace fedtrack
