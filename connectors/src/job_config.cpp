@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "fedtrack/core/digest.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
 #include "fedtrack/core/records.h"
@@ -130,7 +131,7 @@ class JobReader {
     constexpr double kMax = std::numeric_limits<double>::max();
     if (root.IsNull()) return;
     auto top = section(root, "", {"name", "seed", "rounds", "model", "data", "clients", "train",
-                                  "strategy", "evaluation", "runtime", "tracking", "versioning", "attack"});
+                                  "strategy", "evaluation", "runtime", "tracking", "versioning", "attack", "server"});
     if (top.count("name")) job_.name = string(top["name"], "name");
     if (top.count("seed")) job_.seed = static_cast<std::uint64_t>(integer(top["seed"], "seed", 0, kMaxInt));
     if (top.count("rounds")) job_.rounds = integer(top["rounds"], "rounds", 1, 1000000);
@@ -214,6 +215,18 @@ class JobReader {
         fail(a["clients"], "attack.clients", "is " + std::to_string(job_.attack.clients) + " but clients.count is " +
                                                  std::to_string(job_.clients.count));
       }
+    }
+    if (top.count("server")) {
+      auto v = section(top["server"], "server",
+                       {"round_timeout", "client_timeout", "state", "max_message_mb", "linger"});
+      auto& sv = job_.server;
+      if (v.count("round_timeout")) sv.round_timeout = number(v["round_timeout"], "server.round_timeout", 0, 1e7, false);
+      if (v.count("client_timeout")) {
+        sv.client_timeout = number(v["client_timeout"], "server.client_timeout", 0, 1e7, true);
+      }
+      if (v.count("state")) sv.state = string(v["state"], "server.state");
+      if (v.count("max_message_mb")) sv.max_message_mb = integer(v["max_message_mb"], "server.max_message_mb", 1, 1 << 20);
+      if (v.count("linger")) sv.linger = number(v["linger"], "server.linger", 0, 3600, false);
     }
     if (top.count("runtime")) {
       auto r = section(top["runtime"], "runtime", {"parallelism", "threads_per_client"});
@@ -463,6 +476,8 @@ std::vector<std::pair<std::string, std::string>> flatten_job(const JobSpec& j) {
       {"versioning.path", j.versioning.path},
       {"versioning.remote", j.versioning.remote},
       {"versioning.push", s(j.versioning.push)},
+      {"server.round_timeout", s(j.server.round_timeout)},
+      {"server.client_timeout", s(j.server.client_timeout)},
   };
   if (j.attack.clients > 0) {
     out.emplace_back("attack.clients", s(j.attack.clients));
@@ -481,6 +496,24 @@ std::vector<std::pair<std::string, std::string>> flatten_job(const JobSpec& j) {
   if (st.num_malicious_clients) out.emplace_back("strategy.num_malicious_clients", s(*st.num_malicious_clients));
   if (st.num_clients_to_keep) out.emplace_back("strategy.num_clients_to_keep", s(*st.num_clients_to_keep));
   return out;
+}
+
+std::string job_digest(const JobSpec& job) {
+  auto operational = [](const std::string& key) {
+    for (const char* prefix : {"tracking.", "versioning.", "server.", "runtime."}) {
+      if (key.rfind(prefix, 0) == 0) return true;
+    }
+    return false;
+  };
+  std::string canonical;
+  for (const auto& [key, value] : flatten_job(job)) {
+    if (!operational(key)) canonical += key + "=" + value + "\n";
+  }
+  return sha256_hex(canonical);
+}
+
+std::string state_path_of(const JobSpec& job) {
+  return job.server.state.empty() ? job.name + ".state.db" : job.server.state;
 }
 
 }  // namespace fedtrack

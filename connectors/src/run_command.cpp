@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <functional>
 #include <cstdlib>
 #include <memory>
 #include <chrono>
@@ -17,6 +18,7 @@
 #include "fedtrack/core/digest.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
+#include "fedtrack/core/network.h"
 #include "fedtrack/core/simulation.h"
 #include "job_recorder.h"
 #include "progress_printer.h"
@@ -73,7 +75,13 @@ void install_stop_handlers() {
 
 bool stop_requested() { return g_stop.load(); }
 
-int run_command(const RunArgs& args, std::ostream& out, std::ostream& err) {
+namespace {
+
+using Runtime = std::function<SimulationResult(const JobSpec&, const SimulationOptions&)>;
+
+// One job in either runtime, with tracking, versioning, the resume point and
+// the report.
+int run_job(const RunArgs& args, std::ostream& out, std::ostream& err, const Runtime& runtime) {
   const auto start = std::chrono::steady_clock::now();
   try {
     JobSpec job = load_job(args.job_path, args.overrides);
@@ -85,9 +93,12 @@ int run_command(const RunArgs& args, std::ostream& out, std::ostream& err) {
     options.listeners = {&recorder, &progress};
     options.stop_requested = [] { return stop_requested(); };
     options.log = [&err](const std::string& line) { err << line << std::endl; };
+    options.state_path = state_path_of(job);
+    options.resume = args.resume;
+    options.job_digest = job_digest(job);
     SimulationResult result;
     try {
-      result = run_simulation(job, options);
+      result = runtime(job, options);
     } catch (const Error&) {
       recorder.finish();  // the failure is journalled; say where it waits
       throw;
@@ -109,6 +120,7 @@ int run_command(const RunArgs& args, std::ostream& out, std::ostream& err) {
       nlohmann::json report;
       report["job_id"] = result.job_id;
       report["name"] = job.name;
+      if (result.resumed_after > 0) report["resumed_after"] = result.resumed_after;
       if (result.initial) report["initial"] = metrics_json(*result.initial);
       report["rounds"] = nlohmann::json::array();
       for (const auto& [round, metrics] : result.rounds) {
@@ -140,6 +152,68 @@ int run_command(const RunArgs& args, std::ostream& out, std::ostream& err) {
     err << "fedtrack: internal error: " << e.what() << std::endl;
     return 1;
   }
+}
+
+// Runs `body`, turning its errors into the exit status.
+int guarded(std::ostream& err, const std::string& prefix, const std::function<void()>& body) {
+  try {
+    body();
+    return 0;
+  } catch (const Error& e) {
+    err << prefix << e.what() << std::endl;
+    return exit_status_for(static_cast<int>(e.code()));
+  } catch (const std::exception& e) {
+    err << prefix << "internal error: " << e.what() << std::endl;
+    return 1;
+  }
+}
+
+}  // namespace
+
+int run_command(const RunArgs& args, std::ostream& out, std::ostream& err) {
+  return run_job(args, out, err, run_simulation);
+}
+
+int server_command(const ServerArgs& args, std::ostream& out, std::ostream& err) {
+  return run_job(args, out, err, [&args](const JobSpec& job, const SimulationOptions& sim) {
+    NetworkServerOptions options;
+    options.listen = args.listen;
+    options.tokens_file = args.tokens;
+    options.tls_cert = args.tls_cert;
+    options.tls_key = args.tls_key;
+    options.job_id = sim.job_id;
+    options.listeners = sim.listeners;
+    options.stop_requested = sim.stop_requested;
+    options.log = sim.log;
+    options.state_path = sim.state_path;
+    options.resume = sim.resume;
+    options.job_digest = sim.job_digest;
+    return run_network_server(job, options);
+  });
+}
+
+int client_command(const ClientArgs& args, std::ostream&, std::ostream& err) {
+  return guarded(err, "fedtrack client: ", [&] {
+    NetworkClientOptions options;
+    options.server = args.server;
+    options.token = args.token;
+    options.data = args.data;
+    options.tls_ca = args.tls_ca;
+    options.give_up_after = args.give_up_after;
+    options.threads = args.threads;
+    options.stop_requested = [] { return stop_requested(); };
+    options.log = [&err](const std::string& line) { err << "fedtrack client: " << line << std::endl; };
+    run_network_client(options);
+  });
+}
+
+int partition_command(const PartitionArgs& args, std::ostream& out, std::ostream& err) {
+  return guarded(err, "fedtrack: ", [&] {
+    const JobSpec job = load_job(args.job_path, args.overrides);
+    const auto sizes = write_job_shards(job, args.out, [&out](const std::string& line) { out << line << std::endl; });
+    err << sizes.size() << " shards of " << job.data.dataset << " (" << job.data.partition.kind << ") in " << args.out
+        << std::endl;
+  });
 }
 
 }  // namespace fedtrack

@@ -5,6 +5,7 @@
 
 #include "fedtrack/core/client_proxy.h"
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/state_record.h"
 
 namespace fedtrack {
 
@@ -75,6 +76,16 @@ std::vector<std::shared_ptr<ClientProxy>> ClientManager::sample(std::size_t num_
 std::size_t clients_to_sample(std::size_t available, double fraction, std::size_t minimum) {
   const auto by_fraction = static_cast<std::size_t>(std::floor(static_cast<double>(available) * fraction));
   return std::min(available, std::max(by_fraction, minimum));
+}
+
+std::string ClientManager::rng_state() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return encode_rng(rng_);
+}
+
+void ClientManager::restore_rng_state(const std::string& state) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  rng_ = decode_rng(state);
 }
 
 }  // namespace fedtrack

@@ -1,6 +1,7 @@
 #include "fedtrack/core/datasets.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <numeric>
@@ -8,6 +9,7 @@
 
 #include "fedtrack/core/csv.h"
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/files.h"
 #include "fedtrack/core/idx.h"
 
 namespace fedtrack {
@@ -32,7 +34,7 @@ torch::Tensor idx_labels(const IdxArray& a, const std::string& path) {
   return t.to(torch::kLong);
 }
 
-DatasetSplits load_idx_dataset(const DataSpec& spec) {
+DatasetSplits load_idx_dataset(const DataSpec& spec, bool scale) {
   const std::string dir = spec.path.empty() ? default_dataset_path(spec.dataset) : spec.path;
   if (!std::filesystem::is_directory(dir)) {
     std::string hint = spec.dataset == "fashion-mnist"
@@ -56,10 +58,12 @@ DatasetSplits load_idx_dataset(const DataSpec& spec) {
   }
   out.train = head(out.train, spec.limit_train);
   out.test = head(out.test, spec.limit_test);
-  const double mean = out.train.features.mean().item<double>();
-  const double stddev = out.train.features.std().item<double>();
-  out.train.features.sub_(mean).div_(stddev);
-  out.test.features.sub_(mean).div_(stddev);
+  out.scaling = {{out.train.features.mean().item<double>()}, {out.train.features.std().item<double>()}};
+  if (scale) {
+    apply_scaling(out.train, out.scaling);
+    apply_scaling(out.test, out.scaling);
+  }
+  out.format = "idx";
   out.feature_shape = {1, out.train.features.size(2), out.train.features.size(3)};
   out.num_classes = std::max(out.train.labels.max().item<std::int64_t>(),
                              out.test.labels.max().item<std::int64_t>()) + 1;
@@ -78,7 +82,7 @@ TensorData csv_tensors(const CsvDataset& csv) {
   return d;
 }
 
-DatasetSplits load_csv_dataset(const DataSpec& spec, std::uint64_t seed) {
+DatasetSplits load_csv_dataset(const DataSpec& spec, std::uint64_t seed, bool scale) {
   if (spec.path.empty()) throw Error::invalid_argument("csv: data.path must name the CSV file");
   const CsvDataset train_csv = read_csv_dataset(spec.path, spec.label);
   DatasetSplits out;
@@ -109,11 +113,19 @@ DatasetSplits load_csv_dataset(const DataSpec& spec, std::uint64_t seed) {
   }
   out.train = head(out.train, spec.limit_train);
   out.test = head(out.test, spec.limit_test);
-  const torch::Tensor mean = out.train.features.mean(0);
+  const torch::Tensor mean = out.train.features.mean(0).to(torch::kDouble).contiguous();
   torch::Tensor stddev = out.train.features.std(0);
-  stddev = torch::where(stddev > 0, stddev, torch::ones_like(stddev));
-  out.train.features = (out.train.features - mean) / stddev;
-  out.test.features = (out.test.features - mean) / stddev;
+  stddev = torch::where(stddev > 0, stddev, torch::ones_like(stddev)).to(torch::kDouble).contiguous();
+  out.scaling.mean.assign(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel());
+  out.scaling.stddev.assign(stddev.data_ptr<double>(), stddev.data_ptr<double>() + stddev.numel());
+  if (scale) {
+    apply_scaling(out.train, out.scaling);
+    apply_scaling(out.test, out.scaling);
+  }
+  out.format = "csv";
+  out.feature_names = train_csv.feature_names;
+  out.class_names = train_csv.class_names;
+  out.label_column = spec.label;
   out.feature_shape = {static_cast<std::int64_t>(train_csv.feature_names.size())};
   out.num_classes = static_cast<std::int64_t>(train_csv.class_names.size());
   out.description = "csv " + spec.path;
@@ -128,11 +140,101 @@ std::string default_dataset_path(const std::string& dataset) {
   return "";
 }
 
-DatasetSplits load_dataset(const DataSpec& spec, std::uint64_t seed) {
-  if (spec.dataset == "fashion-mnist" || spec.dataset == "mnist") return load_idx_dataset(spec);
-  if (spec.dataset == "csv") return load_csv_dataset(spec, seed);
+DatasetSplits load_dataset(const DataSpec& spec, std::uint64_t seed, bool scale) {
+  if (spec.dataset == "fashion-mnist" || spec.dataset == "mnist") return load_idx_dataset(spec, scale);
+  if (spec.dataset == "csv") return load_csv_dataset(spec, seed, scale);
   throw Error::invalid_argument("unknown dataset '" + spec.dataset +
                                 "' (expected fashion-mnist, mnist or csv)");
+}
+
+void apply_scaling(TensorData& data, const FeatureScaling& scaling) {
+  if (!data.features.defined() || data.size() == 0) return;
+  if (scaling.mean.size() == 1) {
+    data.features = (data.features - scaling.mean[0]) / scaling.stddev[0];
+    return;
+  }
+  const auto cols = data.features.size(1);
+  if (static_cast<std::int64_t>(scaling.mean.size()) != cols || scaling.stddev.size() != scaling.mean.size()) {
+    throw Error::invalid_argument("scaling: " + std::to_string(scaling.mean.size()) + " column statistics for " +
+                                  std::to_string(cols) + " columns");
+  }
+  auto as_tensor = [](const std::vector<double>& v) {
+    return torch::from_blob(const_cast<double*>(v.data()), {static_cast<std::int64_t>(v.size())}, torch::kDouble)
+        .to(torch::kFloat);
+  };
+  data.features = (data.features - as_tensor(scaling.mean)) / as_tensor(scaling.stddev);
+}
+
+void write_shard(const std::string& dir, const DatasetSplits& unscaled, const std::vector<std::int64_t>& rows) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  const TensorData part = select_rows(unscaled.train, rows);
+  if (unscaled.format == "idx") {
+    const torch::Tensor pixels = part.features.mul(255.0).round_().clamp_(0, 255).to(torch::kUInt8).contiguous();
+    IdxArray images{{part.size(), part.features.size(2), part.features.size(3)}, {}};
+    images.data.assign(pixels.data_ptr<std::uint8_t>(), pixels.data_ptr<std::uint8_t>() + pixels.numel());
+    const torch::Tensor labels = part.labels.to(torch::kUInt8).contiguous();
+    IdxArray label_array{{part.size()}, {}};
+    label_array.data.assign(labels.data_ptr<std::uint8_t>(), labels.data_ptr<std::uint8_t>() + labels.numel());
+    write_file_atomically((fs::path(dir) / "train-images-idx3-ubyte").string(), encode_idx(images));
+    write_file_atomically((fs::path(dir) / "train-labels-idx1-ubyte").string(), encode_idx(label_array));
+    return;
+  }
+  if (unscaled.format != "csv") throw Error::invalid_argument("shards of '" + unscaled.format + "' data cannot be written");
+  auto quote = [](const std::string& field) {
+    if (field.find_first_of(",\"\n\r") == std::string::npos) return field;
+    std::string q = "\"";
+    for (char c : field) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return q + "\"";
+  };
+  const std::string label = unscaled.label_column.empty() ? "label" : unscaled.label_column;
+  std::string text;
+  for (const auto& name : unscaled.feature_names) text += quote(name) + ",";
+  text += quote(label) + "\n";
+  const torch::Tensor features = part.features.contiguous();
+  const float* x = features.data_ptr<float>();
+  const std::int64_t cols = features.size(1);
+  char buf[32];
+  for (std::int64_t r = 0; r < part.size(); ++r) {
+    for (std::int64_t c = 0; c < cols; ++c) {
+      std::snprintf(buf, sizeof buf, "%.9g,", static_cast<double>(x[r * cols + c]));
+      text += buf;
+    }
+    text += quote(unscaled.class_names.at(static_cast<std::size_t>(part.labels[r].item<std::int64_t>()))) + "\n";
+  }
+  write_file_atomically((fs::path(dir) / "data.csv").string(), text);
+}
+
+TensorData read_shard(const std::string& dir, const ShardFormat& format) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(dir)) throw Error::not_found("data: no folder " + dir);
+  TensorData data;
+  if (format.format == "idx") {
+    const std::string xp = find_idx_file(dir, "train-images-idx3-ubyte");
+    const std::string yp = find_idx_file(dir, "train-labels-idx1-ubyte");
+    data = {idx_images(read_idx(xp), xp), idx_labels(read_idx(yp), yp)};
+    if (data.features.size(0) != data.size()) throw Error::corruption(dir + ": image and label counts differ");
+    const std::vector<std::int64_t> shape(data.features.sizes().begin() + 1, data.features.sizes().end());
+    if (shape != format.feature_shape) {
+      throw Error::invalid_argument(dir + ": images of another shape than the job's model expects");
+    }
+  } else if (format.format == "csv") {
+    const std::string path = (fs::path(dir) / "data.csv").string();
+    if (!fs::exists(path)) throw Error::not_found("data: no " + path);
+    const CsvDataset csv = read_csv_dataset(path, format.label_column, format.class_names);
+    if (format.feature_shape.size() != 1 ||
+        static_cast<std::int64_t>(csv.feature_names.size()) != format.feature_shape[0]) {
+      throw Error::invalid_argument(path + ": " + std::to_string(csv.feature_names.size()) +
+                                    " feature columns, the job's model expects " +
+                                    std::to_string(format.feature_shape.empty() ? 0 : format.feature_shape[0]));
+    }
+    data = csv_tensors(csv);
+  } else {
+    throw Error::invalid_argument("data: unknown shard format '" + format.format + "'");
+  }
+  if (data.size() == 0) throw Error::invalid_argument("data: " + dir + " holds no examples");
+  apply_scaling(data, format.scaling);
+  return data;
 }
 
 }  // namespace fedtrack

@@ -68,6 +68,16 @@ IdxArray read_idx(const std::string& path) {
   return parse_idx(raw, path);
 }
 
+std::string encode_idx(const IdxArray& array) {
+  std::string out = {0, 0, 0x08, static_cast<char>(array.dims.size())};
+  for (const auto d : array.dims) {
+    const auto v = static_cast<std::uint32_t>(d);
+    out += {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
+  }
+  out.append(reinterpret_cast<const char*>(array.data.data()), array.data.size());
+  return out;
+}
+
 std::string find_idx_file(const std::string& dir, const std::string& stem) {
   namespace fs = std::filesystem;
   const fs::path plain = fs::path(dir) / stem;

@@ -1,5 +1,6 @@
 #include "fedtrack/core/server.h"
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <memory>
@@ -69,7 +70,25 @@ std::vector<Outcome<Result>> run_on_clients(ThreadPool& pool, const std::vector<
   return outcomes;
 }
 
+Deadline deadline_after(double seconds) {
+  if (!(seconds > 0)) return std::nullopt;
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+std::uint64_t splitmix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
 }  // namespace
+
+std::uint64_t task_seed(std::uint64_t job_seed, int round, const std::string& client_id) {
+  std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a of the client id
+  for (unsigned char c : client_id) h = (h ^ c) * 0x100000001b3ull;
+  return splitmix(splitmix(job_seed) ^ splitmix(static_cast<std::uint64_t>(round) + 0x51ed) ^ h);
+}
 
 Server::Server(ClientManager& clients, Strategy& strategy, ServerOptions options)
     : clients_(clients), strategy_(strategy), options_(std::move(options)) {
@@ -85,26 +104,47 @@ void Server::check_stop() const {
   }
 }
 
-ServerResult Server::run() {
+ServerResult Server::run(const ResumePoint* resume) {
   ServerResult result;
   JobEnd end;
-  for (auto* l : listeners_) l->on_job_start({options_.job_id, options_.job_name, options_.num_rounds});
+  JobStart start{options_.job_id, options_.job_name, options_.num_rounds};
+  if (resume) {
+    start.resumed = true;
+    start.completed_rounds = resume->completed_round;
+    end.rounds_completed = resume->completed_round;
+  }
+  for (auto* l : listeners_) l->on_job_start(start);
   try {
-    auto initial = strategy_.initialize_parameters(clients_);
-    if (!initial) {
-      throw Error::failed_precondition("strategy '" + strategy_.name() +
-                                       "' gave no initial parameters");
-    }
-    Parameters global = std::move(*initial);
-    if (options_.evaluate_initial) {
-      Metrics metrics;
-      put_central(metrics, strategy_.evaluate(0, global));
-      if (!metrics.empty()) {
-        result.initial = metrics;
-        for (auto* l : listeners_) l->on_initial_evaluation(metrics);
+    Parameters global;
+    int first_round = 1;
+    if (resume) {
+      global = clone(resume->global);
+      strategy_.restore_state(global, resume->strategy_state);
+      clients_.restore_rng_state(resume->sampler_state);
+      result.initial = resume->initial;
+      result.rounds = resume->rounds;
+      if (!resume->rounds.empty()) end.final_metrics = resume->rounds.back().second;
+      result.final_model = snapshot_of(global);
+      first_round = resume->completed_round + 1;
+    } else {
+      auto initial = strategy_.initialize_parameters(clients_);
+      if (!initial) {
+        throw Error::failed_precondition("strategy '" + strategy_.name() +
+                                         "' gave no initial parameters");
+      }
+      global = std::move(*initial);
+      if (options_.evaluate_initial) {
+        Metrics metrics;
+        put_central(metrics, strategy_.evaluate(0, global));
+        if (!metrics.empty()) {
+          result.initial = metrics;
+          for (auto* l : listeners_) l->on_initial_evaluation(metrics);
+        }
       }
     }
-    for (int round = 1; round <= options_.num_rounds; ++round) {
+    for (int round = first_round; round <= options_.num_rounds; ++round) {
+      check_stop();
+      if (options_.before_round) options_.before_round(round);
       check_stop();
       RoundSummary summary;
       Metrics metrics = run_round(round, global, summary);
@@ -113,6 +153,16 @@ ServerResult Server::run() {
       end.rounds_completed = round;
       end.final_metrics = metrics;
       for (auto* l : listeners_) l->on_round(summary);
+      if (options_.on_round_complete) {
+        ResumePoint point;
+        point.completed_round = round;
+        point.global = global;  // shares the tensors; the callback only reads them
+        point.strategy_state = strategy_.save_state();
+        point.sampler_state = clients_.rng_state();
+        point.initial = result.initial;
+        point.rounds = result.rounds;
+        options_.on_round_complete(point);
+      }
     }
     result.parameters = std::move(global);
   } catch (const Error& e) {
@@ -144,6 +194,13 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
     throw Error::failed_precondition("round " + std::to_string(round) + ": no clients were sampled");
   }
   summary.fit_config = fit_plan.front().ins.config;
+  const Deadline fit_deadline = deadline_after(options_.round_timeout);
+  for (auto& ins : fit_plan) {
+    ins.ins.deadline = fit_deadline;
+    if (options_.task_seed) {
+      ins.ins.config["seed"] = static_cast<std::int64_t>(task_seed(*options_.task_seed, round, ins.client->id()) >> 1);
+    }
+  }
   auto fit_outcomes = run_on_clients<FitResult>(
       pool, fit_plan, [&](const FitInstruction& ins, TransferStats& transfer) {
         FitRes res = ins.client->fit(ins.ins, transfer);
@@ -157,6 +214,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
       });
   std::vector<FitResult> results;
   std::vector<ClientFailure> failures;
+  double slowest_train = 0;
   for (auto& o : fit_outcomes) {
     ClientRoundStat stat;
     const TransferStats& transfer = o.ok ? o.ok->transfer : o.failed->transfer;
@@ -164,6 +222,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
     stat.bytes_down = transfer.bytes_down;
     stat.bytes_up = transfer.bytes_up;
     stat.fit_seconds = transfer.seconds;
+    if (o.ok) slowest_train = std::max(slowest_train, transfer.train_seconds);
     if (o.ok) {
       stat.num_examples = o.ok->res.num_examples;
       stat.fit_metrics = o.ok->res.metrics;
@@ -180,6 +239,13 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
   }
   summary.fit_seconds = seconds_since(fit_start);
   check_stop();
+  if (static_cast<std::int64_t>(results.size()) < options_.min_fit_results) {
+    std::string reasons;
+    for (const auto& f : failures) reasons += "; " + f.client_id + ": " + f.reason;
+    throw Error::unavailable("round " + std::to_string(round) + ": " + std::to_string(results.size()) + " of " +
+                             std::to_string(fit_plan.size()) + " sampled clients returned a result, fewer than " +
+                             "clients.min_fit = " + std::to_string(options_.min_fit_results) + reasons);
+  }
 
   // --- aggregate ---
   const auto aggregate_start = Clock::now();
@@ -198,6 +264,8 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
   auto new_global = std::make_shared<const Parameters>(global);
   auto eval_plan = strategy_.configure_evaluate(round, new_global, clients_);
   if (!eval_plan.empty()) {
+    const Deadline eval_deadline = deadline_after(options_.round_timeout);
+    for (auto& ins : eval_plan) ins.ins.deadline = eval_deadline;
     auto eval_outcomes = run_on_clients<EvaluateResult>(
         pool, eval_plan, [](const EvaluateInstruction& ins, TransferStats& transfer) {
           return ins.client->evaluate(ins.ins, transfer);
@@ -234,6 +302,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
   metrics["bytes_up"] = static_cast<double>(summary.bytes_up);
   summary.round_seconds = seconds_since(round_start);
   metrics["round_seconds"] = summary.round_seconds;
+  metrics["slowest_train_seconds"] = slowest_train;
   summary.metrics = metrics;
   summary.model = snapshot_of(global);
   return metrics;

@@ -4,6 +4,7 @@
 #include <torch/utils.h>
 
 #include <algorithm>
+#include <chrono>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -15,9 +16,9 @@
 #include "fedtrack/core/models.h"
 #include "fedtrack/core/partition.h"
 #include "fedtrack/core/server.h"
-#include "fedtrack/core/strategy_factory.h"
 #include "fedtrack/core/thread_pool.h"
 #include "fedtrack/core/torch_client.h"
+#include "job_runtime.h"
 
 namespace fedtrack {
 namespace {
@@ -31,7 +32,9 @@ class InProcessClientProxy : public ClientProxy {
 
   FitRes fit(const FitIns& ins, TransferStats& transfer) override {
     transfer.bytes_down = encoded_size(*ins.parameters);
+    const auto start = std::chrono::steady_clock::now();
     FitRes res = app_->fit(*ins.parameters, ins.config);
+    transfer.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     transfer.bytes_up = encoded_size(res.parameters);
     return res;
   }
@@ -74,16 +77,6 @@ std::string client_id(std::int64_t index, std::int64_t count) {
   return "client-" + std::string(width - digits.size(), '0') + digits;
 }
 
-// Rethrows a setup error with the job-file location of the key behind it.
-template <typename F>
-auto at_key(const JobSpec& job, const std::string& key, F f) {
-  try {
-    return f();
-  } catch (const Error& e) {
-    throw Error(e.code(), job.where(key) + key + ": " + e.what());
-  }
-}
-
 }  // namespace
 
 SimulationResult run_simulation(const JobSpec& job, const SimulationOptions& options) {
@@ -118,20 +111,15 @@ SimulationResult run_simulation(const JobSpec& job, const SimulationOptions& opt
     log(line.str());
   }
 
-  const ModelInput input{data.feature_shape, data.num_classes};
-  torch::manual_seed(job.seed);
-  torch::nn::AnyModule server_model = at_key(job, "model", [&] { return make_model(job.model, input); });
-  Parameters initial = parameters_from_module(*server_model.ptr());
-  {
-    std::ostringstream line;
-    line << "model " << job.model << ": " << initial.numel() << " parameters; " << parallelism
-         << " clients in parallel x " << threads_per_client << " threads";
-    log(line.str());
-  }
+  StateKeeper state(options.state_path, options.resume, job, options.job_digest);
+  const std::string job_id = state.adopt_job_id(options.job_id);
+  ServerSide side = make_server_side(job, data, log);
+  const ModelInput& input = side.input;
+  log(std::to_string(parallelism) + " clients in parallel x " + std::to_string(threads_per_client) + " threads");
 
   ClientManager clients(job.seed);
   SimulationResult result;
-  result.job_id = options.job_id;
+  result.job_id = job_id;
   for (std::int64_t c = 0; c < job.clients.count; ++c) {
     // Each client keeps val_fraction of its share (a seeded draw) for evaluation.
     std::vector<std::int64_t> share = parts[c];
@@ -152,47 +140,21 @@ SimulationResult run_simulation(const JobSpec& job, const SimulationOptions& opt
   }
   data.train = {};  // the clients hold their shares now
 
-  FedAvgOptions base;
-  base.fraction_fit = job.clients.fraction_fit;
-  base.fraction_evaluate = job.clients.fraction_evaluate;
-  base.min_fit_clients = job.clients.min_fit;
-  base.min_evaluate_clients = job.clients.min_evaluate;
-  base.min_available_clients = job.clients.min_available;
-  base.federated_evaluation = job.evaluation.federated;
-  base.initial_parameters = std::move(initial);
-  base.on_fit_config = [&job](int round) {
-    return ConfigRecord{{"round", static_cast<std::int64_t>(round)},
-                        {"epochs", job.train.epochs},
-                        {"batch_size", job.train.batch_size},
-                        {"lr", job.train.lr},
-                        {"optimizer", job.train.optimizer},
-                        {"momentum", job.train.momentum},
-                        {"weight_decay", job.train.weight_decay}};
-  };
-  base.on_evaluate_config = [&job](int round) {
-    return ConfigRecord{{"round", static_cast<std::int64_t>(round)},
-                        {"batch_size", job.evaluation.batch_size}};
-  };
-  const TensorData test = data.test;
-  base.evaluate_fn = [&server_model, test, &job](int, const Parameters& global) {
-    load_parameters(*server_model.ptr(), global);
-    const LoopStats stats = evaluate_classifier(server_model, test, job.evaluation.batch_size);
-    return std::optional<CentralEvaluation>(CentralEvaluation{stats.loss, {{"accuracy", stats.accuracy}}});
-  };
-  std::unique_ptr<Strategy> strategy =
-      at_key(job, "strategy.name", [&] { return make_strategy(job.strategy, std::move(base)); });
-
-  ServerOptions server_options;
-  server_options.job_id = options.job_id;
-  server_options.job_name = job.name;
-  server_options.num_rounds = static_cast<int>(job.rounds);
-  server_options.evaluate_initial = job.evaluation.initial;
+  ServerOptions server_options = server_options_for(job, job_id);
   server_options.parallelism = parallelism;
   server_options.on_worker_start = [threads_per_client] { torch::set_num_threads(threads_per_client); };
   server_options.stop_requested = options.stop_requested;
-  Server server(clients, *strategy, server_options);
+  server_options.on_round_complete = [&state](const ResumePoint& point) { state.save(point); };
+  Server server(clients, *side.strategy, server_options);
   for (auto* l : options.listeners) server.add_listener(l);
-  ServerResult run = server.run();
+  const auto& resume = state.resume_point();
+  if (resume) {
+    result.resumed_after = resume->completed_round;
+    log("resuming job " + job_id + " after round " + std::to_string(resume->completed_round) + " from " +
+        options.state_path);
+  }
+  ServerResult run = server.run(resume ? &*resume : nullptr);
+  state.finished();
 
   result.initial = run.initial;
   result.rounds = run.rounds;

@@ -46,7 +46,10 @@ FitRes TorchClient::fit(const Parameters& global, const ConfigRecord& config) {
   if (options.proximal_mu > 0) {
     for (std::size_t i = 0; i < global.buffer_begin; ++i) options.proximal_anchor.push_back(global.tensors[i]);
   }
-  std::mt19937_64 rng(mix(seed_ ^ mix(static_cast<std::uint64_t>(config_int(config, "round", 0)))));
+  // A task seed from the server wins; else this client's seed mixed with the round.
+  const std::uint64_t seed = config.count("seed") ? static_cast<std::uint64_t>(config_int(config, "seed", 0))
+                                                  : mix(seed_ ^ mix(static_cast<std::uint64_t>(config_int(config, "round", 0))));
+  std::mt19937_64 rng(seed);
   const LoopStats stats = train_classifier(model_, train_, options, rng);
   FitRes res;
   res.parameters = parameters_from_module(*model_.ptr());

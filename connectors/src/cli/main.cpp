@@ -28,6 +28,42 @@ int main(int argc, char** argv) {
   run->add_flag("--json", run_args.json, "Print one JSON report as the last line of stdout");
   run->add_option("--model-out", run_args.model_out,
                   "Write the final global model here (a LibTorch checkpoint)");
+  run->add_flag("--resume", run_args.resume,
+                "Continue an interrupted job from its state file (server.state, default NAME.state.db)");
+
+  fedtrack::ServerArgs server_args;
+  CLI::App* server = app.add_subcommand(
+      "server", "Serve a federated job to real clients over the network (one `fedtrack client` per site)");
+  server->add_option("job", server_args.job_path, "Job file (YAML or JSON)")->check(CLI::ExistingFile);
+  server->add_option("--set", server_args.overrides, "Override a job key (repeatable)")->allow_extra_args(false);
+  server->add_option("--listen", server_args.listen, "HOST:PORT to listen on")->capture_default_str();
+  server->add_option("--tokens", server_args.tokens, "File of 'name token' lines, one per client")
+      ->required()
+      ->check(CLI::ExistingFile);
+  server->add_option("--tls-cert", server_args.tls_cert, "PEM certificate: serve https")->check(CLI::ExistingFile);
+  server->add_option("--tls-key", server_args.tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
+  server->add_flag("--resume", server_args.resume, "Continue an interrupted job from its state file");
+  server->add_flag("--json", server_args.json, "Print one JSON report as the last line of stdout");
+  server->add_option("--model-out", server_args.model_out, "Write the final global model here");
+
+  fedtrack::ClientArgs client_args;
+  CLI::App* client = app.add_subcommand(
+      "client", "Train at one site: join a `fedtrack server`, fit and evaluate on local data until the job ends");
+  client->add_option("--server", client_args.server, "http://HOST:PORT or https://HOST:PORT")->required();
+  client->add_option("--token", client_args.token, "This site's token (from the server's tokens file)")->required();
+  client->add_option("--data", client_args.data, "This site's data folder (IDX files or data.csv)")->required();
+  client->add_option("--tls-ca", client_args.tls_ca, "PEM CA certificate(s) to trust for https")->check(CLI::ExistingFile);
+  client->add_option("--give-up-after", client_args.give_up_after,
+                     "Exit non-zero after this many seconds without reaching the server")
+      ->capture_default_str();
+  client->add_option("--threads", client_args.threads, "LibTorch threads (0 = all cores)")->capture_default_str();
+
+  fedtrack::PartitionArgs partition_args;
+  CLI::App* part = app.add_subcommand(
+      "partition", "Write the job's partition of its training data as one folder per client (demos and tests)");
+  part->add_option("job", partition_args.job_path, "Job file (YAML or JSON)")->check(CLI::ExistingFile);
+  part->add_option("--set", partition_args.overrides, "Override a job key (repeatable)")->allow_extra_args(false);
+  part->add_option("--out", partition_args.out, "Folder for the shards: OUT/0 .. OUT/<count-1>")->required();
 
   fedtrack::RunsArgs runs_args;
   CLI::App* runs = app.add_subcommand("runs", "List the jobs and rounds in the local tracking journal");
@@ -92,6 +128,15 @@ int main(int argc, char** argv) {
     fedtrack::install_stop_handlers();
     return fedtrack::run_command(run_args, std::cout, std::cerr);
   }
+  if (server->parsed()) {
+    fedtrack::install_stop_handlers();
+    return fedtrack::server_command(server_args, std::cout, std::cerr);
+  }
+  if (client->parsed()) {
+    fedtrack::install_stop_handlers();
+    return fedtrack::client_command(client_args, std::cout, std::cerr);
+  }
+  if (part->parsed()) return fedtrack::partition_command(partition_args, std::cout, std::cerr);
   if (promote->parsed()) return fedtrack::promote_command(promote_args, std::cout, std::cerr);
   if (restore->parsed()) return fedtrack::restore_command(restore_args, std::cout, std::cerr);
   if (history->parsed()) return fedtrack::history_command(history_args, std::cout, std::cerr);

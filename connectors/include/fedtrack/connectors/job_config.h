@@ -28,4 +28,11 @@ JobSpec parse_job(const std::string& yaml_text, const std::string& source_name,
 // ("train.lr", "0.05"). Used for MLflow params and reports.
 std::vector<std::pair<std::string, std::string>> flatten_job(const JobSpec& job);
 
+// sha256 of the keys that decide the model (everything but tracking.*,
+// versioning.*, server.*, runtime.*): a resume must run the same job.
+std::string job_digest(const JobSpec& job);
+
+// The job's resume state file: server.state, else "<name>.state.db".
+std::string state_path_of(const JobSpec& job);
+
 }  // namespace fedtrack

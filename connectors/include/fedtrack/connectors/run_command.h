@@ -1,6 +1,9 @@
-// `fedtrack run`: runs a job in the simulation runtime, prints one progress
-// line per round to stderr, and ends stdout with the test-set accuracy (or,
-// with --json, one JSON object on the last line). Torch-free header.
+// `fedtrack run` (the simulation runtime) and `fedtrack server` / `fedtrack
+// client` / `fedtrack partition` (the network runtime): each job prints one
+// progress line per round to stderr and ends stdout with the test-set
+// accuracy (or, with --json, one JSON object on the last line). Both job
+// commands save a resume point after every round (server.state) and continue
+// from it with --resume. Torch-free header.
 #pragma once
 
 #include <iosfwd>
@@ -14,10 +17,36 @@ struct RunArgs {
   std::vector<std::string> overrides;   // "key.path=value"
   bool json = false;
   std::string model_out;                // write the final checkpoint here
+  bool resume = false;                  // continue from the job's state file
 };
 
-// Returns the process exit status (see exit_status_for); never throws.
+struct ServerArgs : RunArgs {
+  std::string listen = "0.0.0.0:8080";
+  std::string tokens;
+  std::string tls_cert;
+  std::string tls_key;
+};
+
+struct ClientArgs {
+  std::string server;
+  std::string token;
+  std::string data;
+  std::string tls_ca;
+  double give_up_after = 600;
+  int threads = 0;
+};
+
+struct PartitionArgs {
+  std::string job_path;
+  std::vector<std::string> overrides;
+  std::string out;
+};
+
+// Each returns the process exit status (see exit_status_for); never throws.
 int run_command(const RunArgs& args, std::ostream& out, std::ostream& err);
+int server_command(const ServerArgs& args, std::ostream& out, std::ostream& err);
+int client_command(const ClientArgs& args, std::ostream& out, std::ostream& err);
+int partition_command(const PartitionArgs& args, std::ostream& out, std::ostream& err);
 
 // 0 ok; 1 internal; 2 invalid argument; 3 not found; 4 unavailable;
 // 5 corruption; 6 permission denied / unauthenticated; 7 failed

@@ -42,6 +42,11 @@ class ClientManager {
       std::size_t num_clients, std::size_t min_num_clients,
       std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
+  // The sampling RNG's exact state, so a resumed job samples as if it had
+  // never stopped.
+  std::string rng_state() const;
+  void restore_rng_state(const std::string& state);
+
  private:
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;

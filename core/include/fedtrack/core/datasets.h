@@ -12,12 +12,25 @@
 
 namespace fedtrack {
 
+// The standardization the loaders apply, (x - mean) / stddev, computed on the
+// whole training split: one value for images, one per column for tables.
+// The network server sends it to clients so their shards are scaled alike.
+struct FeatureScaling {
+  std::vector<double> mean;
+  std::vector<double> stddev;
+};
+
 struct DatasetSplits {
   TensorData train;
   TensorData test;
   std::vector<std::int64_t> feature_shape;  // per example: {1, 28, 28} or {k}
   std::int64_t num_classes = 0;
   std::string description;                  // for progress output
+  std::string format;                       // "idx" or "csv": what a shard of it is written as
+  FeatureScaling scaling;
+  std::vector<std::string> feature_names;   // csv columns
+  std::vector<std::string> class_names;     // csv label values, by class index
+  std::string label_column;                 // csv
 };
 
 // The folder a dataset is read from when `data.path` is empty.
@@ -27,6 +40,29 @@ std::string default_dataset_path(const std::string& dataset);
 // and standard deviation; CSV features are standardized per column the same
 // way. `seed` drives the CSV test split when there is no test file.
 // Errors name the dataset, path and problem.
-DatasetSplits load_dataset(const DataSpec& spec, std::uint64_t seed);
+// `scale` false: features as stored (images in [0, 1]); `scaling` is still
+// computed, for apply_scaling.
+DatasetSplits load_dataset(const DataSpec& spec, std::uint64_t seed, bool scale = true);
+
+void apply_scaling(TensorData& data, const FeatureScaling& scaling);
+
+// What a client needs to read its shard as the server reads the dataset.
+struct ShardFormat {
+  std::string format;                       // "idx" or "csv"
+  std::vector<std::int64_t> feature_shape;
+  FeatureScaling scaling;
+  std::vector<std::string> class_names;     // csv
+  std::string label_column;                 // csv
+};
+
+// Writes rows `rows` of an unscaled training split into folder `dir` in the
+// dataset's own format: train-images-idx3-ubyte + train-labels-idx1-ubyte,
+// or data.csv with a header (label as its class name).
+void write_shard(const std::string& dir, const DatasetSplits& unscaled, const std::vector<std::int64_t>& rows);
+
+// Reads a shard folder (write_shard's, or the user's own files in the same
+// format) and scales it. Error(kNotFound) without data, kInvalidArgument
+// when its shape or columns do not match the job's.
+TensorData read_shard(const std::string& dir, const ShardFormat& format);
 
 }  // namespace fedtrack

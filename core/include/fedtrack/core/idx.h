@@ -23,6 +23,10 @@ IdxArray read_idx(const std::string& path);
 IdxArray parse_idx(const std::string& bytes, const std::string& name);
 
 // Finds `<dir>/<stem>` or `<dir>/<stem>.gz`; Error(kNotFound) names both.
+// The IDX bytes of `array` (unsigned bytes, big-endian dimensions), what
+// parse_idx reads back.
+std::string encode_idx(const IdxArray& array);
+
 std::string find_idx_file(const std::string& dir, const std::string& stem);
 
 }  // namespace fedtrack

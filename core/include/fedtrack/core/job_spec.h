@@ -100,6 +100,15 @@ struct AttackSpec {
   double scale = -4.0;
 };
 
+// The network server and the resume point (both runtimes).
+struct ServerSpec {
+  double round_timeout = 600;        // seconds a sampled client may take per fit (and per evaluate)
+  double client_timeout = 30;        // seconds of silence after which a connected client counts as gone
+  std::string state;                 // resume state file; "" = "<name>.state.db" in the current directory
+  std::int64_t max_message_mb = 1024;// largest request body accepted
+  double linger = 3;                 // seconds the server stays up after the job to tell clients
+};
+
 struct JobSpec {
   std::string name = "fashion-mnist-fedavg";
   std::uint64_t seed = 42;
@@ -114,6 +123,7 @@ struct JobSpec {
   TrackingSpec tracking;
   VersioningSpec versioning;
   AttackSpec attack;
+  ServerSpec server;
 
   // Where each key came from ("job.yaml:7", "--set", "default"), keyed by its
   // dotted path, so later errors (an unknown model name) can point at it.

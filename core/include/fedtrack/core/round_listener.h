@@ -82,6 +82,10 @@ struct JobStart {
   std::string job_id;
   std::string name;
   int total_rounds = 0;
+  // A resumed job: the same job_id continues after `completed_rounds`
+  // (listeners reuse what they recorded before instead of starting anew).
+  bool resumed = false;
+  int completed_rounds = 0;
 };
 
 enum class JobStatus { kFinished, kFailed, kKilled };

@@ -21,11 +21,23 @@
 
 #include "fedtrack/core/parameters.h"
 #include "fedtrack/core/round_listener.h"
+#include "fedtrack/core/state_record.h"
 
 namespace fedtrack {
 
 class ClientManager;
 class Strategy;
+
+// What a job needs to continue after its last completed round exactly as if
+// it had never stopped (saved after every round; see server_state.h).
+struct ResumePoint {
+  int completed_round = 0;
+  Parameters global;
+  StateRecord strategy_state;
+  std::string sampler_state;                   // ClientManager::rng_state()
+  std::optional<Metrics> initial;              // the initial evaluation, if any
+  std::vector<std::pair<int, Metrics>> rounds;  // global metrics of rounds 1..completed_round
+};
 
 struct ServerOptions {
   std::string job_id;
@@ -35,7 +47,24 @@ struct ServerOptions {
   std::size_t parallelism = 1;               // client calls in flight at once
   std::function<void()> on_worker_start;     // runs on each pool thread first
   std::function<bool()> stop_requested;      // polled between steps; true = KILLED
+  // Set: every fit task's config gets "seed" = task_seed(*task_seed, round,
+  // client id), which TorchClient shuffles with (networked clients have no
+  // seed of their own).
+  std::optional<std::uint64_t> task_seed;
+  // Seconds a client may take for its fit (and, separately, its evaluate)
+  // call of a round; 0 = no limit. Late clients count as failures.
+  double round_timeout = 0;
+  // A round with fewer fit results than this fails the job (Error
+  // kUnavailable) after every sampled client answered or timed out.
+  std::int64_t min_fit_results = 0;
+  // Runs before each round (e.g. the network server waits for clients).
+  std::function<void(int round)> before_round;
+  // Runs after each round's listeners with what a resume needs.
+  std::function<void(const ResumePoint&)> on_round_complete;
 };
+
+// The seed of one fit task: a hash of the job seed, the round and the client.
+std::uint64_t task_seed(std::uint64_t job_seed, int round, const std::string& client_id);
 
 struct ServerResult {
   Parameters parameters;                            // the final global model
@@ -53,8 +82,9 @@ class Server {
 
   // Runs every round. Listeners hear on_job_end in every case; a stop request
   // ends the job as Error(kCancelled) (status KILLED), any other exception
-  // as FAILED, and is rethrown.
-  ServerResult run();
+  // as FAILED, and is rethrown. With `resume`, rounds after
+  // resume->completed_round run from its model, strategy and sampler state.
+  ServerResult run(const ResumePoint* resume = nullptr);
 
  private:
   Metrics run_round(int round, Parameters& global, RoundSummary& summary);

@@ -27,10 +27,17 @@ struct SimulationOptions {
   std::vector<RoundListener*> listeners;   // not owned
   std::function<bool()> stop_requested;    // polled between steps
   std::function<void(const std::string&)> log;  // one line of setup progress
+  // The job's resume point, saved after every round ("" = none). With
+  // `resume`, the job continues from it under its saved job id; without,
+  // an unfinished state there is refused (kInvalidArgument).
+  std::string state_path;
+  bool resume = false;
+  std::string job_digest;  // what the state must have been saved for
 };
 
 struct SimulationResult {
   std::string job_id;
+  int resumed_after = 0;                          // rounds done before this process (resume)
   std::optional<Metrics> initial;                 // the initial model's evaluation
   std::vector<std::pair<int, Metrics>> rounds;    // 1..N
   Metrics final_metrics;                          // the last round's

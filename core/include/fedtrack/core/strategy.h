@@ -12,6 +12,7 @@
 // cross-cutting features wrap another Strategy.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -27,9 +28,14 @@ namespace fedtrack {
 class ClientProxy;
 class ClientManager;
 
+// When a client's answer is no longer awaited (the round timeout); unset =
+// no limit. Set by the server, honoured by proxies that can wait.
+using Deadline = std::optional<std::chrono::steady_clock::time_point>;
+
 struct FitIns {
   std::shared_ptr<const Parameters> parameters;  // the global model, shared read-only
   ConfigRecord config;
+  Deadline deadline;
 };
 
 struct FitRes {
@@ -42,6 +48,7 @@ struct FitRes {
 struct EvaluateIns {
   std::shared_ptr<const Parameters> parameters;
   ConfigRecord config;
+  Deadline deadline;
 };
 
 struct EvaluateRes {
@@ -55,7 +62,8 @@ struct EvaluateRes {
 struct TransferStats {
   std::uint64_t bytes_down = 0;
   std::uint64_t bytes_up = 0;
-  double seconds = 0;
+  double seconds = 0;        // the whole call, as the server saw it
+  double train_seconds = 0;  // the client's own time in fit/evaluate, as it measured
 };
 
 struct FitInstruction {

@@ -1,0 +1,57 @@
+// ServerStateFile — a job's resume point on disk, so `fedtrack server
+// --resume` and `fedtrack run --resume` continue after a crash (even
+// SIGKILL) from the last completed round.
+//
+// One SQLite file (table state(key, value)); save() replaces everything in
+// one transaction with synchronous=FULL, so the file always holds either the
+// previous round's state or the new one, never a mix. Torch-free: the model
+// is stored as its FTPM encoding. Not thread-safe; one writer per file.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fedtrack/core/records.h"
+
+struct sqlite3;
+
+namespace fedtrack {
+
+struct SavedState {
+  std::string job_id;
+  std::string job_name;
+  std::string job_digest;        // sha256 of the job's canonical keys: a resume must run the same job
+  int total_rounds = 0;
+  int completed_round = 0;
+  bool finished = false;         // the job ended (FINISHED): nothing to resume
+  std::string model;             // encode_parameters() of the global model
+  std::string strategy_state;    // encode_state(Strategy::save_state())
+  std::string sampler_state;     // ClientManager::rng_state()
+  std::optional<Metrics> initial;
+  std::vector<std::pair<int, Metrics>> rounds;
+};
+
+class ServerStateFile {
+ public:
+  // Opens or creates the file. Error(kUnavailable) when it cannot.
+  explicit ServerStateFile(std::string path);
+  ~ServerStateFile();
+  ServerStateFile(const ServerStateFile&) = delete;
+  ServerStateFile& operator=(const ServerStateFile&) = delete;
+
+  const std::string& path() const { return path_; }
+
+  // Empty for a new file. Error(kCorruption) for a file that is not one.
+  std::optional<SavedState> load();
+  void save(const SavedState& state);
+  void mark_finished();
+
+ private:
+  void exec(const std::string& sql);
+  std::string path_;
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace fedtrack

@@ -1,0 +1,54 @@
+// The messages `fedtrack server` and `fedtrack client` exchange as HTTP/1.1
+// bodies. Every message:
+//
+//   "FTMS" | u16 version (1) | u8 kind | u32 header length | header |
+//   u64 payload length | payload
+//
+// little-endian; the header is a ConfigRecord (u32 count, then per entry a
+// u32-length key, a u8 type tag — 0 bool, 1 int64, 2 double, 3 string — and
+// the value); the payload is a model in the FTPM encoding (parameters.h) or
+// empty. decode_message() checks every length against the bytes present and
+// the version before anything is used: Error(kInvalidArgument) for a
+// version or kind this build does not speak, Error(kCorruption) for
+// malformed bytes. Torch-free.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "fedtrack/core/records.h"
+
+namespace fedtrack {
+
+inline constexpr std::uint16_t kWireVersion = 1;
+
+enum class MessageKind : std::uint8_t {
+  kJoined = 1,          // server -> client: identity, session, the job's model and data format
+  kFitTask = 2,         // server -> client: train from the payload model
+  kEvaluateTask = 3,    // server -> client: evaluate the payload model
+  kWait = 4,            // server -> client: nothing yet, ask again
+  kDone = 5,            // server -> client: the job finished, exit
+  kFitResult = 6,       // client -> server: updated model + num_examples + metrics
+  kEvaluateResult = 7,  // client -> server: loss + num_examples + metrics
+  kTaskFailed = 8,      // client -> server: the task raised; header "error"
+};
+
+const char* message_kind_name(MessageKind kind);
+
+struct Message {
+  MessageKind kind = MessageKind::kWait;
+  ConfigRecord header;
+  std::string payload;
+};
+
+// Everything before the payload, for a sender that streams a shared payload
+// after it without copying.
+std::string encode_message_head(MessageKind kind, const ConfigRecord& header, std::uint64_t payload_size);
+std::string encode_message(const Message& message);
+Message decode_message(std::string_view bytes);
+
+std::string encode_config(const ConfigRecord& record);
+ConfigRecord decode_config(std::string_view bytes);
+
+}  // namespace fedtrack

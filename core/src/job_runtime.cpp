@@ -1,0 +1,129 @@
+#include "job_runtime.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include "fedtrack/core/error.h"
+#include "fedtrack/core/models.h"
+#include "fedtrack/core/strategy_factory.h"
+#include "fedtrack/core/training.h"
+
+namespace fedtrack {
+
+ServerSide make_server_side(const JobSpec& job, const DatasetSplits& data,
+                            const std::function<void(const std::string&)>& log) {
+  ServerSide side;
+  side.input = ModelInput{data.feature_shape, data.num_classes};
+  torch::manual_seed(job.seed);
+  side.model = at_key(job, "model", [&] { return make_model(job.model, side.input); });
+  Parameters initial = parameters_from_module(*side.model.ptr());
+  if (log) log("model " + job.model + ": " + std::to_string(initial.numel()) + " parameters");
+
+  FedAvgOptions base;
+  base.fraction_fit = job.clients.fraction_fit;
+  base.fraction_evaluate = job.clients.fraction_evaluate;
+  base.min_fit_clients = job.clients.min_fit;
+  base.min_evaluate_clients = job.clients.min_evaluate;
+  base.min_available_clients = job.clients.min_available;
+  base.federated_evaluation = job.evaluation.federated;
+  base.initial_parameters = std::move(initial);
+  const TrainSpec train = job.train;
+  base.on_fit_config = [train](int round) {
+    return ConfigRecord{{"round", static_cast<std::int64_t>(round)},
+                        {"epochs", train.epochs},
+                        {"batch_size", train.batch_size},
+                        {"lr", train.lr},
+                        {"optimizer", train.optimizer},
+                        {"momentum", train.momentum},
+                        {"weight_decay", train.weight_decay}};
+  };
+  const std::int64_t eval_batch = job.evaluation.batch_size;
+  base.on_evaluate_config = [eval_batch](int round) {
+    return ConfigRecord{{"round", static_cast<std::int64_t>(round)}, {"batch_size", eval_batch}};
+  };
+  const TensorData test = data.test;
+  torch::nn::AnyModule model = side.model;
+  base.evaluate_fn = [model, test, eval_batch](int, const Parameters& global) mutable {
+    load_parameters(*model.ptr(), global);
+    const LoopStats stats = evaluate_classifier(model, test, eval_batch);
+    return std::optional<CentralEvaluation>(CentralEvaluation{stats.loss, {{"accuracy", stats.accuracy}}});
+  };
+  side.strategy = at_key(job, "strategy.name", [&] { return make_strategy(job.strategy, std::move(base)); });
+  return side;
+}
+
+ServerOptions server_options_for(const JobSpec& job, const std::string& job_id) {
+  ServerOptions o;
+  o.job_id = job_id;
+  o.job_name = job.name;
+  o.num_rounds = static_cast<int>(job.rounds);
+  o.evaluate_initial = job.evaluation.initial;
+  o.min_fit_results = job.clients.min_fit;
+  return o;
+}
+
+StateKeeper::StateKeeper(const std::string& path, bool resume, const JobSpec& job, const std::string& job_digest) {
+  if (path.empty()) {
+    if (resume) throw Error::invalid_argument("--resume needs a state file (server.state)");
+    return;
+  }
+  const bool existed = std::filesystem::exists(path);
+  if (resume && !existed) {
+    throw Error::invalid_argument("--resume: no state file " + path + " (nothing to resume)");
+  }
+  file_ = std::make_unique<ServerStateFile>(path);
+  std::optional<SavedState> saved = file_->load();
+  if (!resume) {
+    if (saved && !saved->finished) {
+      throw Error::invalid_argument("state file " + path + " holds unfinished job " + saved->job_id + " (round " +
+                                    std::to_string(saved->completed_round) + " of " +
+                                    std::to_string(saved->total_rounds) +
+                                    " done): pass --resume to continue it, or remove the file to start over");
+    }
+    saved_.job_name = job.name;
+    saved_.job_digest = job_digest;
+    saved_.total_rounds = static_cast<int>(job.rounds);
+    return;
+  }
+  if (!saved) throw Error::invalid_argument("--resume: state file " + path + " is empty (nothing to resume)");
+  if (saved->finished) {
+    throw Error::invalid_argument("--resume: job " + saved->job_id + " in " + path +
+                                  " already finished; remove the file to run it again");
+  }
+  if (saved->job_digest != job_digest) {
+    throw Error::invalid_argument("--resume: " + path + " was saved for a different job (its keys changed: seed, data, "
+                                  "model, clients, train, strategy or rounds); use the same job file");
+  }
+  saved_ = *saved;
+  ResumePoint point;
+  point.completed_round = saved->completed_round;
+  point.global = decode_parameters(saved->model);
+  point.strategy_state = decode_state(saved->strategy_state);
+  point.sampler_state = saved->sampler_state;
+  point.initial = saved->initial;
+  point.rounds = saved->rounds;
+  point_ = std::move(point);
+}
+
+std::string StateKeeper::adopt_job_id(const std::string& fresh) {
+  if (!point_) saved_.job_id = fresh;
+  return saved_.job_id;
+}
+
+void StateKeeper::save(const ResumePoint& point) {
+  if (!file_) return;
+  saved_.completed_round = point.completed_round;
+  saved_.finished = false;
+  saved_.model = encode_parameters(point.global);
+  saved_.strategy_state = encode_state(point.strategy_state);
+  saved_.sampler_state = point.sampler_state;
+  saved_.initial = point.initial;
+  saved_.rounds = point.rounds;
+  file_->save(saved_);
+}
+
+void StateKeeper::finished() {
+  if (file_) file_->mark_finished();
+}
+
+}  // namespace fedtrack

@@ -1,0 +1,728 @@
+// The network server: Poco's HTTPServer in front of the shared round loop.
+// Each connected site is a RemoteClient (a ClientProxy) whose fit() and
+// evaluate() post a task to the site's mailbox and wait for the answer, the
+// round timeout or the site's silence, whichever comes first.
+#include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/NetSSL.h>
+#include <Poco/Net/RejectCertificateHandler.h>
+#include <Poco/Net/SSLManager.h>
+#include <Poco/Net/SecureServerSocket.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/ThreadPool.h>
+#include <torch/utils.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "fedtrack/core/client_manager.h"
+#include "fedtrack/core/client_proxy.h"
+#include "fedtrack/core/error.h"
+#include "fedtrack/core/network.h"
+#include "fedtrack/core/parameters.h"
+#include "fedtrack/core/thread_pool.h"
+#include "fedtrack/core/wire.h"
+#include "job_runtime.h"
+
+namespace fedtrack {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Poco::Net::HTTPResponse;
+
+constexpr double kPollSeconds = 5;
+
+std::string join_doubles(const std::vector<double>& values) {
+  std::string out;
+  char buf[40];
+  for (double v : values) {
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    if (!out.empty()) out += ',';
+    out += buf;
+  }
+  return out;
+}
+
+std::string random_hex(std::size_t bytes) {
+  std::random_device entropy;
+  std::string out;
+  char buf[3];
+  for (std::size_t i = 0; i < bytes; ++i) {
+    std::snprintf(buf, sizeof buf, "%02x", entropy() & 0xff);
+    out += buf;
+  }
+  return out;
+}
+
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// One task handed to a site; guarded by Hub::mutex.
+struct Task {
+  std::uint64_t id = 0;
+  MessageKind kind = MessageKind::kFitTask;
+  int round = 0;
+  std::string head;
+  std::shared_ptr<const std::string> payload;
+  std::shared_ptr<const Parameters> global;
+  bool delivered = false;
+  std::string delivered_session;
+  bool done = false;
+  std::optional<Message> result;       // header only
+  std::optional<Parameters> parameters;  // a fit result's model, checked
+  std::string failure;
+  std::uint64_t bytes_up = 0;
+};
+
+class Hub;
+
+class RemoteClient : public ClientProxy {
+ public:
+  RemoteClient(std::string name, Hub& hub) : ClientProxy(std::move(name)), hub_(hub) {}
+  FitRes fit(const FitIns& ins, TransferStats& transfer) override;
+  EvaluateRes evaluate(const EvaluateIns& ins, TransferStats& transfer) override;
+
+  // Guarded by Hub::mutex.
+  std::string session;
+  Clock::time_point last_seen{};
+  bool registered = false;
+  std::shared_ptr<Task> task;
+
+ private:
+  std::shared_ptr<Task> run_task(MessageKind kind, int round, const ConfigRecord& config,
+                                 const std::shared_ptr<const Parameters>& global, const Deadline& deadline,
+                                 TransferStats& transfer);
+  Hub& hub_;
+};
+
+// What the HTTP threads and the round loop share.
+class Hub {
+ public:
+  Hub(const JobSpec& job, std::string job_id, ClientManager& clients, ConfigRecord job_header,
+      std::function<void(const std::string&)> log)
+      : job(job), job_id(std::move(job_id)), clients(clients), job_header(std::move(job_header)), log_(std::move(log)) {}
+
+  void log(const std::string& line) {
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    if (log_) log_(line);
+  }
+
+  // The global model's encoding, made once per model for all its tasks.
+  std::shared_ptr<const std::string> payload_for(const std::shared_ptr<const Parameters>& global) {
+    std::lock_guard<std::mutex> lock(payload_mutex_);
+    if (cached_global_ != global) {
+      cached_payload_ = std::make_shared<const std::string>(encode_parameters(*global));
+      cached_global_ = global;
+    }
+    return cached_payload_;
+  }
+
+  // Under `mutex`: take a silent client out of sampling.
+  void unregister_locked(RemoteClient& c, const std::string& why) {
+    if (!c.registered) return;
+    c.registered = false;
+    clients.remove(c.id());
+    log("client " + c.id() + " left: " + why);
+  }
+
+  void register_locked(const std::shared_ptr<RemoteClient>& c) {
+    if (c->registered) return;
+    c->registered = true;
+    clients.add(c);
+  }
+
+  std::size_t registered_count_locked() const {
+    std::size_t n = 0;
+    for (const auto& [name, c] : by_name) n += c->registered ? 1 : 0;
+    return n;
+  }
+
+  void prune_silent_locked() {
+    const auto now = Clock::now();
+    for (auto& [name, c] : by_name) {
+      if (c->registered && seconds(now - c->last_seen) > job.server.client_timeout) {
+        unregister_locked(*c, "silent for " + std::to_string(static_cast<int>(seconds(now - c->last_seen))) + " s");
+      }
+    }
+  }
+
+  const JobSpec& job;
+  const std::string job_id;
+  ClientManager& clients;
+  const ConfigRecord job_header;
+  std::map<std::string, std::string> names_by_token;
+  std::map<std::string, std::shared_ptr<RemoteClient>> by_name;
+
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool done = false;      // the job finished: tell pollers
+  bool stopping = false;  // the job ended otherwise: wake every wait
+  std::uint64_t next_task = 1;
+
+ private:
+  std::function<void(const std::string&)> log_;
+  std::mutex log_mutex_;
+  std::mutex payload_mutex_;
+  std::shared_ptr<const Parameters> cached_global_;
+  std::shared_ptr<const std::string> cached_payload_;
+};
+
+std::shared_ptr<Task> RemoteClient::run_task(MessageKind kind, int round, const ConfigRecord& config,
+                                             const std::shared_ptr<const Parameters>& global,
+                                             const Deadline& deadline, TransferStats& transfer) {
+  auto task = std::make_shared<Task>();
+  task->kind = kind;
+  task->round = round;
+  task->global = global;
+  task->payload = hub_.payload_for(global);
+  {
+    std::lock_guard<std::mutex> lock(hub_.mutex);
+    task->id = hub_.next_task++;
+  }
+  ConfigRecord header = {{"job_id", hub_.job_id},
+                         {"task_id", static_cast<std::int64_t>(task->id)},
+                         {"round", static_cast<std::int64_t>(round)}};
+  for (const auto& [k, v] : config) header["config/" + k] = v;
+  task->head = encode_message_head(kind, header, task->payload->size());
+  transfer.bytes_down = task->head.size() + task->payload->size();
+
+  std::unique_lock<std::mutex> lock(hub_.mutex);
+  this->task = task;
+  hub_.changed.notify_all();
+  const double silence_limit = hub_.job.server.client_timeout;
+  while (!task->done) {
+    const auto now = Clock::now();
+    if (hub_.stopping) {
+      task->failure = "the job is stopping";
+    } else if (deadline && now >= *deadline) {
+      task->failure = std::string("no result within server.round_timeout (") +
+                      std::to_string(static_cast<int>(hub_.job.server.round_timeout)) + " s)";
+    } else if (seconds(now - last_seen) > silence_limit) {
+      task->failure = "silent for more than server.client_timeout (" + std::to_string(static_cast<int>(silence_limit)) +
+                      " s): crashed, hung or disconnected";
+      hub_.unregister_locked(*this, task->failure);
+    }
+    if (!task->failure.empty()) {
+      task->done = true;
+      break;
+    }
+    hub_.changed.wait_for(lock, std::chrono::milliseconds(200));
+  }
+  if (this->task == task) this->task.reset();
+  transfer.bytes_up = task->bytes_up;
+  if (!task->failure.empty()) throw Error::unavailable(task->failure);
+  if (auto it = task->result->header.find("train_seconds"); it != task->result->header.end()) {
+    if (const auto* d = std::get_if<double>(&it->second)) transfer.train_seconds = *d;
+  }
+  return task;
+}
+
+Metrics metrics_of(const ConfigRecord& header) {
+  Metrics m;
+  for (const auto& [k, v] : header) {
+    if (k.rfind("metric/", 0) != 0) continue;
+    if (const auto* d = std::get_if<double>(&v)) m[k.substr(7)] = *d;
+    else if (const auto* i = std::get_if<std::int64_t>(&v)) m[k.substr(7)] = static_cast<double>(*i);
+  }
+  return m;
+}
+
+FitRes RemoteClient::fit(const FitIns& ins, TransferStats& transfer) {
+  auto task = run_task(MessageKind::kFitTask, static_cast<int>(config_int(ins.config, "round", 0)), ins.config,
+                       ins.parameters, ins.deadline, transfer);
+  FitRes res;
+  res.parameters = std::move(*task->parameters);
+  res.num_examples = config_int(task->result->header, "num_examples", 0);
+  res.metrics = metrics_of(task->result->header);
+  res.data_fingerprint = config_string(task->result->header, "data_fingerprint", "");
+  return res;
+}
+
+EvaluateRes RemoteClient::evaluate(const EvaluateIns& ins, TransferStats& transfer) {
+  auto task = run_task(MessageKind::kEvaluateTask, static_cast<int>(config_int(ins.config, "round", 0)), ins.config,
+                       ins.parameters, ins.deadline, transfer);
+  EvaluateRes res;
+  res.loss = config_double(task->result->header, "loss", 0);
+  res.num_examples = config_int(task->result->header, "num_examples", 0);
+  res.metrics = metrics_of(task->result->header);
+  return res;
+}
+
+// --- HTTP ---------------------------------------------------------------------
+
+// A refusal: the status and the reason the client is told (and we log).
+struct Refusal {
+  HTTPResponse::HTTPStatus status;
+  std::string reason;
+};
+
+class Handler : public Poco::Net::HTTPRequestHandler {
+ public:
+  explicit Handler(Hub& hub) : hub_(hub) {}
+
+  void handleRequest(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) override {
+    std::string who = req.clientAddress().toString();
+    try {
+      const std::string name = authenticate(req);
+      who = "client " + name + " (" + who + ")";
+      route(name, req, resp);
+    } catch (const Refusal& r) {
+      hub_.log("refused " + req.getMethod() + " " + req.getURI() + " from " + who + ": " + r.reason);
+      send_text(resp, r.status, r.reason);
+    } catch (const Poco::Exception& e) {
+      hub_.log("connection to " + who + " failed: " + e.displayText());
+    } catch (const std::exception& e) {
+      hub_.log("error serving " + who + ": " + e.what());
+      try {
+        send_text(resp, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, e.what());
+      } catch (...) {
+      }
+    }
+  }
+
+ private:
+  static void send_text(Poco::Net::HTTPServerResponse& resp, HTTPResponse::HTTPStatus status, const std::string& text) {
+    if (resp.sent()) return;
+    resp.setStatusAndReason(status);
+    resp.setContentType("text/plain; charset=utf-8");
+    resp.setContentLength64(static_cast<Poco::UInt64>(text.size() + 1));
+    resp.send() << text << "\n";
+  }
+
+  static void send_message(Poco::Net::HTTPServerResponse& resp, const std::string& head, const std::string* payload) {
+    resp.setStatusAndReason(HTTPResponse::HTTP_OK);
+    resp.setContentType("application/x-fedtrack-message");
+    resp.setContentLength64(static_cast<Poco::UInt64>(head.size() + (payload ? payload->size() : 0)));
+    std::ostream& out = resp.send();
+    out.write(head.data(), static_cast<std::streamsize>(head.size()));
+    if (payload) out.write(payload->data(), static_cast<std::streamsize>(payload->size()));
+    out.flush();
+  }
+
+  std::string authenticate(Poco::Net::HTTPServerRequest& req) {
+    const std::string auth = req.get("Authorization", "");
+    const std::string prefix = "Bearer ";
+    if (auth.compare(0, prefix.size(), prefix) != 0) {
+      throw Refusal{HTTPResponse::HTTP_UNAUTHORIZED, "no bearer token (Authorization: Bearer TOKEN)"};
+    }
+    auto it = hub_.names_by_token.find(auth.substr(prefix.size()));
+    if (it == hub_.names_by_token.end()) throw Refusal{HTTPResponse::HTTP_UNAUTHORIZED, "unknown token"};
+    return it->second;
+  }
+
+  std::string read_body(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
+    const std::uint64_t limit = static_cast<std::uint64_t>(hub_.job.server.max_message_mb) << 20;
+    const auto declared = req.getContentLength64();
+    if (declared >= 0 && static_cast<std::uint64_t>(declared) > limit) {
+      resp.setKeepAlive(false);  // the unread body must not be taken for the next request
+      throw Refusal{HTTPResponse::HTTP_REQUESTENTITYTOOLARGE,
+                    "message of " + std::to_string(declared) + " bytes is over server.max_message_mb (" +
+                        std::to_string(hub_.job.server.max_message_mb) + " MB)"};
+    }
+    std::string body;
+    if (declared > 0) body.reserve(static_cast<std::size_t>(declared));
+    std::istream& in = req.stream();
+    char buf[1 << 16];
+    while (in) {
+      in.read(buf, sizeof buf);
+      body.append(buf, static_cast<std::size_t>(in.gcount()));
+      if (body.size() > limit) {
+        resp.setKeepAlive(false);
+        throw Refusal{HTTPResponse::HTTP_REQUESTENTITYTOOLARGE, "message is over server.max_message_mb"};
+      }
+    }
+    if (declared >= 0 && body.size() != static_cast<std::uint64_t>(declared)) {
+      throw Refusal{HTTPResponse::HTTP_BAD_REQUEST, "body ended after " + std::to_string(body.size()) + " of " +
+                                                        std::to_string(declared) + " bytes"};
+    }
+    return body;
+  }
+
+  // The client of a session-bearing request (held lock).
+  std::shared_ptr<RemoteClient> session_client(const std::string& name, Poco::Net::HTTPServerRequest& req) {
+    auto it = hub_.by_name.find(name);
+    const std::string session = req.get("X-Fedtrack-Session", "");
+    if (it == hub_.by_name.end() || it->second->session.empty() || it->second->session != session) {
+      throw Refusal{HTTPResponse::HTTP_CONFLICT, "unknown session (the server restarted or the client joined again): join again"};
+    }
+    it->second->last_seen = Clock::now();
+    return it->second;
+  }
+
+  void route(const std::string& name, Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
+    const std::string path = req.getURI();
+    const std::string& method = req.getMethod();
+    if (path == "/v1/join" && method == "POST") return join(name, req, resp);
+    if (path == "/v1/task" && method == "GET") return poll(name, req, resp);
+    if (path == "/v1/result" && method == "POST") return result(name, req, resp);
+    if (path == "/v1/heartbeat" && method == "POST") {
+      std::lock_guard<std::mutex> lock(hub_.mutex);
+      session_client(name, req);
+      resp.setStatusAndReason(HTTPResponse::HTTP_NO_CONTENT);
+      resp.setContentLength(0);
+      resp.send();
+      return;
+    }
+    throw Refusal{HTTPResponse::HTTP_NOT_FOUND, "no such endpoint: " + method + " " + path};
+  }
+
+  void join(const std::string& name, Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
+    read_body(req, resp);
+    ConfigRecord header = hub_.job_header;
+    {
+      std::lock_guard<std::mutex> lock(hub_.mutex);
+      auto& client = hub_.by_name[name];
+      if (!client) client = std::make_shared<RemoteClient>(name, hub_);
+      const bool again = !client->session.empty();
+      client->session = random_hex(16);
+      client->last_seen = Clock::now();
+      if (client->task && client->task->delivered && !client->task->done) {
+        client->task->failure = "the client joined again and lost its task";
+        client->task->done = true;
+      }
+      hub_.register_locked(client);
+      hub_.changed.notify_all();
+      header["client"] = name;
+      header["session"] = client->session;
+      hub_.log("client " + name + (again ? " joined again" : " joined") + " from " + req.clientAddress().toString() +
+               " (" + std::to_string(hub_.registered_count_locked()) + " connected)");
+    }
+    header["data_seed"] = static_cast<std::int64_t>(task_seed(hub_.job.seed, 0, name) >> 1);
+    send_message(resp, encode_message_head(MessageKind::kJoined, header, 0), nullptr);
+  }
+
+  void poll(const std::string& name, Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
+    std::shared_ptr<Task> task;
+    bool done = false;
+    {
+      std::unique_lock<std::mutex> lock(hub_.mutex);
+      auto client = session_client(name, req);
+      const std::string session = client->session;
+      if (!hub_.done) hub_.register_locked(client);
+      const auto until = Clock::now() + std::chrono::milliseconds(static_cast<int>(kPollSeconds * 1000));
+      while (true) {
+        if (client->session != session) {
+          throw Refusal{HTTPResponse::HTTP_CONFLICT, "session replaced by a newer join"};
+        }
+        // A task not yet delivered, or delivered to this session that asks again (it lost it).
+        auto t = client->task;
+        if (t && !t->done && (!t->delivered || t->delivered_session == session)) {
+          t->delivered = true;
+          t->delivered_session = session;
+          task = t;
+          break;
+        }
+        if (hub_.done) {
+          done = true;
+          break;
+        }
+        if (hub_.stopping || Clock::now() >= until) break;
+        hub_.changed.wait_until(lock, until);
+      }
+      client->last_seen = Clock::now();
+    }
+    if (task) return send_message(resp, task->head, task->payload.get());
+    const auto kind = done ? MessageKind::kDone : MessageKind::kWait;
+    send_message(resp, encode_message_head(kind, {{"job_id", hub_.job_id}}, 0), nullptr);
+  }
+
+  void result(const std::string& name, Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
+    const std::string body = read_body(req, resp);
+    Message message;
+    try {
+      message = decode_message(body);
+    } catch (const Error& e) {
+      throw Refusal{HTTPResponse::HTTP_BAD_REQUEST, e.what()};
+    }
+    if (message.kind != MessageKind::kFitResult && message.kind != MessageKind::kEvaluateResult &&
+        message.kind != MessageKind::kTaskFailed) {
+      throw Refusal{HTTPResponse::HTTP_BAD_REQUEST, std::string("a ") + message_kind_name(message.kind) +
+                                                        " message is not a result"};
+    }
+    std::int64_t task_id = 0, round = 0;
+    std::string job_id;
+    try {
+      job_id = config_string(message.header, "job_id", "");
+      task_id = config_int(message.header, "task_id", -1);
+      round = config_int(message.header, "round", -1);
+    } catch (const Error& e) {
+      throw Refusal{HTTPResponse::HTTP_BAD_REQUEST, e.what()};
+    }
+    if (job_id != hub_.job_id) {
+      throw Refusal{HTTPResponse::HTTP_CONFLICT, "result for job '" + job_id + "', this server runs " + hub_.job_id};
+    }
+    std::shared_ptr<Task> task;
+    std::shared_ptr<RemoteClient> client;
+    {
+      std::lock_guard<std::mutex> lock(hub_.mutex);
+      client = session_client(name, req);
+      task = client->task;
+      if (!task || task->done || static_cast<std::int64_t>(task->id) != task_id) {
+        throw Refusal{HTTPResponse::HTTP_CONFLICT, "no open task " + std::to_string(task_id) + " for " + name +
+                                                       " (it timed out, was answered, or belongs to another run)"};
+      }
+      if (task->round != round) {
+        throw Refusal{HTTPResponse::HTTP_CONFLICT, "result for round " + std::to_string(round) + ", task " +
+                                                       std::to_string(task_id) + " is round " +
+                                                       std::to_string(task->round)};
+      }
+      const bool expected = message.kind == MessageKind::kTaskFailed ||
+                            (task->kind == MessageKind::kFitTask) == (message.kind == MessageKind::kFitResult);
+      if (!expected) {
+        throw Refusal{HTTPResponse::HTTP_CONFLICT, std::string("a ") + message_kind_name(message.kind) + " for a " +
+                                                       message_kind_name(task->kind)};
+      }
+    }
+    std::optional<Parameters> parameters;
+    std::string rejection;
+    if (message.kind == MessageKind::kFitResult) {
+      try {
+        parameters = decode_parameters(message.payload);
+      } catch (const Error& e) {
+        throw Refusal{HTTPResponse::HTTP_BAD_REQUEST, e.what()};
+      }
+      try {
+        check_update(*task->global, *parameters, "update");
+        if (config_int(message.header, "num_examples", 0) <= 0) {
+          throw Error::invalid_argument("num_examples must be > 0");
+        }
+      } catch (const Error& e) {
+        rejection = e.what();
+      }
+    }
+    message.payload.clear();
+    {
+      std::lock_guard<std::mutex> lock(hub_.mutex);
+      if (task->done || client->task != task) {
+        throw Refusal{HTTPResponse::HTTP_CONFLICT, "task " + std::to_string(task_id) + " ended meanwhile"};
+      }
+      task->bytes_up = body.size();
+      if (!rejection.empty()) {
+        task->failure = "sent an invalid update: " + rejection;
+      } else if (message.kind == MessageKind::kTaskFailed) {
+        task->failure = "failed on the client: " + config_string(message.header, "error", "(no reason given)");
+      } else {
+        task->result = std::move(message);
+        task->parameters = std::move(parameters);
+      }
+      task->done = true;
+      hub_.changed.notify_all();
+    }
+    if (!rejection.empty()) throw Refusal{HTTPResponse::HTTP_UNPROCESSABLE_ENTITY, rejection};
+    resp.setStatusAndReason(HTTPResponse::HTTP_NO_CONTENT);
+    resp.setContentLength(0);
+    resp.send();
+  }
+
+  Hub& hub_;
+};
+
+class HandlerFactory : public Poco::Net::HTTPRequestHandlerFactory {
+ public:
+  explicit HandlerFactory(Hub& hub) : hub_(hub) {}
+  Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
+    return new Handler(hub_);
+  }
+
+ private:
+  Hub& hub_;
+};
+
+ConfigRecord job_header_for(const JobSpec& job, const std::string& job_id, const DatasetSplits& data) {
+  std::string shape;
+  for (auto d : data.feature_shape) shape += (shape.empty() ? "" : ",") + std::to_string(d);
+  std::string classes;
+  for (const auto& c : data.class_names) classes += (classes.empty() ? "" : "\x1f") + c;
+  return {{"job_id", job_id},
+          {"job_name", job.name},
+          {"model", job.model},
+          {"format", data.format},
+          {"feature_shape", shape},
+          {"num_classes", data.num_classes},
+          {"val_fraction", job.data.val_fraction},
+          {"scaling_mean", join_doubles(data.scaling.mean)},
+          {"scaling_stddev", join_doubles(data.scaling.stddev)},
+          {"classes", classes},
+          {"label", data.label_column},
+          {"heartbeat_seconds", std::max(0.2, job.server.client_timeout / 5)},
+          {"poll_seconds", kPollSeconds}};
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> read_tokens_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error::invalid_argument("--tokens: cannot read " + path);
+  std::vector<std::pair<std::string, std::string>> out;
+  std::map<std::string, int> names, tokens;
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    const auto hash = line.find('#');
+    if (hash != std::string::npos) line.erase(hash);
+    std::istringstream fields(line);
+    std::string name, token, extra;
+    if (!(fields >> name)) continue;
+    const std::string where = path + ":" + std::to_string(number) + ": ";
+    if (!(fields >> token) || (fields >> extra)) throw Error::invalid_argument(where + "expected 'name token'");
+    if (names.count(name)) throw Error::invalid_argument(where + "name '" + name + "' appears twice");
+    if (tokens.count(token)) throw Error::invalid_argument(where + "this token is already given to another name");
+    if (token.size() < 8) throw Error::invalid_argument(where + "token of '" + name + "' is shorter than 8 characters");
+    names[name] = number;
+    tokens[token] = number;
+    out.emplace_back(name, token);
+  }
+  if (out.empty()) throw Error::invalid_argument("--tokens: " + path + " names no client");
+  return out;
+}
+
+SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptions& options) {
+  auto log = [&](const std::string& line) {
+    if (options.log) options.log(line);
+  };
+  if (options.tokens_file.empty()) throw Error::invalid_argument("--tokens FILE is required (lines 'name token')");
+  const auto tokens = read_tokens_file(options.tokens_file);
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    throw Error::invalid_argument("--tls-cert and --tls-key go together");
+  }
+  torch::set_num_threads(static_cast<int>(ThreadPool::cores()));
+
+  DatasetSplits data = at_key(job, "data.dataset", [&] { return load_dataset(job.data, job.seed); });
+  data.train = {};  // the server holds only the test split
+  log(data.description + ": " + std::to_string(data.test.size()) + " test examples on the server; " +
+      std::to_string(tokens.size()) + " client tokens");
+  StateKeeper state(options.state_path, options.resume, job, options.job_digest);
+  const std::string job_id = state.adopt_job_id(options.job_id);
+  ServerSide side = make_server_side(job, data, log);
+
+  ClientManager clients(job.seed);
+  Hub hub(job, job_id, clients, job_header_for(job, job_id, data), options.log);
+  for (const auto& [name, token] : tokens) hub.names_by_token[token] = name;
+
+  // --- listen ---
+  Poco::Net::SocketAddress address;
+  try {
+    address = Poco::Net::SocketAddress(options.listen);
+  } catch (const Poco::Exception& e) {
+    throw Error::invalid_argument("--listen " + options.listen + ": " + e.displayText());
+  }
+  std::unique_ptr<Poco::Net::ServerSocket> socket;
+  const bool tls = !options.tls_cert.empty();
+  try {
+    if (tls) {
+      Poco::Net::initializeSSL();
+      Poco::Net::Context::Ptr context = new Poco::Net::Context(Poco::Net::Context::SERVER_USE, options.tls_key,
+                                                               options.tls_cert, "", Poco::Net::Context::VERIFY_NONE);
+      socket = std::make_unique<Poco::Net::SecureServerSocket>(address, 64, context);
+    } else {
+      socket = std::make_unique<Poco::Net::ServerSocket>(address, 64);
+    }
+  } catch (const Poco::Exception& e) {
+    throw Error::unavailable("cannot listen on " + options.listen + ": " + e.displayText());
+  }
+  const int port = socket->address().port();
+  const int max_threads = std::max<int>(32, static_cast<int>(4 * tokens.size() + 8));
+  Poco::ThreadPool http_threads(2, max_threads, 30);
+  auto* params = new Poco::Net::HTTPServerParams;
+  params->setMaxThreads(max_threads);
+  params->setMaxQueued(256);
+  params->setKeepAlive(true);
+  params->setKeepAliveTimeout(Poco::Timespan(15, 0));
+  params->setTimeout(Poco::Timespan(60, 0));
+  Poco::Net::HTTPServer http(new HandlerFactory(hub), http_threads, *socket, params);
+  http.start();
+  const std::string scheme = tls ? "https" : "http";
+  log("serving job " + job_id + " on " + scheme + "://" + address.host().toString() + ":" + std::to_string(port));
+  if (!tls) log("warning: plain http: updates and tokens travel unencrypted (use --tls-cert/--tls-key beyond loopback)");
+  if (options.on_listening) options.on_listening(port);
+
+  auto stop_serving = [&](bool finished) {
+    {
+      std::lock_guard<std::mutex> lock(hub.mutex);
+      if (finished) hub.done = true; else hub.stopping = true;
+      hub.changed.notify_all();
+    }
+    if (finished && job.server.linger > 0) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(job.server.linger));
+    }
+    {
+      std::lock_guard<std::mutex> lock(hub.mutex);
+      hub.stopping = true;
+      hub.changed.notify_all();
+    }
+    http.stopAll(true);
+    http_threads.joinAll();
+  };
+
+  SimulationResult result;
+  result.job_id = job_id;
+  const auto& resume = state.resume_point();
+  const int first_round = resume ? resume->completed_round + 1 : 1;
+  ServerOptions server_options = server_options_for(job, job_id);
+  server_options.parallelism = static_cast<std::size_t>(tokens.size());
+  server_options.stop_requested = options.stop_requested;
+  server_options.task_seed = job.seed;
+  server_options.round_timeout = job.server.round_timeout;
+  server_options.on_round_complete = [&state](const ResumePoint& point) { state.save(point); };
+  // The first round this process runs waits for clients.count clients;
+  // later rounds sample among those connected (after a short wait for
+  // clients.min_available).
+  server_options.before_round = [&](int round) {
+    std::unique_lock<std::mutex> lock(hub.mutex);
+    const bool first = round == first_round;
+    const auto need = static_cast<std::size_t>(first ? job.clients.count : job.clients.min_available);
+    const auto start = Clock::now();
+    auto noted = start;
+    hub.prune_silent_locked();
+    while (hub.registered_count_locked() < need) {
+      if (options.stop_requested && options.stop_requested()) return;  // the round loop raises kCancelled
+      if (!first && seconds(Clock::now() - start) > job.server.client_timeout) return;  // sampling says what is missing
+      if (first && seconds(Clock::now() - noted) >= 10) {
+        hub.log("waiting for clients: " + std::to_string(hub.registered_count_locked()) + " of " +
+                std::to_string(need) + " connected");
+        noted = Clock::now();
+      }
+      hub.changed.wait_for(lock, std::chrono::milliseconds(250));
+      hub.prune_silent_locked();
+    }
+  };
+  Server server(clients, *side.strategy, server_options);
+  for (auto* l : options.listeners) server.add_listener(l);
+  if (resume) {
+    result.resumed_after = resume->completed_round;
+    log("resuming job " + job_id + " after round " + std::to_string(resume->completed_round) + " from " +
+        options.state_path);
+  }
+  ServerResult run;
+  try {
+    run = server.run(resume ? &*resume : nullptr);
+  } catch (...) {
+    stop_serving(false);
+    throw;
+  }
+  state.finished();
+  log("job " + job_id + " finished; telling the clients");
+  stop_serving(true);
+
+  result.initial = run.initial;
+  result.rounds = run.rounds;
+  if (!run.rounds.empty()) result.final_model = run.final_model;
+  if (!run.rounds.empty()) result.final_metrics = run.rounds.back().second;
+  return result;
+}
+
+}  // namespace fedtrack

@@ -1,0 +1,116 @@
+#include "fedtrack/core/wire.h"
+
+#include "fedtrack/core/byte_codec.h"
+#include "fedtrack/core/error.h"
+
+namespace fedtrack {
+namespace {
+constexpr std::string_view kMagic = "FTMS";
+
+void put_config(ByteWriter& w, const ConfigRecord& record) {
+  w.put(static_cast<std::uint32_t>(record.size()));
+  for (const auto& [key, value] : record) {
+    w.put_bytes(key);
+    w.put(static_cast<std::uint8_t>(value.index()));
+    if (const auto* b = std::get_if<bool>(&value)) {
+      w.put(static_cast<std::uint8_t>(*b ? 1 : 0));
+    } else if (const auto* i = std::get_if<std::int64_t>(&value)) {
+      w.put(*i);
+    } else if (const auto* d = std::get_if<double>(&value)) {
+      w.put(*d);
+    } else {
+      w.put_bytes(std::get<std::string>(value));
+    }
+  }
+}
+
+ConfigRecord read_config(ByteReader& r) {
+  ConfigRecord out;
+  const auto count = r.get<std::uint32_t>("entry count");
+  for (std::uint32_t n = 0; n < count; ++n) {
+    std::string key(r.get_bytes("key"));
+    const auto tag = r.get<std::uint8_t>("type tag");
+    Scalar value;
+    switch (tag) {
+      case 0: {
+        const auto b = r.get<std::uint8_t>("bool");
+        if (b > 1) throw Error::corruption("message: bool value " + std::to_string(b) + " for '" + key + "'");
+        value = b == 1;
+        break;
+      }
+      case 1: value = r.get<std::int64_t>("int"); break;
+      case 2: value = r.get<double>("double"); break;
+      case 3: value = std::string(r.get_bytes("string")); break;
+      default: throw Error::corruption("message: unknown type tag " + std::to_string(tag) + " for '" + key + "'");
+    }
+    if (!out.emplace(std::move(key), std::move(value)).second) throw Error::corruption("message: a key appears twice");
+  }
+  return out;
+}
+
+}  // namespace
+
+const char* message_kind_name(MessageKind kind) {
+  switch (kind) {
+    case MessageKind::kJoined: return "joined";
+    case MessageKind::kFitTask: return "fit task";
+    case MessageKind::kEvaluateTask: return "evaluate task";
+    case MessageKind::kWait: return "wait";
+    case MessageKind::kDone: return "done";
+    case MessageKind::kFitResult: return "fit result";
+    case MessageKind::kEvaluateResult: return "evaluate result";
+    case MessageKind::kTaskFailed: return "task failed";
+  }
+  return "unknown";
+}
+
+std::string encode_config(const ConfigRecord& record) {
+  ByteWriter w;
+  put_config(w, record);
+  return w.take();
+}
+
+ConfigRecord decode_config(std::string_view bytes) {
+  ByteReader r(bytes, "message header");
+  ConfigRecord out = read_config(r);
+  r.expect_end();
+  return out;
+}
+
+std::string encode_message_head(MessageKind kind, const ConfigRecord& header, std::uint64_t payload_size) {
+  const std::string head = encode_config(header);
+  ByteWriter w;
+  w.append(kMagic);
+  w.put(kWireVersion);
+  w.put(static_cast<std::uint8_t>(kind));
+  w.put_bytes(head);
+  w.put(payload_size);
+  return w.take();
+}
+
+std::string encode_message(const Message& message) {
+  std::string out = encode_message_head(message.kind, message.header, message.payload.size());
+  out += message.payload;
+  return out;
+}
+
+Message decode_message(std::string_view bytes) {
+  ByteReader r(bytes, "message");
+  if (r.take(kMagic.size(), "magic") != kMagic) throw Error::corruption("message: bad magic, not a fedtrack message");
+  const auto version = r.get<std::uint16_t>("version");
+  if (version != kWireVersion) {
+    throw Error::invalid_argument("message: protocol version " + std::to_string(version) +
+                                  " is not supported (this build speaks version " + std::to_string(kWireVersion) + ")");
+  }
+  const auto kind = r.get<std::uint8_t>("kind");
+  if (kind < 1 || kind > 8) throw Error::invalid_argument("message: unknown kind " + std::to_string(kind));
+  Message m;
+  m.kind = static_cast<MessageKind>(kind);
+  m.header = decode_config(r.get_bytes("header"));
+  const auto payload_size = r.get<std::uint64_t>("payload length");
+  m.payload = std::string(r.take(payload_size, "payload"));
+  r.expect_end();
+  return m;
+}
+
+}  // namespace fedtrack
