@@ -16,7 +16,7 @@ DEBIAN_PACKAGES=(
   libyaml-cpp-dev libcli11-dev libssl-dev libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
-  python3 python3-venv
+  python3 python3-venv openssl
 )
 
 log() { echo "[setup] $*" >&2; }

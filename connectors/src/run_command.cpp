@@ -79,6 +79,21 @@ namespace {
 
 using Runtime = std::function<SimulationResult(const JobSpec&, const SimulationOptions&)>;
 
+// A test seam for crash recovery: with FEDTRACK_TEST_EXIT_AFTER_ROUND=N the
+// process dies (exit 137, no cleanup, like SIGKILL) right after round N was
+// recorded (MLflow run journalled, model committed and tagged) and before
+// its resume point is saved — the worst instant to crash.
+class CrashAfterRound : public RoundListener {
+ public:
+  explicit CrashAfterRound(int round) : round_(round) {}
+  void on_round(const RoundSummary& summary) override {
+    if (summary.round == round_) std::_Exit(137);
+  }
+
+ private:
+  int round_;
+};
+
 // One job in either runtime, with tracking, versioning, the resume point and
 // the report.
 int run_job(const RunArgs& args, std::ostream& out, std::ostream& err, const Runtime& runtime) {
@@ -91,6 +106,11 @@ int run_job(const RunArgs& args, std::ostream& out, std::ostream& err, const Run
     options.job_id = make_job_id(job.name);
     // Tracking first: a round's progress line appears once its writes are journalled (and sent).
     options.listeners = {&recorder, &progress};
+    std::unique_ptr<CrashAfterRound> crash;
+    if (const char* at = std::getenv("FEDTRACK_TEST_EXIT_AFTER_ROUND")) {
+      crash = std::make_unique<CrashAfterRound>(std::atoi(at));
+      options.listeners.push_back(crash.get());
+    }
     options.stop_requested = [] { return stop_requested(); };
     options.log = [&err](const std::string& line) { err << line << std::endl; };
     options.state_path = state_path_of(job);

@@ -67,7 +67,20 @@ TEST(JobConfig, UnknownKeyNamesKeyFileAndLine) {
             "optimizer, momentum, weight_decay)");
   EXPECT_EQ(error_of("round: 3\n"),
             "job.yaml:1: unknown key 'round' (known: name, seed, rounds, model, data, clients, "
-            "train, strategy, evaluation, runtime, tracking, versioning, attack)");
+            "train, strategy, evaluation, runtime, tracking, versioning, attack, server)");
+}
+
+TEST(JobConfig, ServerKeysAreCheckedAndOnlyModelKeysMakeTheDigest) {
+  const JobSpec job = parse_job("server:\n  round_timeout: 30\n  client_timeout: 5\n  state: s.db\n", "job.yaml");
+  EXPECT_EQ(job.server.round_timeout, 30);
+  EXPECT_EQ(job.server.client_timeout, 5);
+  EXPECT_EQ(state_path_of(job), "s.db");
+  EXPECT_EQ(state_path_of(parse_job("name: bank\n", "job.yaml")), "bank.state.db");
+  EXPECT_EQ(error_of("server:\n  client_timeout: 0\n"), "job.yaml:2: server.client_timeout: must be > 0 and <= 1e+07, got 0");
+  EXPECT_NE(error_of("server:\n  roundtimeout: 3\n").find("unknown key 'server.roundtimeout'"), std::string::npos);
+  // Operational keys may change between a crash and --resume; the model's may not.
+  EXPECT_EQ(job_digest(job), job_digest(parse_job("server:\n  round_timeout: 99\ntracking:\n  timeout: 1\n", "j")));
+  EXPECT_NE(job_digest(job), job_digest(parse_job("train:\n  lr: 0.1\n", "j")));
 }
 
 TEST(JobConfig, WrongTypeNamesKeyFileAndLine) {

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <git2.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -126,7 +127,7 @@ TEST_F(Repo, AFailureMidRoundLeavesThePreviousState) {
   EXPECT_EQ(restore_model(options_.repo, "HEAD", "models/global.pt", out).commit, r1.commit);
   EXPECT_EQ(git_status(options_.repo), "");  // nothing staged, nothing modified
 
-  // The same round twice is refused before anything is written.
+  // The same round again with another model is refused before anything is written.
   fs::remove_all(root / "models/global.pt");
   write_file_atomically((root / "models/global.pt").string(), "weights one");
   try {
@@ -134,9 +135,34 @@ TEST_F(Repo, AFailureMidRoundLeavesThePreviousState) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kAlreadyExists);
+    EXPECT_NE(std::string(e.what()).find("different model"), std::string::npos) << e.what();
   }
   EXPECT_EQ(read_file((root / "models/global.pt").string()), "weights one");
   EXPECT_EQ(git_status(options_.repo), "");
+
+  // The same round with the same model (a resumed job re-running it) reuses
+  // its commit and tag: still one commit per round.
+  const RoundCommit again = repo.commit_round("job-1", "demo", 1, 2, "weights one", {{"eval_accuracy", 0.5}}, {});
+  EXPECT_TRUE(again.reused);
+  EXPECT_EQ(again.commit, r1.commit);
+  EXPECT_EQ(again.tag, r1.tag);
+  EXPECT_EQ(model_history(options_.repo).size(), 1u);
+}
+
+TEST_F(Repo, AnUntaggedRoundCommitAtHeadIsTaggedNotCommittedAgain) {
+  ModelRepository repo(options_);
+  const RoundCommit first = repo.commit_round("job-3", "demo", 1, 1, "w3", {}, {});
+  // As if the process died between the commit and its tag.
+  git_repository* raw = nullptr;
+  ASSERT_EQ(git_repository_open(&raw, options_.repo.c_str()), 0);
+  ASSERT_EQ(git_tag_delete(raw, first.tag.c_str()), 0);
+  git_repository_free(raw);
+  const RoundCommit again = repo.commit_round("job-3", "demo", 1, 1, "w3", {}, {});
+  EXPECT_TRUE(again.reused);
+  EXPECT_EQ(again.commit, first.commit);
+  const auto history = model_history(options_.repo);
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history[0].tag, first.tag);
 }
 
 TEST_F(Repo, AuthorFallsBackWhenGitHasNoIdentity) {

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "fedtrack/core/digest.h"
+#include "fedtrack/core/error.h"
 #include "fedtrack/core/records.h"
 #include "tracking_payload.h"
 
@@ -78,6 +79,22 @@ void TrackingListener::record(int round, const std::function<void()>& writes) {
 
 void TrackingListener::on_job_start(const JobStart& start) {
   job_id_ = start.job_id;
+  if (start.resumed) {
+    if (auto run = journal_.run(job_id_)) {
+      // The same parent run goes on: running again, with a note of the resume.
+      record(0, [&] {
+        if (run->status != "RUNNING") {
+          journal_.add_op(job_id_, "end", nlohmann::json{{"status", "RUNNING"}}.dump());
+          journal_.set_run_status(job_id_, "RUNNING", 0);
+        }
+        LogBatch note;
+        note.tags.push_back({"fedtrack.resumed_after_round", std::to_string(start.completed_rounds)});
+        journal_.add_op(job_id_, "batch", batch_payload(note).dump());
+      });
+      rounds_seen_ = std::max(rounds_seen_, start.completed_rounds);
+      return;
+    }
+  }
   record(0, [&] {
     JournalRun run;
     run.run_key = job_id_;
@@ -122,6 +139,7 @@ std::string TrackingListener::round_run_id(int round) {
 
 void TrackingListener::begin_round(const RoundSummary& s) {
   rounds_seen_ = std::max(rounds_seen_, s.round);
+  if (journal_.run(round_key(job_id_, s.round))) return;  // a re-run round keeps its run
   record(s.round, [&] {
     const std::int64_t ts = now_ms();
     const std::string key = round_key(job_id_, s.round);
@@ -143,8 +161,29 @@ void TrackingListener::begin_round(const RoundSummary& s) {
   });
 }
 
+std::string TrackingListener::recorded_model_sha(const std::string& key) {
+  for (const auto& op : journal_.ops_for_run(key)) {
+    if (op.op != "batch") continue;
+    for (const auto& tag : payload_batch(nlohmann::json::parse(op.payload)).tags) {
+      if (tag.key == "fedtrack.model_sha256") return tag.value;
+    }
+  }
+  return "";
+}
+
 void TrackingListener::finish_round(const RoundSummary& s, const std::vector<KeyValue>& extra_tags) {
   const std::string model_sha = s.model ? sha256_hex(s.model->checkpoint_bytes()) : "";
+  if (auto run = journal_.run(round_key(job_id_, s.round)); run && run->status == "FINISHED") {
+    // A re-run round (resumed after a stop between its records and its
+    // resume point): recorded already, and must be the same model.
+    const std::string recorded = recorded_model_sha(run->run_key);
+    if (recorded != model_sha) {
+      throw Error(ErrorCode::kAlreadyExists, "tracking: round " + std::to_string(s.round) + " of job " + job_id_ +
+                                                 " was recorded with model sha256 " + recorded +
+                                                 ", the re-run produced " + model_sha);
+    }
+    return;
+  }
   record(s.round, [&] {
     const std::int64_t ts = now_ms();
     const std::string key = round_key(job_id_, s.round);

@@ -187,79 +187,115 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
                  checkpoint_bytes);
   }
   const std::string tag = tag_name(job_id, round);
+  // A re-run round (a resumed job that stopped after this round's commit
+  // but before its resume point was saved) reuses its commit and tag when
+  // they hold the same model, so every round has exactly one of each.
+  const std::string round_trailers =
+      "fedtrack-job: " + job_id + "\nfedtrack-round: " + std::to_string(round) + "\nfedtrack-md5: ";
+  auto md5_of = [&](git_commit* c) -> std::optional<std::string> {
+    const std::string message = git_commit_message(c);
+    const auto at = message.find(round_trailers);
+    if (at == std::string::npos) return std::nullopt;
+    const auto begin = at + round_trailers.size();
+    return message.substr(begin, message.find('\n', begin) - begin);
+  };
+  std::optional<git_oid> reuse;
+  bool tagged = false;
   Reference existing;
   if (git_reference_lookup(existing.out(), repo, ("refs/tags/" + tag).c_str()) == 0) {
-    throw Error(ErrorCode::kAlreadyExists, "tag " + tag + " already exists in " + top.string());
+    Object peeled;
+    check(git_reference_peel(peeled.out(), existing.get(), GIT_OBJECT_COMMIT), "git tag " + tag);
+    const auto recorded = md5_of(reinterpret_cast<git_commit*>(peeled.get()));
+    if (!recorded || *recorded != result.md5) {
+      throw Error(ErrorCode::kAlreadyExists, "tag " + tag + " already exists in " + top.string() +
+                                                 " for a different model (md5 " + recorded.value_or("?") +
+                                                 ", this round's is " + result.md5 + ")");
+    }
+    reuse = *git_object_id(peeled.get());
+    tagged = true;
+  } else {
+    git_oid head_oid;
+    Commit head_commit;
+    if (git_reference_name_to_id(&head_oid, repo, "HEAD") == 0 &&
+        git_commit_lookup(head_commit.out(), repo, &head_oid) == 0 && md5_of(head_commit.get()) == result.md5) {
+      reuse = head_oid;  // committed, never tagged
+    }
   }
+  result.reused = reuse.has_value();
 
-  // 2. The work tree: each file replaced atomically, all put back if any step
-  //    up to the commit fails, so a failure leaves the previous state.
-  FileUndo undo;
-  const fs::path metrics_file = folder / (model.stem().string() + ".metrics.json");
-  const std::string metrics_rel = fs::relative(metrics_file, top).string();
-  std::string artifact = sanitize_ref(model.stem().string());
-  std::transform(artifact.begin(), artifact.end(), artifact.begin(), [](unsigned char c) {
-    return c == '_' || c == '.' ? '-' : static_cast<char>(std::tolower(c));
-  });
-  const std::string dvc_yaml = "metrics:\n- " + metrics_rel + "\nartifacts:\n  " + artifact + ":\n    path: " +
-                               options_.path + "\n    type: model\n";
-  const fs::path dvc_yaml_path = top / "dvc.yaml";
-  if (fs::exists(dvc_yaml_path) && read_file(dvc_yaml_path.string()) != dvc_yaml &&
-      read_file(dvc_yaml_path.string()).find(options_.path) == std::string::npos) {
-    throw Error::failed_precondition(dvc_yaml_path.string() + " exists and does not declare " + options_.path +
-                                     "; fedtrack will not rewrite it");
-  }
-  nlohmann::json m = {{"round", round}};
-  for (const auto& [k, v] : metrics) {
-    if (std::isfinite(v)) m[k] = v;
-  }
-  const fs::path gitignore = folder / ".gitignore";
-  const std::string ignore_before = fs::exists(gitignore) ? read_file(gitignore.string()) : "";
-  Commit parent;
-  git_oid parent_oid;
-  const bool has_parent = git_reference_name_to_id(&parent_oid, repo, "HEAD") == 0;
   git_oid commit_oid;
-  Signature sig = signature_for(repo, options_.author);
-  try {
-    undo.write(model.string() + ".dvc", render_dvc_file({result.md5, result.size, "md5", name}));
-    undo.write(gitignore.string(), gitignore_with(ignore_before, "/" + name));
-    undo.write(metrics_file.string(), m.dump(2) + "\n");
-    undo.write(dvc_yaml_path.string(), dvc_yaml);
-    undo.write(model.string(), checkpoint_bytes);
-    // 3. One commit with libgit2.
-    Index index;
-    check(git_repository_index(index.out(), repo), "git index");
-    const std::string model_rel = options_.path;
-    const std::string folder_rel = fs::path(model_rel).parent_path().string();
-    const std::vector<std::string> paths = {
-        ".dvc/config", ".dvc/.gitignore", ".dvcignore", "dvc.yaml", model_rel + ".dvc",
-        (folder_rel.empty() ? "" : folder_rel + "/") + ".gitignore", metrics_rel};
-    for (const auto& p : paths) {
-      if (fs::exists(top / p)) check(git_index_add_bypath(index.get(), p.c_str()), "git add " + p);
-    }
-    check(git_index_write(index.get()), "git index write");
-    git_oid tree_oid;
-    check(git_index_write_tree(&tree_oid, index.get()), "git write-tree");
-    Tree tree;
-    check(git_tree_lookup(tree.out(), repo, &tree_oid), "git tree");
-
-    std::string message = job_name + " round " + std::to_string(round) + "/" + std::to_string(total_rounds);
-    if (auto it = metrics.find("eval_accuracy"); it != metrics.end()) message += ": eval_accuracy=" + fixed4(it->second);
-    message += "\n\nfedtrack-job: " + job_id + "\nfedtrack-round: " + std::to_string(round) + "\nfedtrack-md5: " +
-               result.md5 + "\nfedtrack-path: " + model_rel + "\n";
-    for (const auto& [k, v] : trailers) {
-      if (!v.empty()) message += k + ": " + v + "\n";
-    }
-    if (has_parent) check(git_commit_lookup(parent.out(), repo, &parent_oid), "git parent commit");
-    const git_commit* parents[] = {parent.get()};
-    check(git_commit_create(&commit_oid, repo, "HEAD", sig.get(), sig.get(), nullptr, message.c_str(), tree.get(),
-                            has_parent ? 1 : 0, has_parent ? parents : nullptr),
-          "git commit");
+  if (reuse) {
+    commit_oid = *reuse;
     result.commit = oid_hex(commit_oid);
-  } catch (...) {
-    undo.rollback();
-    reset_index_to_head(repo);
-    throw;
+  } else {
+    // 2. The work tree: each file replaced atomically, all put back if any step
+    //    up to the commit fails, so a failure leaves the previous state.
+    FileUndo undo;
+    const fs::path metrics_file = folder / (model.stem().string() + ".metrics.json");
+    const std::string metrics_rel = fs::relative(metrics_file, top).string();
+    std::string artifact = sanitize_ref(model.stem().string());
+    std::transform(artifact.begin(), artifact.end(), artifact.begin(), [](unsigned char c) {
+      return c == '_' || c == '.' ? '-' : static_cast<char>(std::tolower(c));
+    });
+    const std::string dvc_yaml = "metrics:\n- " + metrics_rel + "\nartifacts:\n  " + artifact + ":\n    path: " +
+                                 options_.path + "\n    type: model\n";
+    const fs::path dvc_yaml_path = top / "dvc.yaml";
+    if (fs::exists(dvc_yaml_path) && read_file(dvc_yaml_path.string()) != dvc_yaml &&
+        read_file(dvc_yaml_path.string()).find(options_.path) == std::string::npos) {
+      throw Error::failed_precondition(dvc_yaml_path.string() + " exists and does not declare " + options_.path +
+                                       "; fedtrack will not rewrite it");
+    }
+    nlohmann::json m = {{"round", round}};
+    for (const auto& [k, v] : metrics) {
+      if (std::isfinite(v)) m[k] = v;
+    }
+    const fs::path gitignore = folder / ".gitignore";
+    const std::string ignore_before = fs::exists(gitignore) ? read_file(gitignore.string()) : "";
+    Commit parent;
+    git_oid parent_oid;
+    const bool has_parent = git_reference_name_to_id(&parent_oid, repo, "HEAD") == 0;
+    Signature sig = signature_for(repo, options_.author);
+    try {
+      undo.write(model.string() + ".dvc", render_dvc_file({result.md5, result.size, "md5", name}));
+      undo.write(gitignore.string(), gitignore_with(ignore_before, "/" + name));
+      undo.write(metrics_file.string(), m.dump(2) + "\n");
+      undo.write(dvc_yaml_path.string(), dvc_yaml);
+      undo.write(model.string(), checkpoint_bytes);
+      // 3. One commit with libgit2.
+      Index index;
+      check(git_repository_index(index.out(), repo), "git index");
+      const std::string model_rel = options_.path;
+      const std::string folder_rel = fs::path(model_rel).parent_path().string();
+      const std::vector<std::string> paths = {
+          ".dvc/config", ".dvc/.gitignore", ".dvcignore", "dvc.yaml", model_rel + ".dvc",
+          (folder_rel.empty() ? "" : folder_rel + "/") + ".gitignore", metrics_rel};
+      for (const auto& p : paths) {
+        if (fs::exists(top / p)) check(git_index_add_bypath(index.get(), p.c_str()), "git add " + p);
+      }
+      check(git_index_write(index.get()), "git index write");
+      git_oid tree_oid;
+      check(git_index_write_tree(&tree_oid, index.get()), "git write-tree");
+      Tree tree;
+      check(git_tree_lookup(tree.out(), repo, &tree_oid), "git tree");
+
+      std::string message = job_name + " round " + std::to_string(round) + "/" + std::to_string(total_rounds);
+      if (auto it = metrics.find("eval_accuracy"); it != metrics.end()) message += ": eval_accuracy=" + fixed4(it->second);
+      message += "\n\nfedtrack-job: " + job_id + "\nfedtrack-round: " + std::to_string(round) + "\nfedtrack-md5: " +
+                 result.md5 + "\nfedtrack-path: " + model_rel + "\n";
+      for (const auto& [k, v] : trailers) {
+        if (!v.empty()) message += k + ": " + v + "\n";
+      }
+      if (has_parent) check(git_commit_lookup(parent.out(), repo, &parent_oid), "git parent commit");
+      const git_commit* parents[] = {parent.get()};
+      check(git_commit_create(&commit_oid, repo, "HEAD", sig.get(), sig.get(), nullptr, message.c_str(), tree.get(),
+                              has_parent ? 1 : 0, has_parent ? parents : nullptr),
+            "git commit");
+      result.commit = oid_hex(commit_oid);
+    } catch (...) {
+      undo.rollback();
+      reset_index_to_head(repo);
+      throw;
+    }
   }
 
   Object target;
@@ -267,8 +303,11 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
   result.tag = tag;
   git_oid tag_oid;
   const std::string tag_message = job_name + " round " + std::to_string(round) + " (md5 " + result.md5 + ")\n";
-  check(git_tag_create(&tag_oid, repo, result.tag.c_str(), target.get(), sig.get(), tag_message.c_str(), 0),
-        "git tag " + result.tag);
+  if (!tagged) {
+    Signature tagger = signature_for(repo, options_.author);
+    check(git_tag_create(&tag_oid, repo, result.tag.c_str(), target.get(), tagger.get(), tag_message.c_str(), 0),
+          "git tag " + result.tag);
+  }
 
   // 4. git push after the DVC object reached the DVC remote (step 1).
   if (options_.push) {

@@ -66,6 +66,11 @@ class TrackingListener : public RoundListener {
 
   void on_job_start(const JobStart& start) override;
   void on_initial_evaluation(const Metrics& metrics) override;
+  // A resumed job (start.resumed) continues its parent run from the
+  // journal; a re-run round keeps the run it had (begin_round creates
+  // nothing, finish_round records nothing more and checks the model sha256:
+  // a different model is Error(kAlreadyExists)).
+  //
   // begin_round() then finish_round() with no extra tags.
   void on_round(const RoundSummary& summary) override;
   void on_job_end(const JobEnd& end) override;
@@ -89,6 +94,8 @@ class TrackingListener : public RoundListener {
   static std::string round_key(const std::string& job_id, int round);
 
  private:
+  // The fedtrack.model_sha256 tag a round's run was given, "" if none.
+  std::string recorded_model_sha(const std::string& key);
   void record(int round, const std::function<void()>& writes);
   void warn(const std::string& line);
 

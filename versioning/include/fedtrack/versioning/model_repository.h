@@ -38,6 +38,7 @@ struct RoundCommit {
   std::string md5;
   std::uint64_t size = 0;
   std::string path;    // relative to the repository root
+  bool reused = false; // a re-run round: its existing commit and tag held the same model
 };
 
 struct HistoryEntry {
@@ -63,7 +64,9 @@ class ModelRepository {
   std::string root() const;  // absolute path of the work tree
 
   // Writes, caches, commits and tags one round's global model. `trailers`
-  // end the commit message ("mlflow-run-id", ...).
+  // end the commit message ("mlflow-run-id", ...). A round that already has
+  // its tag (or is HEAD's untagged commit) with the same md5 is reused
+  // (result.reused); with another md5 it is Error(kAlreadyExists).
   RoundCommit commit_round(const std::string& job_id, const std::string& job_name, int round,
                            int total_rounds, const std::string& checkpoint_bytes, const Metrics& metrics,
                            const std::vector<std::pair<std::string, std::string>>& trailers);

@@ -1,0 +1,135 @@
+// The binary encodings a deployment depends on: network messages (wire.h),
+// resumable state records and the resume state file.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "fedtrack/core/error.h"
+#include "fedtrack/core/server_state.h"
+#include "fedtrack/core/state_record.h"
+#include "fedtrack/core/wire.h"
+#include "support/test_dir.h"
+
+namespace fedtrack {
+namespace {
+
+ErrorCode code_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.code();
+  }
+  ADD_FAILURE() << "no error";
+  return ErrorCode::kInternal;
+}
+
+TEST(Wire, MessagesRoundTripEveryScalarType) {
+  Message m;
+  m.kind = MessageKind::kFitResult;
+  m.header = {{"job_id", std::string("job-1")}, {"task_id", std::int64_t{42}}, {"metric/train_loss", 0.25},
+              {"ok", true}, {"empty", std::string()}};
+  m.payload = std::string("\0\1\2payload", 10);
+  const Message back = decode_message(encode_message(m));
+  EXPECT_EQ(back.kind, m.kind);
+  EXPECT_EQ(back.header, m.header);
+  EXPECT_EQ(back.payload, m.payload);
+  // The head alone is what precedes the payload.
+  EXPECT_EQ(encode_message_head(m.kind, m.header, m.payload.size()) + m.payload, encode_message(m));
+}
+
+TEST(Wire, EveryTruncationIsRefusedAndNothingIsReadPastTheEnd) {
+  const std::string bytes = encode_message({MessageKind::kFitTask, {{"round", std::int64_t{3}}}, "abcdef"});
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_EQ(code_of([&] { decode_message(bytes.substr(0, n)); }), ErrorCode::kCorruption) << "length " << n;
+  }
+  EXPECT_EQ(code_of([&] { decode_message(bytes + "x"); }), ErrorCode::kCorruption);
+}
+
+TEST(Wire, WrongVersionKindOrTagIsRefusedWithTheReason) {
+  std::string bytes = encode_message({MessageKind::kWait, {}, ""});
+  std::string v2 = bytes;
+  v2[4] = 2;
+  try {
+    decode_message(v2);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("protocol version 2"), std::string::npos) << e.what();
+  }
+  std::string kind = bytes;
+  kind[6] = 99;
+  EXPECT_EQ(code_of([&] { decode_message(kind); }), ErrorCode::kInvalidArgument);
+  std::string tag = encode_message({MessageKind::kWait, {{"k", true}}, ""});
+  tag[4 + 2 + 1 + 4 + 4 + 4 + 1] = 7;  // the type tag of key "k"
+  EXPECT_EQ(code_of([&] { decode_message(tag); }), ErrorCode::kCorruption);
+  std::string lying = bytes;
+  lying[7] = static_cast<char>(0xff);  // header length far past the end
+  EXPECT_EQ(code_of([&] { decode_message(lying); }), ErrorCode::kCorruption);
+}
+
+TEST(Wire, RandomBytesNeverCrashTheDecoder) {
+  std::mt19937_64 rng(5);
+  const std::string valid = encode_message({MessageKind::kFitResult, {{"a", 1.0}, {"b", std::string("x")}}, "pp"});
+  for (int i = 0; i < 2000; ++i) {
+    std::string b = valid;
+    b[rng() % b.size()] = static_cast<char>(rng());
+    try {
+      decode_message(b);
+    } catch (const Error&) {
+    }
+  }
+}
+
+TEST(StateRecord, RoundTripsNestsAndRefusesDamage) {
+  StateRecord inner = {{"m", std::string("\0moments", 8)}, {"rng", encode_rng(std::mt19937_64(9))}};
+  StateRecord outer = {{"clip", encode_f64(0.1)}};
+  nest(outer, "inner/", inner);
+  const StateRecord back = decode_state(encode_state(outer));
+  EXPECT_EQ(back, outer);
+  EXPECT_EQ(unnest(back, "inner/"), inner);
+  EXPECT_EQ(decode_f64(state_at(back, "clip")), 0.1);
+  std::mt19937_64 a(9), b = decode_rng(state_at(unnest(back, "inner/"), "rng"));
+  EXPECT_EQ(a(), b());
+  const std::string bytes = encode_state(outer);
+  EXPECT_EQ(code_of([&] { decode_state(bytes.substr(0, bytes.size() - 1)); }), ErrorCode::kCorruption);
+  EXPECT_EQ(code_of([&] { state_at(back, "absent"); }), ErrorCode::kCorruption);
+}
+
+TEST(ServerStateFile, SavesReplacesAndMarksFinished) {
+  const auto dir = testing::make_test_dir("state");
+  const std::string path = (dir / "job.state.db").string();
+  {
+    ServerStateFile file(path);
+    EXPECT_FALSE(file.load().has_value());
+    SavedState s;
+    s.job_id = "job-1";
+    s.job_name = "job";
+    s.job_digest = "abc";
+    s.total_rounds = 5;
+    s.completed_round = 2;
+    s.model = std::string("\0model", 6);
+    s.strategy_state = encode_state({{"v", "1"}});
+    s.sampler_state = "rng";
+    s.initial = Metrics{{"eval_accuracy", 0.1}};
+    s.rounds = {{1, {{"eval_accuracy", 0.5}}}, {2, {{"eval_accuracy", 0.6}}}};
+    file.save(s);
+    s.completed_round = 1;  // replaced as a whole
+    s.rounds.pop_back();
+    file.save(s);
+  }
+  ServerStateFile file(path);
+  auto loaded = file.load();
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(loaded->job_id, "job-1");
+  EXPECT_EQ(loaded->completed_round, 1);
+  EXPECT_EQ(loaded->rounds.size(), 1u);
+  EXPECT_EQ(loaded->model, std::string("\0model", 6));
+  EXPECT_EQ(loaded->initial->at("eval_accuracy"), 0.1);
+  EXPECT_FALSE(loaded->finished);
+  file.mark_finished();
+  EXPECT_TRUE(file.load()->finished);
+  testing::remove_test_dir(dir);
+}
+
+}  // namespace
+}  // namespace fedtrack

@@ -1,0 +1,435 @@
+"""fedtrack server + fedtrack client as real processes on loopback.
+
+Each test starts its own server on a free port with its own clients (each
+with --threads 1, so runs are bit-comparable) and stops whatever is left.
+A small Python client speaks the wire protocol itself to send the server
+malformed, oversized and inconsistent messages.
+"""
+import http.client
+import json
+import math
+import os
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import time
+
+import pytest
+
+from conftest import FEDTRACK, clean_env, fedtrack
+
+TOKENS = {"alpha": "tok-alpha-0001", "bravo": "tok-bravo-0002", "charlie": "tok-charlie-03", "delta": "tok-delta-0004"}
+
+JOB = """name: deploy
+seed: 7
+rounds: {rounds}
+data:
+  limit_train: 2400
+  limit_test: 500
+clients:
+  count: {count}
+  min_fit: {min_fit}
+  min_evaluate: 1
+  min_available: 1
+server:
+  round_timeout: 60
+  client_timeout: {client_timeout}
+  linger: 3
+  max_message_mb: {max_mb}
+versioning:
+  enabled: {versioning}
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Site:
+    """A folder with the job, the tokens file and the partition's shards."""
+
+    def __init__(self, path, rounds=3, count=4, min_fit=2, client_timeout=30, max_mb=1024, versioning="false"):
+        self.path = path
+        self.env = clean_env()
+        (path / "job.yaml").write_text(JOB.format(rounds=rounds, count=count, min_fit=min_fit,
+                                                  client_timeout=client_timeout, max_mb=max_mb,
+                                                  versioning=versioning))
+        (path / "tokens.txt").write_text("# name token\n" + "".join(f"{n} {t}\n" for n, t in TOKENS.items()))
+        r = fedtrack(["partition", "job.yaml", "--out", "shards"], cwd=path, env=self.env)
+        assert r.returncode == 0, r.stderr
+        self.port = free_port()
+        self.procs = []
+
+    def url(self, scheme="http"):
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def server(self, *extra, log="server"):
+        out = open(self.path / f"{log}.out", "w")
+        err = open(self.path / f"{log}.err", "w")
+        p = subprocess.Popen([FEDTRACK, "server", "job.yaml", "--listen", f"127.0.0.1:{self.port}", "--tokens",
+                              "tokens.txt", "--json", *extra], cwd=self.path, env=self.env, stdout=out, stderr=err,
+                             start_new_session=True)
+        p.log = self.path / f"{log}.err"
+        p.out = self.path / f"{log}.out"
+        self.procs.append(p)
+        wait_for(lambda: "serving job" in p.log.read_text() or p.poll() is not None, 60, "the server to listen")
+        assert p.poll() is None, p.log.read_text()
+        return p
+
+    def client(self, name, shard, *extra, token=None, scheme="http"):
+        err = open(self.path / f"client-{name}.err", "w")
+        p = subprocess.Popen([FEDTRACK, "client", "--server", self.url(scheme), "--token", token or TOKENS[name],
+                              "--data", f"shards/{shard}", "--threads", "1", *extra], cwd=self.path, env=self.env,
+                             stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        p.log = self.path / f"client-{name}.err"
+        self.procs.append(p)
+        return p
+
+    def all_clients(self, *extra, scheme="http"):
+        return [self.client(n, i, *extra, scheme=scheme) for i, n in enumerate(TOKENS)]
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+@pytest.fixture
+def site_factory(tmp_path):
+    made = []
+
+    def make(name="site", **kw):
+        d = tmp_path / name
+        d.mkdir()
+        s = Site(d, **kw)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+def report_of(server):
+    lines = [l for l in server.out.read_text().splitlines() if l.startswith("{")]
+    assert lines, server.log.read_text()
+    return json.loads(lines[-1])
+
+
+def test_four_clients_complete_three_rounds_and_a_wrong_token_is_refused(site_factory):
+    site = site_factory()
+    server = site.server()
+    clients = site.all_clients()
+    intruder = site.client("mallory", 0, token="not-a-real-token")
+    started = time.time()
+    assert intruder.wait(timeout=30) == 6
+    assert time.time() - started < 15, "a refused token must not retry"
+    assert "refused the token" in intruder.log.read_text()
+    assert server.wait(timeout=240) == 0, server.log.read_text()
+    for c in clients:
+        assert c.wait(timeout=30) == 0, c.log.read_text()
+        assert "is done" in c.log.read_text()
+    report = report_of(server)
+    assert [r["round"] for r in report["rounds"]] == [1, 2, 3]
+    for r in report["rounds"]:
+        assert r["metrics"]["clients_ok"] == 4 and r["metrics"]["clients_failed"] == 0
+    assert report["final"]["eval_accuracy"] > report["initial"]["eval_accuracy"] + 0.2
+    log = server.log.read_text()
+    assert "unknown token" in log and "plain http" in log
+    for name in TOKENS:
+        assert f"client {name} joined" in log
+
+
+def test_a_client_killed_mid_job_fails_its_round_and_the_job_completes(site_factory):
+    site = site_factory(rounds=4, client_timeout=3)
+    server = site.server()
+    clients = site.all_clients()
+    wait_for(lambda: "round 1/4" in server.log.read_text(), 120, "round 1")
+    os.killpg(clients[3].pid, signal.SIGKILL)
+    assert server.wait(timeout=240) == 0, server.log.read_text()
+    report = report_of(server)
+    assert len(report["rounds"]) == 4
+    ok = [r["metrics"]["clients_ok"] for r in report["rounds"]]
+    assert ok[0] == 4 and ok[-1] == 3, ok
+    assert "client delta left" in server.log.read_text()
+    for c in clients[:3]:
+        assert c.wait(timeout=30) == 0
+
+
+def test_tls_with_a_generated_certificate(site_factory):
+    site = site_factory(rounds=2)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(site.path / "key.pem"),
+                    "-out", str(site.path / "cert.pem")], check=True, capture_output=True)
+    server = site.server("--tls-cert", "cert.pem", "--tls-key", "key.pem")
+    assert "plain http" not in server.log.read_text()
+    # Without the CA the certificate is not trusted: the client never gets in.
+    untrusting = site.client("alpha", 0, "--give-up-after", "3", scheme="https")
+    assert untrusting.wait(timeout=60) == 4, untrusting.log.read_text()
+    clients = [site.client(n, i, "--tls-ca", "cert.pem", scheme="https") for i, n in enumerate(TOKENS)]
+    assert server.wait(timeout=240) == 0, server.log.read_text()
+    for c in clients:
+        assert c.wait(timeout=30) == 0, c.log.read_text()
+    assert len(report_of(server)["rounds"]) == 2
+
+
+# --- a hand-written client for bad input ------------------------------------------------
+
+def encode_config(record):
+    out = struct.pack("<I", len(record))
+    for k, v in sorted(record.items()):
+        key = k.encode()
+        out += struct.pack("<I", len(key)) + key
+        if isinstance(v, bool):
+            out += struct.pack("<BB", 0, int(v))
+        elif isinstance(v, int):
+            out += struct.pack("<Bq", 1, v)
+        elif isinstance(v, float):
+            out += struct.pack("<Bd", 2, v)
+        else:
+            s = v.encode()
+            out += struct.pack("<BI", 3, len(s)) + s
+    return out
+
+
+def decode_config(b, at):
+    (n,), at = struct.unpack_from("<I", b, at), at + 4
+    out = {}
+    for _ in range(n):
+        (klen,), at = struct.unpack_from("<I", b, at), at + 4
+        key, at = b[at:at + klen].decode(), at + klen
+        tag, at = b[at], at + 1
+        if tag == 0:
+            out[key], at = bool(b[at]), at + 1
+        elif tag == 1:
+            out[key], at = struct.unpack_from("<q", b, at)[0], at + 8
+        elif tag == 2:
+            out[key], at = struct.unpack_from("<d", b, at)[0], at + 8
+        else:
+            (slen,), at = struct.unpack_from("<I", b, at), at + 4
+            out[key], at = b[at:at + slen].decode(), at + slen
+    return out, at
+
+
+def encode_message(kind, header, payload=b"", version=1):
+    head = encode_config(header)
+    return b"FTMS" + struct.pack("<HBI", version, kind, len(head)) + head + struct.pack("<Q", len(payload)) + payload
+
+
+def decode_message(b):
+    assert b[:4] == b"FTMS"
+    _version, kind, hlen = struct.unpack_from("<HBI", b, 4)
+    header, at = decode_config(b[11:11 + hlen], 0)
+    (plen,) = struct.unpack_from("<Q", b, 11 + hlen)
+    return kind, header, b[19 + hlen:19 + hlen + plen]
+
+
+def decode_params(b):
+    assert b[:4] == b"FTPM"
+    count, buffer_begin = struct.unpack_from("<II", b, 16)
+    at, tensors = 24, []
+    for _ in range(count):
+        (nlen,), at = struct.unpack_from("<H", b, at), at + 2
+        name, at = b[at:at + nlen].decode(), at + nlen
+        dtype, rank = b[at], b[at + 1]
+        at += 2
+        dims = list(struct.unpack_from(f"<{rank}q", b, at))
+        at += 8 * rank
+        (nbytes,), at = struct.unpack_from("<Q", b, at), at + 8
+        tensors.append([name, dtype, dims, bytearray(b[at:at + nbytes])])
+        at += nbytes
+    return buffer_begin, tensors
+
+
+def encode_params(buffer_begin, tensors):
+    body = struct.pack("<II", len(tensors), buffer_begin)
+    for name, dtype, dims, data in tensors:
+        n = name.encode()
+        body += struct.pack("<H", len(n)) + n + struct.pack("<BB", dtype, len(dims))
+        body += struct.pack(f"<{len(dims)}q", *dims) + struct.pack("<Q", len(data)) + bytes(data)
+    return b"FTPM" + struct.pack("<HHQ", 1, 0, len(body)) + body
+
+
+class RawClient:
+    def __init__(self, port, token):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.token = token
+        self.session = ""
+
+    def call(self, method, path, body=b"", headers=None):
+        h = {"Authorization": f"Bearer {self.token}", "X-Fedtrack-Session": self.session}
+        h.update(headers or {})
+        self.conn.request(method, path, body=body, headers=h)
+        r = self.conn.getresponse()
+        data = r.read()
+        if r.getheader("Connection", "").lower() == "close":
+            self.conn.close()
+        return r.status, data
+
+
+def test_bad_input_gets_4xx_and_the_server_goes_on(site_factory):
+    site = site_factory(rounds=3, count=2, min_fit=1, max_mb=1)
+    server = site.server()
+    raw = RawClient(site.port, TOKENS["bravo"])
+    assert raw.call("POST", "/v1/join", headers={"Authorization": "Bearer wrong-token-xyz"})[0] == 401
+    assert raw.call("POST", "/v1/join", headers={"Authorization": ""})[0] == 401
+    status, body = raw.call("POST", "/v1/join")
+    assert status == 200
+    kind, joined, _ = decode_message(body)
+    assert kind == 1 and joined["client"] == "bravo"
+    raw.session = joined["session"]
+    job_id = joined["job_id"]
+    assert raw.call("GET", "/v1/nowhere")[0] == 404
+    real = site.client("alpha", 0)
+
+    def next_task():
+        while True:
+            status, body = raw.call("GET", "/v1/task")
+            assert status == 200
+            kind, header, payload = decode_message(body)
+            if kind == 3:  # evaluate: this client has no data
+                assert raw.call("POST", "/v1/result", encode_message(8, {"job_id": job_id, "task_id": header["task_id"],
+                                                                        "round": header["round"], "error": "no data"}))[0] == 204
+                continue
+            if kind == 2:
+                return header, payload
+
+    header, payload = next_task()
+    ids = {"job_id": job_id, "task_id": header["task_id"], "round": header["round"]}
+    buffer_begin, tensors = decode_params(payload)
+    good = encode_params(buffer_begin, tensors)
+    result = dict(ids, num_examples=100)
+
+    # Malformed, truncated, wrong version, oversized, inconsistent: refused, the task stays open.
+    assert raw.call("POST", "/v1/result", b"garbage")[0] == 400
+    full = encode_message(6, result, good)
+    assert raw.call("POST", "/v1/result", full[:len(full) // 2])[0] == 400
+    assert raw.call("POST", "/v1/result", encode_message(6, result, good, version=9))[0] == 400
+    assert raw.call("POST", "/v1/result", encode_message(6, result, good[:-10]))[0] == 400
+    status, body = raw.call("POST", "/v1/result", b"x" * (2 << 20))
+    assert status == 413 and b"max_message_mb" in body
+    raw.conn.close()
+    assert raw.call("POST", "/v1/result", encode_message(6, dict(result, job_id="another-job"), good))[0] == 409
+    assert raw.call("POST", "/v1/result", encode_message(6, dict(result, round=ids["round"] + 1), good))[0] == 409
+    assert raw.call("POST", "/v1/result", encode_message(6, dict(result, task_id=999999), good))[0] == 409
+    assert raw.call("POST", "/v1/task", b"")[0] == 404
+    stale = RawClient(site.port, TOKENS["bravo"])
+    stale.session = "0" * 32
+    assert stale.call("GET", "/v1/task")[0] == 409
+
+    # A tensor of the wrong shape: 422, and this client fails the round.
+    wrong = [list(t) for t in tensors]
+    wrong[0][2] = [wrong[0][2][0] + 1] + wrong[0][2][1:]
+    status, body = raw.call("POST", "/v1/result", encode_message(6, result, encode_params(buffer_begin, wrong)))
+    assert status == 422 and b"shape" in body, body
+    # Round 2: a NaN in the update.
+    header, payload = next_task()
+    ids = {"job_id": job_id, "task_id": header["task_id"], "round": header["round"]}
+    buffer_begin, tensors = decode_params(payload)
+    nan = [list(t) for t in tensors]
+    nan[0][3] = bytearray(struct.pack("<f", math.nan)) + nan[0][3][4:]
+    status, body = raw.call("POST", "/v1/result", encode_message(6, dict(ids, num_examples=100),
+                                                                 encode_params(buffer_begin, nan)))
+    assert status == 422 and b"NaN" in body, body
+    # Round 3: a valid update is taken.
+    header, payload = next_task()
+    ids = {"job_id": job_id, "task_id": header["task_id"], "round": header["round"]}
+    assert raw.call("POST", "/v1/result", encode_message(6, dict(ids, num_examples=100), payload))[0] == 204
+    while True:  # until the job is over
+        status, body = raw.call("GET", "/v1/task")
+        kind, header, _ = decode_message(body)
+        if kind == 5:
+            break
+        if kind == 3:
+            raw.call("POST", "/v1/result", encode_message(8, {"job_id": job_id, "task_id": header["task_id"],
+                                                              "round": header["round"], "error": "no data"}))
+    assert server.wait(timeout=120) == 0, server.log.read_text()
+    assert real.wait(timeout=30) == 0
+    report = report_of(server)
+    ok = [(r["metrics"]["clients_ok"], r["metrics"]["clients_failed"]) for r in report["rounds"]]
+    assert ok == [(1, 1), (1, 1), (2, 0)], ok
+    log = server.log.read_text()
+    assert "refused POST /v1/result from client bravo" in log
+
+
+# --- crash and resume ---------------------------------------------------------------------
+
+def test_server_killed_after_round_2_resumes_to_the_same_model(site_factory):
+    straight = site_factory("straight", rounds=4, versioning="true")
+    server = straight.server()
+    clients = straight.all_clients()
+    assert server.wait(timeout=300) == 0, server.log.read_text()
+    expected = report_of(server)["final"]["model_sha256"]
+    for c in clients:
+        c.wait(timeout=30)
+
+    site = site_factory("crashed", rounds=4, versioning="true")
+    site.env["FEDTRACK_TEST_EXIT_AFTER_ROUND"] = "2"  # dies between round 2's commit and its resume point
+    server = site.server(log="first")
+    clients = site.all_clients("--give-up-after", "120")
+    assert server.wait(timeout=300) == 137
+    del site.env["FEDTRACK_TEST_EXIT_AFTER_ROUND"]
+    refused = fedtrack(["server", "job.yaml", "--listen", f"127.0.0.1:{site.port}", "--tokens", "tokens.txt"],
+                       cwd=site.path, env=site.env, timeout=120)
+    assert refused.returncode == 2 and "--resume" in refused.stderr, refused.stderr
+    resumed = site.server("--resume", log="resumed")
+    assert resumed.wait(timeout=300) == 0, resumed.log.read_text()
+    for c in clients:
+        assert c.wait(timeout=60) == 0, c.log.read_text()
+    report = report_of(resumed)
+    assert report["resumed_after"] == 1
+    assert [r["round"] for r in report["rounds"]] == [1, 2, 3, 4]
+    assert report["final"]["model_sha256"] == expected
+    assert "ran again after a resume" in resumed.log.read_text()
+    # Exactly one commit + tag and one round run per round.
+    tags = subprocess.run(["git", "tag", "-l"], cwd=site.path / "fedtrack-models", capture_output=True, text=True).stdout
+    assert len(tags.split()) == 4, tags
+    log = subprocess.run(["git", "log", "--format=%s"], cwd=site.path / "fedtrack-models", capture_output=True,
+                         text=True).stdout
+    assert len(log.splitlines()) == 4, log
+    jobs = json.loads(fedtrack(["runs", "--json"], cwd=site.path, env=site.env).stdout)
+    assert len(jobs) == 1 and jobs[0]["status"] == "FINISHED", jobs
+    assert [(r["round"], r["status"]) for r in jobs[0]["rounds"]] == [(n, "FINISHED") for n in (1, 2, 3, 4)]
+    with sqlite3.connect(site.path / ".fedtrack" / "journal.sqlite") as db:
+        creates = db.execute("SELECT run_key, COUNT(*) FROM ops WHERE op = 'create' GROUP BY run_key").fetchall()
+    assert len(creates) == 5 and all(n == 1 for _, n in creates), creates
+
+
+def test_run_resume_after_a_crash_gives_the_uninterrupted_model(tmp_path):
+    env = clean_env()
+    job = ["--set", "data.limit_train=2000", "--set", "data.limit_test=300", "--set", "clients.count=3",
+           "--set", "rounds=4", "--set", "strategy.name=fedadam", "--set", "runtime.threads_per_client=1",
+           "--set", "runtime.parallelism=1", "--json"]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    straight = fedtrack(["run", *job], cwd=tmp_path / "a", env=env)
+    assert straight.returncode == 0, straight.stderr
+    expected = json.loads(straight.stdout.splitlines()[-1])["final"]["model_sha256"]
+    crashed = fedtrack(["run", *job], cwd=tmp_path / "b", env=dict(env, FEDTRACK_TEST_EXIT_AFTER_ROUND="3"))
+    assert crashed.returncode == 137
+    again = fedtrack(["run", *job], cwd=tmp_path / "b", env=env)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    resumed = fedtrack(["run", *job, "--resume"], cwd=tmp_path / "b", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout.splitlines()[-1])
+    assert report["resumed_after"] == 2
+    assert report["final"]["model_sha256"] == expected
+    tags = subprocess.run(["git", "tag", "-l"], cwd=tmp_path / "b" / "fedtrack-models", capture_output=True,
+                          text=True).stdout
+    assert len(tags.split()) == 4
+    finished = fedtrack(["run", *job, "--resume"], cwd=tmp_path / "b", env=env)
+    assert finished.returncode == 2 and "already finished" in finished.stderr
