@@ -320,9 +320,16 @@ def test_bad_input_gets_4xx_and_the_server_goes_on(site_factory):
     assert raw.call("POST", "/v1/result", full[:len(full) // 2])[0] == 400
     assert raw.call("POST", "/v1/result", encode_message(6, result, good, version=9))[0] == 400
     assert raw.call("POST", "/v1/result", encode_message(6, result, good[:-10]))[0] == 400
-    status, body = raw.call("POST", "/v1/result", b"x" * (2 << 20))
-    assert status == 413 and b"max_message_mb" in body
-    raw.conn.close()
+    # Over max_message_mb (1 MB here): refused from its Content-Length, before the body is read.
+    big = http.client.HTTPConnection("127.0.0.1", site.port, timeout=60)
+    big.putrequest("POST", "/v1/result")
+    big.putheader("Authorization", f"Bearer {TOKENS['bravo']}")
+    big.putheader("X-Fedtrack-Session", raw.session)
+    big.putheader("Content-Length", str(2 << 20))
+    big.endheaders(b"x" * 1000)
+    response = big.getresponse()
+    assert response.status == 413 and b"max_message_mb" in response.read()
+    big.close()
     assert raw.call("POST", "/v1/result", encode_message(6, dict(result, job_id="another-job"), good))[0] == 409
     assert raw.call("POST", "/v1/result", encode_message(6, dict(result, round=ids["round"] + 1), good))[0] == 409
     assert raw.call("POST", "/v1/result", encode_message(6, dict(result, task_id=999999), good))[0] == 409
@@ -333,7 +340,8 @@ def test_bad_input_gets_4xx_and_the_server_goes_on(site_factory):
 
     # A tensor of the wrong shape: 422, and this client fails the round.
     wrong = [list(t) for t in tensors]
-    wrong[0][2] = [wrong[0][2][0] + 1] + wrong[0][2][1:]
+    wrong[0][2] = [wrong[0][2][0] + 1] + wrong[0][2][1:]  # one more row, with its bytes: well-formed, wrong layout
+    wrong[0][3] = wrong[0][3] + bytearray(4 * math.prod(wrong[0][2][1:]))
     status, body = raw.call("POST", "/v1/result", encode_message(6, result, encode_params(buffer_begin, wrong)))
     assert status == 422 and b"shape" in body, body
     # Round 2: a NaN in the update.
