@@ -85,6 +85,8 @@ struct Task {
   std::optional<Parameters> parameters;  // a fit result's model, checked
   std::string failure;
   std::uint64_t bytes_up = 0;
+  Clock::time_point posted{};
+  double download_seconds = 0;  // posted -> the task's last byte written to the client
 };
 
 class Hub;
@@ -200,6 +202,7 @@ std::shared_ptr<Task> RemoteClient::run_task(MessageKind kind, int round, const 
   transfer.bytes_down = task->head.size() + task->payload->size();
 
   std::unique_lock<std::mutex> lock(hub_.mutex);
+  task->posted = Clock::now();
   this->task = task;
   hub_.changed.notify_all();
   const double silence_limit = hub_.job.server.client_timeout;
@@ -223,6 +226,7 @@ std::shared_ptr<Task> RemoteClient::run_task(MessageKind kind, int round, const 
   }
   if (this->task == task) this->task.reset();
   transfer.bytes_up = task->bytes_up;
+  transfer.download_seconds = task->download_seconds;
   if (!task->failure.empty()) throw Error::unavailable(task->failure);
   if (auto it = task->result->header.find("train_seconds"); it != task->result->header.end()) {
     if (const auto* d = std::get_if<double>(&it->second)) transfer.train_seconds = *d;
@@ -434,7 +438,12 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       }
       client->last_seen = Clock::now();
     }
-    if (task) return send_message(resp, task->head, task->payload.get());
+    if (task) {
+      send_message(resp, task->head, task->payload.get());
+      std::lock_guard<std::mutex> lock(hub_.mutex);
+      task->download_seconds = seconds(Clock::now() - task->posted);
+      return;
+    }
     const auto kind = done ? MessageKind::kDone : MessageKind::kWait;
     send_message(resp, encode_message_head(kind, {{"job_id", hub_.job_id}}, 0), nullptr);
   }

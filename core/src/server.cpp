@@ -215,6 +215,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
   std::vector<FitResult> results;
   std::vector<ClientFailure> failures;
   double slowest_train = 0;
+  double slowest_download = 0;
   for (auto& o : fit_outcomes) {
     ClientRoundStat stat;
     const TransferStats& transfer = o.ok ? o.ok->transfer : o.failed->transfer;
@@ -223,6 +224,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
     stat.bytes_up = transfer.bytes_up;
     stat.fit_seconds = transfer.seconds;
     if (o.ok) slowest_train = std::max(slowest_train, transfer.train_seconds);
+    slowest_download = std::max(slowest_download, transfer.download_seconds);
     if (o.ok) {
       stat.num_examples = o.ok->res.num_examples;
       stat.fit_metrics = o.ok->res.metrics;
@@ -303,6 +305,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
   summary.round_seconds = seconds_since(round_start);
   metrics["round_seconds"] = summary.round_seconds;
   metrics["slowest_train_seconds"] = slowest_train;
+  if (slowest_download > 0) metrics["broadcast_seconds"] = slowest_download;  // the model reached every fit client
   summary.metrics = metrics;
   summary.model = snapshot_of(global);
   return metrics;

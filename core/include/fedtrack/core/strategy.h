@@ -64,6 +64,7 @@ struct TransferStats {
   std::uint64_t bytes_up = 0;
   double seconds = 0;        // the whole call, as the server saw it
   double train_seconds = 0;  // the client's own time in fit/evaluate, as it measured
+  double download_seconds = 0;  // network: from the task's posting until the model was sent to the client
 };
 
 struct FitInstruction {
