@@ -180,7 +180,7 @@ SimulationResult run_simulation(const JobSpec& job, const SimulationOptions& opt
     return std::optional<CentralEvaluation>(CentralEvaluation{stats.loss, {{"accuracy", stats.accuracy}}});
   };
   std::unique_ptr<Strategy> strategy =
-      at_key(job, "strategy.name", [&] { return make_strategy(job.strategy, std::move(base)); });
+      at_key(job, "strategy.name", [&] { return make_job_strategy(job, std::move(base)); });
 
   ServerOptions server_options;
   server_options.job_id = options.job_id;
