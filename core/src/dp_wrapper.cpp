@@ -1,5 +1,6 @@
 #include "fedtrack/core/dp_wrapper.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
