@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "fedtrack/core/client_manager.h"
 #include "fedtrack/core/digest.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
@@ -131,7 +132,8 @@ class JobReader {
     constexpr double kMax = std::numeric_limits<double>::max();
     if (root.IsNull()) return;
     auto top = section(root, "", {"name", "seed", "rounds", "model", "data", "clients", "train",
-                                  "strategy", "evaluation", "runtime", "tracking", "versioning", "attack", "server"});
+                                  "strategy", "evaluation", "runtime", "tracking", "versioning", "attack",
+                                  "privacy", "server"});
     if (top.count("name")) job_.name = string(top["name"], "name");
     if (top.count("seed")) job_.seed = static_cast<std::uint64_t>(integer(top["seed"], "seed", 0, kMaxInt));
     if (top.count("rounds")) job_.rounds = integer(top["rounds"], "rounds", 1, 1000000);
@@ -216,6 +218,7 @@ class JobReader {
                                                  std::to_string(job_.clients.count));
       }
     }
+    if (top.count("privacy")) read_privacy(top["privacy"]);
     if (top.count("server")) {
       auto v = section(top["server"], "server",
                        {"round_timeout", "client_timeout", "state", "max_message_mb", "linger"});
@@ -235,6 +238,59 @@ class JobReader {
         job_.runtime.threads_per_client = integer(r["threads_per_client"], "runtime.threads_per_client", 0, 4096);
       }
     }
+  }
+
+  void read_privacy(const YAML::Node& node) {
+    auto p = section(node, "privacy", {"dp"});
+    if (!p.count("dp")) return;
+    auto d = section(p["dp"], "privacy.dp",
+                     {"mode", "noise_multiplier", "clipping_norm", "target_clipped_quantile", "clip_norm_lr",
+                      "clipped_count_stddev", "delta"});
+    DpSpec& dp = job_.privacy.dp;
+    if (!d.count("mode")) fail(p["dp"], "privacy.dp.mode", "is required (one of " + join(dp_mode_names()) + ")");
+    dp.mode = string(d["mode"], "privacy.dp.mode", dp_mode_names());
+    constexpr double kMax = std::numeric_limits<double>::max();
+    if (d.count("noise_multiplier")) {
+      dp.noise_multiplier = number(d["noise_multiplier"], "privacy.dp.noise_multiplier", 0, kMax, true);
+    }
+    if (d.count("clipping_norm")) dp.clipping_norm = number(d["clipping_norm"], "privacy.dp.clipping_norm", 0, kMax, true);
+    if (d.count("delta")) {
+      dp.delta = number(d["delta"], "privacy.dp.delta", 0, 1, true);
+      if (dp.delta >= 1) fail(d["delta"], "privacy.dp.delta", "must be < 1, got " + scalar_to_string(dp.delta));
+    }
+    const bool adaptive = dp.mode == "server_adaptive" || dp.mode == "client_adaptive";
+    for (const char* key : {"target_clipped_quantile", "clip_norm_lr", "clipped_count_stddev"}) {
+      if (d.count(key) && !adaptive) {
+        fail(d[key], std::string("privacy.dp.") + key,
+             "only applies to the adaptive modes (server_adaptive, client_adaptive), not " + dp.mode);
+      }
+    }
+    if (d.count("target_clipped_quantile")) {
+      dp.target_clipped_quantile = number(d["target_clipped_quantile"], "privacy.dp.target_clipped_quantile", 0, 1, false);
+    }
+    if (d.count("clip_norm_lr")) dp.clip_norm_lr = number(d["clip_norm_lr"], "privacy.dp.clip_norm_lr", 0, kMax, true);
+    if (d.count("clipped_count_stddev")) {
+      dp.clipped_count_stddev = number(d["clipped_count_stddev"], "privacy.dp.clipped_count_stddev", 0, kMax, true);
+    }
+    if (adaptive) {
+      // Part of sigma pays for the noisy clipped count; it must leave some for the model.
+      const double sampled = static_cast<double>(clients_to_sample(
+          static_cast<std::size_t>(job_.clients.count), job_.clients.fraction_fit,
+          static_cast<std::size_t>(job_.clients.min_fit)));
+      const double count_stddev = dp.clipped_count_stddev.value_or(sampled / 20);
+      if (dp.noise_multiplier >= 2 * count_stddev) {
+        fail(d.count("noise_multiplier") ? d["noise_multiplier"] : d["mode"], "privacy.dp.noise_multiplier",
+             "must be below 2 * clipped_count_stddev = " + scalar_to_string(2 * count_stddev) +
+                 " in adaptive modes, got " + scalar_to_string(dp.noise_multiplier) +
+                 (dp.clipped_count_stddev ? "" : " (clipped_count_stddev defaults to sampled clients / 20; set it higher)"));
+      }
+    }
+  }
+
+  static std::string join(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+    return out;
   }
 
   void read_strategy(const YAML::Node& node) {
@@ -482,6 +538,16 @@ std::vector<std::pair<std::string, std::string>> flatten_job(const JobSpec& j) {
   if (j.attack.clients > 0) {
     out.emplace_back("attack.clients", s(j.attack.clients));
     out.emplace_back("attack.scale", s(j.attack.scale));
+  }
+  const DpSpec& dp = j.privacy.dp;
+  if (j.privacy.enabled()) {
+    out.emplace_back("privacy.dp.mode", dp.mode);
+    out.emplace_back("privacy.dp.noise_multiplier", s(dp.noise_multiplier));
+    out.emplace_back("privacy.dp.clipping_norm", s(dp.clipping_norm));
+    out.emplace_back("privacy.dp.delta", s(dp.delta));
+    if (dp.target_clipped_quantile) out.emplace_back("privacy.dp.target_clipped_quantile", s(*dp.target_clipped_quantile));
+    if (dp.clip_norm_lr) out.emplace_back("privacy.dp.clip_norm_lr", s(*dp.clip_norm_lr));
+    if (dp.clipped_count_stddev) out.emplace_back("privacy.dp.clipped_count_stddev", s(*dp.clipped_count_stddev));
   }
   // Strategy options only where the job sets them (else Flower's defaults apply).
   const auto& st = j.strategy;

@@ -35,7 +35,8 @@ void ProgressPrinter::on_round(const RoundSummary& s) {
   const auto& m = s.metrics;
   out_ << "round " << s.round << "/" << s.total_rounds << metric(m, "eval_accuracy", "eval_accuracy")
        << metric(m, "eval_loss", "eval_loss") << metric(m, "train_loss", "train_loss")
-       << metric(m, "federated_eval_accuracy", "fed_accuracy") << "  clients "
+       << metric(m, "federated_eval_accuracy", "fed_accuracy") << metric(m, "dp_epsilon", "epsilon")
+       << "  clients "
        << static_cast<long>(m.at("clients_ok")) << "/" << static_cast<long>(m.at("clients_sampled"))
        << " ok  down " << megabytes(static_cast<double>(s.bytes_down)) << "  up "
        << megabytes(static_cast<double>(s.bytes_up)) << "  " << fixed(s.round_seconds, 1) << " s"

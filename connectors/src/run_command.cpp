@@ -149,6 +149,7 @@ int run_job(const RunArgs& args, std::ostream& out, std::ostream& err, const Run
       report["final"] = {{"eval_accuracy", metric("eval_accuracy")},
                          {"eval_loss", metric("eval_loss")},
                          {"model_sha256", model_sha256}};
+      if (result.final_metrics.count("dp_epsilon")) report["final"]["dp_epsilon"] = metric("dp_epsilon");
       report["clients"] = nlohmann::json::array();
       for (std::size_t c = 0; c < result.client_fingerprints.size(); ++c) {
         report["clients"].push_back({{"index", c}, {"data_fingerprint", result.client_fingerprints[c]}});

@@ -48,7 +48,7 @@ ServerSide make_server_side(const JobSpec& job, const DatasetSplits& data,
     const LoopStats stats = evaluate_classifier(model, test, eval_batch);
     return std::optional<CentralEvaluation>(CentralEvaluation{stats.loss, {{"accuracy", stats.accuracy}}});
   };
-  side.strategy = at_key(job, "strategy.name", [&] { return make_strategy(job.strategy, std::move(base)); });
+  side.strategy = at_key(job, "strategy.name", [&] { return make_job_strategy(job, std::move(base)); });
   return side;
 }
 

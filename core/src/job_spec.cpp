@@ -2,6 +2,10 @@
 
 namespace fedtrack {
 
+std::vector<std::string> dp_mode_names() {
+  return {"server_fixed", "server_adaptive", "client_fixed", "client_adaptive"};
+}
+
 std::string JobSpec::where(const std::string& key) const {
   auto it = sources.find(key);
   if (it == sources.end() || it->second.empty()) return "";

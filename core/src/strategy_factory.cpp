@@ -1,6 +1,11 @@
 #include "fedtrack/core/strategy_factory.h"
 
+#include <algorithm>
+
 #include "fedtrack/core/bulyan.h"
+#include "fedtrack/core/client_manager.h"
+#include "fedtrack/core/dp_adaptive_clipping.h"
+#include "fedtrack/core/dp_fixed_clipping.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/fedadagrad.h"
 #include "fedtrack/core/fedadam.h"
@@ -59,6 +64,33 @@ std::unique_ptr<Strategy> make_strategy(const StrategySpec& spec, FedAvgOptions 
   std::string known;
   for (const auto& k : strategy_names()) known += (known.empty() ? "" : ", ") + k;
   throw Error::not_found("unknown strategy '" + spec.name + "' (known: " + known + ")");
+}
+
+std::unique_ptr<Strategy> make_job_strategy(const JobSpec& job, FedAvgOptions base) {
+  std::unique_ptr<Strategy> inner = make_strategy(job.strategy, std::move(base));
+  const DpSpec& dp = job.privacy.dp;
+  if (dp.mode.empty()) return inner;
+  DpOptions o;
+  o.noise_multiplier = dp.noise_multiplier;
+  o.clipping_norm = dp.clipping_norm;
+  o.delta = dp.delta;
+  const auto count = static_cast<std::size_t>(std::max<std::int64_t>(job.clients.count, 1));
+  const std::size_t sampled =
+      clients_to_sample(count, job.clients.fraction_fit, static_cast<std::size_t>(std::max<std::int64_t>(job.clients.min_fit, 0)));
+  o.num_sampled_clients = static_cast<std::int64_t>(std::max<std::size_t>(sampled, 1));
+  o.sampling_rate = std::min(1.0, static_cast<double>(o.num_sampled_clients) / static_cast<double>(count));
+  // Its own stream, apart from the client sampler's (seeded with job.seed).
+  o.seed = job.seed ^ 0x4450'6e6f'6973'6521ull;
+  o.target_clipped_quantile = dp.target_clipped_quantile.value_or(o.target_clipped_quantile);
+  o.clip_norm_lr = dp.clip_norm_lr.value_or(o.clip_norm_lr);
+  o.clipped_count_stddev = dp.clipped_count_stddev;
+  if (dp.mode == "server_fixed") return std::make_unique<DpServerSideFixedClipping>(std::move(inner), o);
+  if (dp.mode == "client_fixed") return std::make_unique<DpClientSideFixedClipping>(std::move(inner), o);
+  if (dp.mode == "server_adaptive") return std::make_unique<DpServerSideAdaptiveClipping>(std::move(inner), o);
+  if (dp.mode == "client_adaptive") return std::make_unique<DpClientSideAdaptiveClipping>(std::move(inner), o);
+  std::string known;
+  for (const auto& k : dp_mode_names()) known += (known.empty() ? "" : ", ") + k;
+  throw Error::invalid_argument("unknown privacy.dp.mode '" + dp.mode + "' (known: " + known + ")");
 }
 
 }  // namespace fedtrack

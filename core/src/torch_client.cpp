@@ -2,6 +2,9 @@
 
 #include <torch/nn/module.h>
 
+#include <cmath>
+
+#include "fedtrack/core/dp_clipping.h"
 #include "fedtrack/core/error.h"
 
 namespace fedtrack {
@@ -57,6 +60,17 @@ FitRes TorchClient::fit(const Parameters& global, const ConfigRecord& config) {
   res.metrics["train_loss"] = stats.loss;
   res.metrics["train_accuracy"] = stats.accuracy;
   res.data_fingerprint = fingerprint_;
+  if (config.count(kDpClippingNormKey)) {
+    // Client-side DP: only the clipped update leaves the site; the server
+    // learns whether it was clipped (for adaptive clipping), nothing more.
+    const double norm = config_double(config, kDpClippingNormKey, 0.0);
+    if (!(norm > 0) || !std::isfinite(norm)) {
+      throw Error::invalid_argument(std::string("fit config: ") + kDpClippingNormKey + " must be > 0");
+    }
+    ClippedModel clipped = clip_model_update(res.parameters, global, norm);
+    res.parameters = std::move(clipped.model);
+    res.metrics[kDpNormBitKey] = clipped.clipped ? 1.0 : 0.0;
+  }
   return res;
 }
 

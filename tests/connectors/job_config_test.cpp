@@ -67,7 +67,7 @@ TEST(JobConfig, UnknownKeyNamesKeyFileAndLine) {
             "optimizer, momentum, weight_decay)");
   EXPECT_EQ(error_of("round: 3\n"),
             "job.yaml:1: unknown key 'round' (known: name, seed, rounds, model, data, clients, "
-            "train, strategy, evaluation, runtime, tracking, versioning, attack, server)");
+            "train, strategy, evaluation, runtime, tracking, versioning, attack, privacy, server)");
 }
 
 TEST(JobConfig, ServerKeysAreCheckedAndOnlyModelKeysMakeTheDigest) {
@@ -170,6 +170,89 @@ TEST(JobConfigStrategies, OptionsBelongToTheirStrategy) {
   const JobSpec q = parse_job("strategy: {name: qfedavg, q: 0.5, client_learning_rate: 0.05}\n", "job.yaml");
   EXPECT_EQ(*q.strategy.q, 0.5);
   EXPECT_EQ(*q.strategy.client_learning_rate, 0.05);
+}
+
+}  // namespace
+}  // namespace fedtrack
+
+namespace fedtrack {
+namespace {
+
+TEST(JobConfigPrivacy, ReadsTheDpKeys) {
+  const JobSpec off = parse_job("rounds: 2\n", "job.yaml");
+  EXPECT_FALSE(off.privacy.enabled());
+  const JobSpec fixed = parse_job(
+      "privacy:\n  dp:\n    mode: server_fixed\n    noise_multiplier: 0.7\n    clipping_norm: 2.5\n    delta: 1.0e-6\n",
+      "job.yaml");
+  EXPECT_EQ(fixed.privacy.dp.mode, "server_fixed");
+  EXPECT_EQ(fixed.privacy.dp.noise_multiplier, 0.7);
+  EXPECT_EQ(fixed.privacy.dp.clipping_norm, 2.5);
+  EXPECT_EQ(fixed.privacy.dp.delta, 1e-6);
+  const JobSpec adaptive = parse_job(
+      "clients: {count: 40}\nprivacy:\n  dp: {mode: client_adaptive, noise_multiplier: 1.0, "
+      "target_clipped_quantile: 0.3, clip_norm_lr: 0.1}\n",
+      "job.yaml");
+  EXPECT_EQ(*adaptive.privacy.dp.target_clipped_quantile, 0.3);
+  EXPECT_EQ(*adaptive.privacy.dp.clip_norm_lr, 0.1);
+  EXPECT_FALSE(adaptive.privacy.dp.clipped_count_stddev.has_value());
+  // --set works like every other key.
+  const JobSpec set = parse_job("", "job.yaml", {"privacy.dp.mode=client_fixed", "privacy.dp.clipping_norm=0.5"});
+  EXPECT_EQ(set.privacy.dp.mode, "client_fixed");
+  EXPECT_EQ(set.privacy.dp.clipping_norm, 0.5);
+}
+
+TEST(JobConfigPrivacy, BadDpSettingsNameTheKey) {
+  const std::string dp = "privacy:\n  dp:\n    mode: server_fixed\n";
+  EXPECT_EQ(error_of(dp + "    noise_multiplier: 0\n"),
+            "job.yaml:4: privacy.dp.noise_multiplier: must be > 0, got 0");
+  EXPECT_EQ(error_of(dp + "    noise_multiplier: -1\n"),
+            "job.yaml:4: privacy.dp.noise_multiplier: must be > 0, got -1");
+  EXPECT_EQ(error_of(dp + "    clipping_norm: 0\n"), "job.yaml:4: privacy.dp.clipping_norm: must be > 0, got 0");
+  EXPECT_EQ(error_of(dp + "    delta: 0\n"), "job.yaml:4: privacy.dp.delta: must be > 0 and <= 1, got 0");
+  EXPECT_EQ(error_of(dp + "    delta: 1\n"), "job.yaml:4: privacy.dp.delta: must be < 1, got 1");
+  EXPECT_EQ(error_of(dp + "    delta: 2\n"), "job.yaml:4: privacy.dp.delta: must be > 0 and <= 1, got 2");
+  EXPECT_EQ(error_of(dp + "    noise_multiplier: lots\n"),
+            "job.yaml:4: privacy.dp.noise_multiplier: expected a number, got 'lots'");
+  EXPECT_EQ(error_of(dp + "    target_clipped_quantile: 0.5\n"),
+            "job.yaml:4: privacy.dp.target_clipped_quantile: only applies to the adaptive modes "
+            "(server_adaptive, client_adaptive), not server_fixed");
+  EXPECT_EQ(error_of(dp + "    clip_norm_lr: 0.2\n"),
+            "job.yaml:4: privacy.dp.clip_norm_lr: only applies to the adaptive modes "
+            "(server_adaptive, client_adaptive), not server_fixed");
+  EXPECT_EQ(error_of("privacy:\n  dp:\n    mode: local\n"),
+            "job.yaml:3: privacy.dp.mode: must be one of server_fixed, server_adaptive, client_fixed, "
+            "client_adaptive, got 'local'");
+  EXPECT_EQ(error_of("privacy:\n  dp:\n    noise_multiplier: 1\n"),
+            "job.yaml:3: privacy.dp.mode: is required (one of server_fixed, server_adaptive, client_fixed, "
+            "client_adaptive)");
+  EXPECT_EQ(error_of(dp + "    epsilon: 3\n").rfind("job.yaml:4: unknown key 'privacy.dp.epsilon'", 0), 0u);
+  EXPECT_EQ(error_of("privacy:\n  ldp: {}\n"), "job.yaml:2: unknown key 'privacy.ldp' (known in privacy: dp)");
+  // Adaptive: 10 sampled clients give a count stddev of 0.5, so sigma must stay below 1.
+  EXPECT_EQ(error_of("privacy:\n  dp:\n    mode: server_adaptive\n    noise_multiplier: 1.0\n"),
+            "job.yaml:4: privacy.dp.noise_multiplier: must be below 2 * clipped_count_stddev = 1 in adaptive "
+            "modes, got 1 (clipped_count_stddev defaults to sampled clients / 20; set it higher)");
+  EXPECT_EQ(error_of("privacy:\n  dp:\n    mode: server_adaptive\n    target_clipped_quantile: 1.5\n    "
+                     "noise_multiplier: 0.5\n"),
+            "job.yaml:4: privacy.dp.target_clipped_quantile: must be >= 0 and <= 1, got 1.5");
+  EXPECT_EQ(error_of("privacy:\n  dp: {mode: server_fixed, delta: 1}\n", {}).rfind("job.yaml:2: privacy.dp.delta", 0),
+            0u);
+  EXPECT_EQ(error_of("", {"privacy.dp.mode=server_fixed", "privacy.dp.clipping_norm=-2"}),
+            "--set: privacy.dp.clipping_norm: must be > 0, got -2");
+}
+
+TEST(JobConfigPrivacy, FlattenShowsDpOnlyWhenOn) {
+  auto flat_of = [](const std::string& yaml) {
+    const auto flat = flatten_job(parse_job(yaml, "job.yaml"));
+    return std::map<std::string, std::string>(flat.begin(), flat.end());
+  };
+  EXPECT_EQ(flat_of("rounds: 2\n").count("privacy.dp.mode"), 0u);
+  const auto m = flat_of("privacy:\n  dp: {mode: server_adaptive, noise_multiplier: 0.5, clip_norm_lr: 0.1}\n");
+  EXPECT_EQ(m.at("privacy.dp.mode"), "server_adaptive");
+  EXPECT_EQ(m.at("privacy.dp.noise_multiplier"), "0.5");
+  EXPECT_EQ(m.at("privacy.dp.clipping_norm"), "1");
+  EXPECT_EQ(m.at("privacy.dp.delta"), "1e-05");
+  EXPECT_EQ(m.at("privacy.dp.clip_norm_lr"), "0.1");
+  EXPECT_EQ(m.count("privacy.dp.target_clipped_quantile"), 0u);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace fedtrack {
 
@@ -100,6 +101,26 @@ struct AttackSpec {
   double scale = -4.0;
 };
 
+// Central differential privacy (core/dp_wrapper.h): off unless dp.mode is set.
+struct DpSpec {
+  std::string mode;               // "" (off) | server_fixed | server_adaptive | client_fixed | client_adaptive
+  double noise_multiplier = 1.0;  // sigma, > 0
+  double clipping_norm = 1.0;     // > 0; the initial norm in adaptive modes
+  double delta = 1e-5;            // dp_epsilon is reported at this delta, in (0, 1)
+  // Adaptive modes only; unset = Flower's defaults (0.5, 0.2, sampled clients / 20).
+  std::optional<double> target_clipped_quantile;
+  std::optional<double> clip_norm_lr;
+  std::optional<double> clipped_count_stddev;
+};
+
+// The modes dp.mode may name.
+std::vector<std::string> dp_mode_names();
+
+struct PrivacySpec {
+  DpSpec dp;
+  bool enabled() const { return !dp.mode.empty(); }
+};
+
 // The network server and the resume point (both runtimes).
 struct ServerSpec {
   double round_timeout = 600;        // seconds a sampled client may take per fit (and per evaluate)
@@ -123,6 +144,7 @@ struct JobSpec {
   TrackingSpec tracking;
   VersioningSpec versioning;
   AttackSpec attack;
+  PrivacySpec privacy;
   ServerSpec server;
 
   // Where each key came from ("job.yaml:7", "--set", "default"), keyed by its

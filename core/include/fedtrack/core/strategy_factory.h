@@ -17,4 +17,11 @@ std::unique_ptr<Strategy> make_strategy(const StrategySpec& spec, FedAvgOptions 
 
 std::vector<std::string> strategy_names();
 
+// The job's strategy: make_strategy(job.strategy, base), wrapped in the
+// central-DP wrapper that job.privacy.dp.mode names (dp_fixed_clipping.h,
+// dp_adaptive_clipping.h), if any. The wrapper's noise RNG is seeded from
+// job.seed; its accountant samples at q = sampled clients / clients.count
+// (= clients.fraction_fit unless clients.min_fit raises it).
+std::unique_ptr<Strategy> make_job_strategy(const JobSpec& job, FedAvgOptions base);
+
 }  // namespace fedtrack
