@@ -8,6 +8,7 @@
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/NetSSL.h>
 #include <Poco/Net/RejectCertificateHandler.h>
@@ -100,6 +101,7 @@ class RemoteClient : public ClientProxy {
   // Guarded by Hub::mutex.
   std::string session;
   Clock::time_point last_seen{};
+  int polls = 0;  // long polls being held open: the client is there
   bool registered = false;
   std::shared_ptr<Task> task;
 
@@ -152,10 +154,15 @@ class Hub {
     return n;
   }
 
+  // Under `mutex`: no request for server.client_timeout and none open now.
+  bool silent_locked(const RemoteClient& c) const {
+    return c.polls == 0 && seconds(Clock::now() - c.last_seen) > job.server.client_timeout;
+  }
+
   void prune_silent_locked() {
     const auto now = Clock::now();
     for (auto& [name, c] : by_name) {
-      if (c->registered && seconds(now - c->last_seen) > job.server.client_timeout) {
+      if (c->registered && silent_locked(*c)) {
         unregister_locked(*c, "silent for " + std::to_string(static_cast<int>(seconds(now - c->last_seen))) + " s");
       }
     }
@@ -213,7 +220,7 @@ std::shared_ptr<Task> RemoteClient::run_task(MessageKind kind, int round, const 
     } else if (deadline && now >= *deadline) {
       task->failure = std::string("no result within server.round_timeout (") +
                       std::to_string(static_cast<int>(hub_.job.server.round_timeout)) + " s)";
-    } else if (seconds(now - last_seen) > silence_limit) {
+    } else if (hub_.silent_locked(*this)) {
       task->failure = "silent for more than server.client_timeout (" + std::to_string(static_cast<int>(silence_limit)) +
                       " s): crashed, hung or disconnected";
       hub_.unregister_locked(*this, task->failure);
@@ -306,14 +313,32 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     resp.send() << text << "\n";
   }
 
-  static void send_message(Poco::Net::HTTPServerResponse& resp, const std::string& head, const std::string* payload) {
+  // The head goes through Poco's response stream; a model payload is then
+  // written straight to the connection's socket in large pieces (the stream
+  // would cut it into 4 KB writes).
+  static void send_message(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp,
+                           const std::string& head, const std::string* payload) {
     resp.setStatusAndReason(HTTPResponse::HTTP_OK);
     resp.setContentType("application/x-fedtrack-message");
     resp.setContentLength64(static_cast<Poco::UInt64>(head.size() + (payload ? payload->size() : 0)));
     std::ostream& out = resp.send();
     out.write(head.data(), static_cast<std::streamsize>(head.size()));
-    if (payload) out.write(payload->data(), static_cast<std::streamsize>(payload->size()));
     out.flush();
+    if (!payload || payload->empty()) return;
+    auto* impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl*>(&req);
+    if (!impl) {
+      out.write(payload->data(), static_cast<std::streamsize>(payload->size()));
+      out.flush();
+      return;
+    }
+    Poco::Net::StreamSocket& socket = impl->socket();
+    std::size_t sent = 0;
+    while (sent < payload->size()) {
+      const int n = socket.sendBytes(payload->data() + sent,
+                                     static_cast<int>(std::min<std::size_t>(payload->size() - sent, 4u << 20)));
+      if (n <= 0) throw Poco::IOException("connection closed while sending the model");
+      sent += static_cast<std::size_t>(n);
+    }
   }
 
   std::string authenticate(Poco::Net::HTTPServerRequest& req) {
@@ -405,7 +430,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
                " (" + std::to_string(hub_.registered_count_locked()) + " connected)");
     }
     header["data_seed"] = static_cast<std::int64_t>(task_seed(hub_.job.seed, 0, name) >> 1);
-    send_message(resp, encode_message_head(MessageKind::kJoined, header, 0), nullptr);
+    send_message(req, resp, encode_message_head(MessageKind::kJoined, header, 0), nullptr);
   }
 
   void poll(const std::string& name, Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
@@ -416,6 +441,11 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       auto client = session_client(name, req);
       const std::string session = client->session;
       if (!hub_.done) hub_.register_locked(client);
+      struct Holding {  // counts this poll while it waits (runs with the lock held)
+        RemoteClient& c;
+        explicit Holding(RemoteClient& c) : c(c) { ++c.polls; }
+        ~Holding() { --c.polls; }
+      } holding(*client);
       const auto until = Clock::now() + std::chrono::milliseconds(static_cast<int>(kPollSeconds * 1000));
       while (true) {
         if (client->session != session) {
@@ -439,13 +469,13 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       client->last_seen = Clock::now();
     }
     if (task) {
-      send_message(resp, task->head, task->payload.get());
+      send_message(req, resp, task->head, task->payload.get());
       std::lock_guard<std::mutex> lock(hub_.mutex);
       task->download_seconds = seconds(Clock::now() - task->posted);
       return;
     }
     const auto kind = done ? MessageKind::kDone : MessageKind::kWait;
-    send_message(resp, encode_message_head(kind, {{"job_id", hub_.job_id}}, 0), nullptr);
+    send_message(req, resp, encode_message_head(kind, {{"job_id", hub_.job_id}}, 0), nullptr);
   }
 
   void result(const std::string& name, Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
