@@ -60,7 +60,7 @@ void JobRecorder::on_round(const RoundSummary& s) {
          {"mlflow-run-id", tracking_->round_run_id(s.round)},
          {"mlflow-tracking-uri", uri_}});
     if (c.reused) {
-      err_ << "versioning: round " << s.round << " ran again after a resume; same model, so its commit "
+      err_ << "versioning: round " << s.round << " was committed before the stop; its commit "
            << c.commit.substr(0, 12) << " and tag " << c.tag << " stay" << std::endl;
     }
     commits_.push_back(c);

@@ -82,7 +82,8 @@ using Runtime = std::function<SimulationResult(const JobSpec&, const SimulationO
 // A test seam for crash recovery: with FEDTRACK_TEST_EXIT_AFTER_ROUND=N the
 // process dies (exit 137, no cleanup, like SIGKILL) right after round N was
 // recorded (MLflow run journalled, model committed and tagged) and before
-// its resume point is saved — the worst instant to crash.
+// the resume point notes that it was: a resume must replay the round to
+// tracking and versioning, which must keep what they have.
 class CrashAfterRound : public RoundListener {
  public:
   explicit CrashAfterRound(int round) : round_(round) {}

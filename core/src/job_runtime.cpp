@@ -102,6 +102,13 @@ StateKeeper::StateKeeper(const std::string& path, bool resume, const JobSpec& jo
   point.sampler_state = saved->sampler_state;
   point.initial = saved->initial;
   point.rounds = saved->rounds;
+  if (!saved->recorded && !saved->last_summary.empty()) {
+    try {
+      point.unrecorded = decode_round_summary(saved->last_summary);
+    } catch (const std::logic_error& e) {
+      throw Error::corruption("state file " + path + ": unreadable round summary (" + e.what() + ")");
+    }
+  }
   point_ = std::move(point);
 }
 
@@ -119,7 +126,13 @@ void StateKeeper::save(const ResumePoint& point) {
   saved_.sampler_state = point.sampler_state;
   saved_.initial = point.initial;
   saved_.rounds = point.rounds;
+  saved_.last_summary = point.unrecorded ? encode_round_summary(*point.unrecorded) : "";
+  saved_.recorded = !point.unrecorded;
   file_->save(saved_);
+}
+
+void StateKeeper::recorded() {
+  if (file_) file_->mark_recorded();
 }
 
 void StateKeeper::finished() {

@@ -59,6 +59,7 @@ class StateKeeper {
   std::string adopt_job_id(const std::string& fresh);
 
   void save(const ResumePoint& point);
+  void recorded();
   void finished();
 
  private:

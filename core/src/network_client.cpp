@@ -244,8 +244,9 @@ void run_network_client(const NetworkClientOptions& options) {
   Poco::Net::Context::Ptr context;
   if (uri.getScheme() == "https") {
     Poco::Net::initializeSSL();
-    context = new Poco::Net::Context(Poco::Net::Context::CLIENT_USE, "", "", options.tls_ca,
+    context = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", options.tls_ca,
                                      Poco::Net::Context::VERIFY_RELAXED, 9, options.tls_ca.empty());
+    context->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
     Poco::Net::SSLManager::InvalidCertificateHandlerPtr reject(new Poco::Net::RejectCertificateHandler(false));
     Poco::Net::SSLManager::instance().initializeClient(nullptr, reject, context);
   } else if (!options.tls_ca.empty()) {
@@ -360,8 +361,10 @@ void run_network_client(const NetworkClientOptions& options) {
     MessageKind kind;
     std::string payload;
     const int round = static_cast<int>(config_int(task.header, "round", 0));
+    // Heartbeats from the task's arrival until its result is delivered: a
+    // long decode, training or upload is not silence.
+    Heartbeat heartbeat(Connection(uri, context, options.token, 1 << 20), session, heartbeat_seconds);
     {
-      Heartbeat heartbeat(Connection(uri, context, options.token, 1 << 20), session, heartbeat_seconds);
       const auto start = Clock::now();
       try {
         const Parameters global = decode_parameters(task.payload);

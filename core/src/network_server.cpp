@@ -20,6 +20,7 @@
 #include <torch/utils.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -101,7 +102,7 @@ class RemoteClient : public ClientProxy {
   // Guarded by Hub::mutex.
   std::string session;
   Clock::time_point last_seen{};
-  int polls = 0;  // long polls being held open: the client is there
+  int open_requests = 0;  // polls held, models being sent or results read: the client is there
   bool registered = false;
   std::shared_ptr<Task> task;
 
@@ -156,7 +157,7 @@ class Hub {
 
   // Under `mutex`: no request for server.client_timeout and none open now.
   bool silent_locked(const RemoteClient& c) const {
-    return c.polls == 0 && seconds(Clock::now() - c.last_seen) > job.server.client_timeout;
+    return c.open_requests == 0 && seconds(Clock::now() - c.last_seen) > job.server.client_timeout;
   }
 
   void prune_silent_locked() {
@@ -177,6 +178,7 @@ class Hub {
 
   std::mutex mutex;
   std::condition_variable changed;
+  std::function<bool()> stop_requested;  // SIGINT / SIGTERM
   bool done = false;      // the job finished: tell pollers
   bool stopping = false;  // the job ended otherwise: wake every wait
   std::uint64_t next_task = 1;
@@ -215,7 +217,7 @@ std::shared_ptr<Task> RemoteClient::run_task(MessageKind kind, int round, const 
   const double silence_limit = hub_.job.server.client_timeout;
   while (!task->done) {
     const auto now = Clock::now();
-    if (hub_.stopping) {
+    if (hub_.stopping || (hub_.stop_requested && hub_.stop_requested())) {
       task->failure = "the job is stopping";
     } else if (deadline && now >= *deadline) {
       task->failure = std::string("no result within server.round_timeout (") +
@@ -278,6 +280,31 @@ EvaluateRes RemoteClient::evaluate(const EvaluateIns& ins, TransferStats& transf
 struct Refusal {
   HTTPResponse::HTTPStatus status;
   std::string reason;
+};
+
+// While a request of a known client is being served (a long poll held, a
+// model being sent, a result being read) that client is not silent.
+class Presence {
+ public:
+  Presence(Hub& hub, const std::string& name) : hub_(hub) {
+    std::lock_guard<std::mutex> lock(hub_.mutex);
+    auto it = hub_.by_name.find(name);
+    if (it == hub_.by_name.end()) return;
+    client_ = it->second;
+    ++client_->open_requests;
+  }
+  ~Presence() {
+    if (!client_) return;
+    std::lock_guard<std::mutex> lock(hub_.mutex);
+    --client_->open_requests;
+    client_->last_seen = Clock::now();
+  }
+  Presence(const Presence&) = delete;
+  Presence& operator=(const Presence&) = delete;
+
+ private:
+  Hub& hub_;
+  std::shared_ptr<RemoteClient> client_;
 };
 
 class Handler : public Poco::Net::HTTPRequestHandler {
@@ -434,6 +461,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
   }
 
   void poll(const std::string& name, Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
+    Presence presence(hub_, name);
     std::shared_ptr<Task> task;
     bool done = false;
     {
@@ -441,11 +469,6 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       auto client = session_client(name, req);
       const std::string session = client->session;
       if (!hub_.done) hub_.register_locked(client);
-      struct Holding {  // counts this poll while it waits (runs with the lock held)
-        RemoteClient& c;
-        explicit Holding(RemoteClient& c) : c(c) { ++c.polls; }
-        ~Holding() { --c.polls; }
-      } holding(*client);
       const auto until = Clock::now() + std::chrono::milliseconds(static_cast<int>(kPollSeconds * 1000));
       while (true) {
         if (client->session != session) {
@@ -479,6 +502,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
   }
 
   void result(const std::string& name, Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
+    Presence presence(hub_, name);
     const std::string body = read_body(req, resp);
     Message message;
     try {
@@ -527,6 +551,15 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     }
     std::optional<Parameters> parameters;
     std::string rejection;
+    if (message.kind == MessageKind::kEvaluateResult) {
+      try {
+        const double loss = config_double(message.header, "loss", 0);
+        if (!std::isfinite(loss)) throw Error::invalid_argument("loss is not finite");
+        if (config_int(message.header, "num_examples", -1) < 0) throw Error::invalid_argument("num_examples must be >= 0");
+      } catch (const Error& e) {
+        rejection = e.what();
+      }
+    }
     if (message.kind == MessageKind::kFitResult) {
       try {
         parameters = decode_parameters(message.payload);
@@ -635,6 +668,11 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
   };
   if (options.tokens_file.empty()) throw Error::invalid_argument("--tokens FILE is required (lines 'name token')");
   const auto tokens = read_tokens_file(options.tokens_file);
+  if (static_cast<std::int64_t>(tokens.size()) < job.clients.count) {
+    throw Error::invalid_argument("--tokens " + options.tokens_file + " names " + std::to_string(tokens.size()) +
+                                  " clients, fewer than clients.count = " + std::to_string(job.clients.count) +
+                                  " (the server waits for that many before the first round)");
+  }
   if (options.tls_cert.empty() != options.tls_key.empty()) {
     throw Error::invalid_argument("--tls-cert and --tls-key go together");
   }
@@ -651,6 +689,7 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
   ClientManager clients(job.seed);
   Hub hub(job, job_id, clients, job_header_for(job, job_id, data), options.log);
   for (const auto& [name, token] : tokens) hub.names_by_token[token] = name;
+  hub.stop_requested = options.stop_requested;
 
   // --- listen ---
   Poco::Net::SocketAddress address;
@@ -661,11 +700,19 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
   }
   std::unique_ptr<Poco::Net::ServerSocket> socket;
   const bool tls = !options.tls_cert.empty();
+  Poco::Net::Context::Ptr context;
+  if (tls) {
+    Poco::Net::initializeSSL();
+    try {
+      context = new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, options.tls_key, options.tls_cert, "",
+                                       Poco::Net::Context::VERIFY_NONE);
+      context->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
+    } catch (const Poco::Exception& e) {
+      throw Error::invalid_argument("--tls-cert/--tls-key: " + e.displayText());
+    }
+  }
   try {
     if (tls) {
-      Poco::Net::initializeSSL();
-      Poco::Net::Context::Ptr context = new Poco::Net::Context(Poco::Net::Context::SERVER_USE, options.tls_key,
-                                                               options.tls_cert, "", Poco::Net::Context::VERIFY_NONE);
       socket = std::make_unique<Poco::Net::SecureServerSocket>(address, 64, context);
     } else {
       socket = std::make_unique<Poco::Net::ServerSocket>(address, 64);
@@ -683,13 +730,12 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
   params->setKeepAliveTimeout(Poco::Timespan(15, 0));
   params->setTimeout(Poco::Timespan(60, 0));
   Poco::Net::HTTPServer http(new HandlerFactory(hub), http_threads, *socket, params);
-  http.start();
-  const std::string scheme = tls ? "https" : "http";
-  log("serving job " + job_id + " on " + scheme + "://" + address.host().toString() + ":" + std::to_string(port));
-  if (!tls) log("warning: plain http: updates and tokens travel unencrypted (use --tls-cert/--tls-key beyond loopback)");
-  if (options.on_listening) options.on_listening(port);
-
+  // Stops the HTTP side exactly once, on every way out of this function, so
+  // no handler thread outlives `hub`.
+  bool stopped = false;
   auto stop_serving = [&](bool finished) {
+    if (stopped) return;
+    stopped = true;
     {
       std::lock_guard<std::mutex> lock(hub.mutex);
       if (finished) hub.done = true; else hub.stopping = true;
@@ -706,6 +752,20 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
     http.stopAll(true);
     http_threads.joinAll();
   };
+  struct StopOnExit {
+    std::function<void()> stop;
+    ~StopOnExit() {
+      try {
+        stop();
+      } catch (...) {
+      }
+    }
+  } stop_on_exit{[&] { stop_serving(false); }};
+  http.start();
+  const std::string scheme = tls ? "https" : "http";
+  log("serving job " + job_id + " on " + scheme + "://" + address.host().toString() + ":" + std::to_string(port));
+  if (!tls) log("warning: plain http: updates and tokens travel unencrypted (use --tls-cert/--tls-key beyond loopback)");
+  if (options.on_listening) options.on_listening(port);
 
   SimulationResult result;
   result.job_id = job_id;
@@ -717,6 +777,7 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
   server_options.task_seed = job.seed;
   server_options.round_timeout = job.server.round_timeout;
   server_options.on_round_complete = [&state](const ResumePoint& point) { state.save(point); };
+  server_options.on_round_recorded = [&state](int) { state.recorded(); };
   // The first round this process runs waits for clients.count clients;
   // later rounds sample among those connected (after a short wait for
   // clients.min_available).
@@ -746,13 +807,7 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
     log("resuming job " + job_id + " after round " + std::to_string(resume->completed_round) + " from " +
         options.state_path);
   }
-  ServerResult run;
-  try {
-    run = server.run(resume ? &*resume : nullptr);
-  } catch (...) {
-    stop_serving(false);
-    throw;
-  }
+  ServerResult run = server.run(resume ? &*resume : nullptr);  // on a throw, stop_on_exit stops serving
   state.finished();
   log("job " + job_id + " finished; telling the clients");
   stop_serving(true);

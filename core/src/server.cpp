@@ -126,6 +126,12 @@ ServerResult Server::run(const ResumePoint* resume) {
       if (!resume->rounds.empty()) end.final_metrics = resume->rounds.back().second;
       result.final_model = snapshot_of(global);
       first_round = resume->completed_round + 1;
+      if (resume->unrecorded) {  // recorded partly or not at all before the stop
+        RoundSummary replay = *resume->unrecorded;
+        replay.model = result.final_model;
+        for (auto* l : listeners_) l->on_round(replay);
+        if (options_.on_round_recorded) options_.on_round_recorded(replay.round);
+      }
     } else {
       auto initial = strategy_.initialize_parameters(clients_);
       if (!initial) {
@@ -152,7 +158,6 @@ ServerResult Server::run(const ResumePoint* resume) {
       result.final_model = summary.model;
       end.rounds_completed = round;
       end.final_metrics = metrics;
-      for (auto* l : listeners_) l->on_round(summary);
       if (options_.on_round_complete) {
         ResumePoint point;
         point.completed_round = round;
@@ -161,8 +166,11 @@ ServerResult Server::run(const ResumePoint* resume) {
         point.sampler_state = clients_.rng_state();
         point.initial = result.initial;
         point.rounds = result.rounds;
+        point.unrecorded = summary;
         options_.on_round_complete(point);
       }
+      for (auto* l : listeners_) l->on_round(summary);
+      if (options_.on_round_recorded) options_.on_round_recorded(round);
     }
     result.parameters = std::move(global);
   } catch (const Error& e) {

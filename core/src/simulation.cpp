@@ -145,6 +145,7 @@ SimulationResult run_simulation(const JobSpec& job, const SimulationOptions& opt
   server_options.on_worker_start = [threads_per_client] { torch::set_num_threads(threads_per_client); };
   server_options.stop_requested = options.stop_requested;
   server_options.on_round_complete = [&state](const ResumePoint& point) { state.save(point); };
+  server_options.on_round_recorded = [&state](int) { state.recorded(); };
   Server server(clients, *side.strategy, server_options);
   for (auto* l : options.listeners) server.add_listener(l);
   const auto& resume = state.resume_point();

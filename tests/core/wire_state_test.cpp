@@ -131,5 +131,35 @@ TEST(ServerStateFile, SavesReplacesAndMarksFinished) {
   testing::remove_test_dir(dir);
 }
 
+TEST(ServerStateFile, RoundSummariesRoundTripForReplay) {
+  RoundSummary s;
+  s.round = 3;
+  s.total_rounds = 5;
+  s.metrics = {{"eval_accuracy", 0.75}, {"round_seconds", 1.5}};
+  s.fit_config = {{"lr", 0.05}, {"epochs", std::int64_t{1}}, {"optimizer", std::string("sgd")}};
+  s.bytes_down = 123;
+  s.round_seconds = 1.5;
+  ClientRoundStat ok;
+  ok.client_id = "alpha";
+  ok.num_examples = 10;
+  ok.fit_metrics = {{"train_loss", 0.5}};
+  ok.data_fingerprint = "f1";
+  ClientRoundStat failed;
+  failed.client_id = "bravo";
+  failed.ok = false;
+  failed.error = "silent";
+  s.clients = {ok, failed};
+  const RoundSummary back = decode_round_summary(encode_round_summary(s));
+  EXPECT_EQ(back.round, 3);
+  EXPECT_EQ(back.metrics, s.metrics);
+  EXPECT_EQ(back.fit_config, s.fit_config);
+  EXPECT_EQ(back.bytes_down, 123u);
+  ASSERT_EQ(back.clients.size(), 2u);
+  EXPECT_EQ(back.clients[0].client_id, "alpha");
+  EXPECT_EQ(back.clients[0].fit_metrics, ok.fit_metrics);
+  EXPECT_FALSE(back.clients[1].ok);
+  EXPECT_EQ(back.clients[1].error, "silent");
+}
+
 }  // namespace
 }  // namespace fedtrack

@@ -37,6 +37,10 @@ struct ResumePoint {
   std::string sampler_state;                   // ClientManager::rng_state()
   std::optional<Metrics> initial;              // the initial evaluation, if any
   std::vector<std::pair<int, Metrics>> rounds;  // global metrics of rounds 1..completed_round
+  // Set when the listeners may not have recorded round completed_round
+  // (the process died after the point was saved): a resume replays it to
+  // them (they reuse what they had) before going on.
+  std::optional<RoundSummary> unrecorded;
 };
 
 struct ServerOptions {
@@ -59,8 +63,11 @@ struct ServerOptions {
   std::int64_t min_fit_results = 0;
   // Runs before each round (e.g. the network server waits for clients).
   std::function<void(int round)> before_round;
-  // Runs after each round's listeners with what a resume needs.
+  // Runs after each round, before its listeners, with what a resume needs
+  // (so a crash while recording never trains a round twice) ...
   std::function<void(const ResumePoint&)> on_round_complete;
+  // ... and after the listeners recorded it.
+  std::function<void(int round)> on_round_recorded;
 };
 
 // The seed of one fit task: a hash of the job seed, the round and the client.

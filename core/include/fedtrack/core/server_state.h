@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "fedtrack/core/records.h"
+#include "fedtrack/core/round_listener.h"
 
 struct sqlite3;
 
@@ -31,7 +32,16 @@ struct SavedState {
   std::string sampler_state;     // ClientManager::rng_state()
   std::optional<Metrics> initial;
   std::vector<std::pair<int, Metrics>> rounds;
+  // The last completed round's summary (without its model) and whether the
+  // listeners (tracking, versioning) have recorded it: a resume replays an
+  // unrecorded round to them instead of training it again.
+  std::string last_summary;
+  bool recorded = true;
 };
+
+// A RoundSummary without its model, for the state file.
+std::string encode_round_summary(const RoundSummary& summary);
+RoundSummary decode_round_summary(std::string_view bytes);
 
 class ServerStateFile {
  public:
@@ -46,6 +56,7 @@ class ServerStateFile {
   // Empty for a new file. Error(kCorruption) for a file that is not one.
   std::optional<SavedState> load();
   void save(const SavedState& state);
+  void mark_recorded();
   void mark_finished();
 
  private:
