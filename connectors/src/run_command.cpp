@@ -223,6 +223,7 @@ int client_command(const ClientArgs& args, std::ostream&, std::ostream& err) {
     options.tls_ca = args.tls_ca;
     options.give_up_after = args.give_up_after;
     options.threads = args.threads;
+    options.max_message_mb = args.max_message_mb;
     options.stop_requested = [] { return stop_requested(); };
     options.log = [&err](const std::string& line) { err << "fedtrack client: " << line << std::endl; };
     run_network_client(options);

@@ -57,6 +57,8 @@ int main(int argc, char** argv) {
                      "Exit non-zero after this many seconds without reaching the server")
       ->capture_default_str();
   client->add_option("--threads", client_args.threads, "LibTorch threads (0 = all cores)")->capture_default_str();
+  client->add_option("--max-message-mb", client_args.max_message_mb, "Largest message accepted from the server")
+      ->capture_default_str();
 
   fedtrack::PartitionArgs partition_args;
   CLI::App* part = app.add_subcommand(

@@ -6,6 +6,7 @@
 // from it with --resume. Torch-free header.
 #pragma once
 
+#include <cstdint>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -34,6 +35,7 @@ struct ClientArgs {
   std::string tls_ca;
   double give_up_after = 600;
   int threads = 0;
+  std::int64_t max_message_mb = 2048;
 };
 
 struct PartitionArgs {
