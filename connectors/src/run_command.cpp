@@ -101,6 +101,12 @@ int run_job(const RunArgs& args, std::ostream& out, std::ostream& err, const Run
   const auto start = std::chrono::steady_clock::now();
   try {
     JobSpec job = load_job(args.job_path, args.overrides);
+    for (const char* robust : {"fedmedian", "fedtrimmedavg", "krum", "multikrum", "bulyan", "qfedavg"}) {
+      if (job.privacy.enabled() && job.strategy.name == robust) {
+        err << "warning: privacy.dp: dp_epsilon assumes a strategy that averages the clipped updates; " << robust
+            << " does not, so the reported epsilon does not bound it" << std::endl;
+      }
+    }
     JobRecorder recorder(job, args.job_path, err);
     ProgressPrinter progress(err);
     SimulationOptions options;

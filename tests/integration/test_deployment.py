@@ -61,12 +61,13 @@ def wait_for(predicate, timeout, what):
 class Site:
     """A folder with the job, the tokens file and the partition's shards."""
 
-    def __init__(self, path, rounds=3, count=4, min_fit=2, client_timeout=30, max_mb=1024, versioning="false"):
+    def __init__(self, path, rounds=3, count=4, min_fit=2, client_timeout=30, max_mb=1024, versioning="false",
+                 job=None):
         self.path = path
         self.env = clean_env()
-        (path / "job.yaml").write_text(JOB.format(rounds=rounds, count=count, min_fit=min_fit,
-                                                  client_timeout=client_timeout, max_mb=max_mb,
-                                                  versioning=versioning))
+        (path / "job.yaml").write_text(job or JOB.format(rounds=rounds, count=count, min_fit=min_fit,
+                                                         client_timeout=client_timeout, max_mb=max_mb,
+                                                         versioning=versioning))
         (path / "tokens.txt").write_text("# name token\n" + "".join(f"{n} {t}\n" for n, t in TOKENS.items()))
         r = fedtrack(["partition", "job.yaml", "--out", "shards"], cwd=path, env=self.env)
         assert r.returncode == 0, r.stderr
@@ -175,6 +176,45 @@ def test_a_client_killed_and_one_hung_mid_job_fail_their_rounds_and_the_job_comp
         assert f"client {name} left" not in log, log
     for c in clients[:2]:
         assert c.wait(timeout=30) == 0
+
+
+LOANS = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "csv-tabular", "loans.csv")
+
+CSV_JOB = f"""name: loans
+seed: 7
+rounds: 30
+data:
+  dataset: csv
+  path: {os.path.abspath(LOANS)}
+  label: decision
+  partition: {{kind: dirichlet, alpha: 1.0, min_partition_size: 50}}
+clients: {{count: 3, min_fit: 2, min_available: 2}}
+train: {{epochs: 2, batch_size: 32, lr: 0.05, momentum: 0.9}}
+versioning: {{enabled: false}}
+"""
+
+
+def test_a_csv_job_over_the_network_and_a_client_joining_between_rounds(site_factory):
+    site = site_factory(job=CSV_JOB)
+    header = (site.path / "shards" / "0" / "data.csv").read_text().splitlines()[0]
+    assert header.endswith(",decision"), header
+    assert not (site.path / "shards" / "3").exists()
+    server = site.server()
+    first = [site.client(n, i) for i, n in enumerate(list(TOKENS)[:3])]
+    wait_for(lambda: "round 1/30" in server.log.read_text(), 120, "round 1")
+    late = site.client("delta", 0)  # a fourth site (with a copy of shard 0) joins after round 1
+    assert server.wait(timeout=240) == 0, server.log.read_text()
+    for c in first + [late]:
+        assert c.wait(timeout=30) == 0, c.log.read_text()
+    report = report_of(server)
+    sampled = [r["metrics"]["clients_sampled"] for r in report["rounds"]]
+    lines = server.log.read_text().splitlines()
+    joined_at = next(i for i, l in enumerate(lines) if "client delta joined" in l)
+    done_before = sum(1 for l in lines[:joined_at] if l.startswith("round ") and "/30" in l)
+    assert done_before + 2 <= 30, "the late client joined too late for this test to say anything"
+    # Round done_before + 1 may have been sampled before the join; every round after samples all four.
+    assert sampled[0] == 3 and all(n == 4 for n in sampled[done_before + 1:]), (done_before, sampled)
+    assert report["final"]["eval_accuracy"] > report["initial"]["eval_accuracy"]
 
 
 def test_tls_with_a_generated_certificate(site_factory):
