@@ -108,7 +108,8 @@ for name, path in (("simulation (default: 2 clients at a time)", "sim.json"),
                    ("network (10 client processes, 1 thread each)", "net.json")):
     rep, rows = overheads(path)
     mean = sum(a - b for a, b in rows) / len(rows)
+    steady = sum(a - b for a, b in rows[1:]) / max(1, len(rows) - 1)
     print(f"{name}: rounds " + ", ".join(f"{a:.2f}-{b:.2f}" for a, b in rows) +
-          f" s (round - slowest training); mean overhead {mean:.2f} s/round; "
-          f"final accuracy {rep['final']['eval_accuracy']:.4f}")
+          f" s (round - slowest training); mean overhead {mean:.2f} s/round, {steady:.2f} after round 1; "
+          f"mean round {sum(a for a, _ in rows) / len(rows):.2f} s; final accuracy {rep['final']['eval_accuracy']:.4f}")
 PY
