@@ -390,7 +390,17 @@ void run_network_client(const NetworkClientOptions& options) {
         log("round " + std::to_string(round) + ": " + message_kind_name(task.kind) + " failed: " + e.what());
       }
     }
-    const std::string body = encode_message({kind, reply_header, std::move(payload)});
+    std::string body = encode_message({kind, reply_header, std::move(payload)});
+    const auto server_max = static_cast<std::uint64_t>(config_int(joined, "max_message_mb", 1 << 20)) << 20;
+    if (body.size() > server_max) {  // it would be refused (413) however often it is sent
+      const std::string why = "the result of " + std::to_string(body.size() >> 20) +
+                              " MB is over the server's max_message_mb (" + std::to_string(server_max >> 20) + ")";
+      log("round " + std::to_string(round) + ": " + why);
+      reply_header.erase("num_examples");
+      reply_header["error"] = why;
+      body = encode_message({MessageKind::kTaskFailed, reply_header, ""});
+      kind = MessageKind::kTaskFailed;
+    }
     while (true) {  // deliver the result (the server may be briefly away)
       if (stopped()) throw Error::cancelled("stopped by request");
       Reply posted;

@@ -319,6 +319,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       route(name, req, resp);
     } catch (const Refusal& r) {
       hub_.log("refused " + req.getMethod() + " " + req.getURI() + " from " + who + ": " + r.reason);
+      resp.setKeepAlive(false);  // a body may be left unread: never parse it as the next request
       send_text(resp, r.status, r.reason);
     } catch (const Poco::Exception& e) {
       hub_.log("connection to " + who + " failed: " + e.displayText());
@@ -630,6 +631,7 @@ ConfigRecord job_header_for(const JobSpec& job, const std::string& job_id, const
           {"classes", classes},
           {"label", data.label_column},
           {"heartbeat_seconds", std::max(0.2, job.server.client_timeout / 5)},
+          {"max_message_mb", job.server.max_message_mb},
           {"poll_seconds", kPollSeconds}};
 }
 

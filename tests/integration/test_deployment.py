@@ -217,6 +217,27 @@ def test_a_csv_job_over_the_network_and_a_client_joining_between_rounds(site_fac
     assert report["final"]["eval_accuracy"] > report["initial"]["eval_accuracy"]
 
 
+def test_a_result_over_the_servers_limit_is_reported_as_a_failure_not_resent(site_factory, tmp_path):
+    wide = tmp_path / "wide.csv"  # an MLP over 1100 features: a 1.1 MB model, over a 1 MB limit
+    rows = ["".join(f"f{i}," for i in range(1100)) + "label"]
+    rows += [",".join(str((r * 7 + i) % 10) for i in range(1100)) + f",{r % 2}" for r in range(120)]
+    wide.write_text("\n".join(rows) + "\n")
+    site = site_factory(job=f"""name: wide
+rounds: 2
+data: {{dataset: csv, path: {wide}, partition: iid}}
+clients: {{count: 2, min_fit: 2}}
+server: {{max_message_mb: 1}}
+versioning: {{enabled: false}}
+""")
+    server = site.server()
+    clients = [site.client(n, i) for i, n in enumerate(list(TOKENS)[:2])]
+    assert server.wait(timeout=120) == 4, server.log.read_text()
+    log = server.log.read_text()
+    assert "over the server's max_message_mb" in log and "fewer than clients.min_fit" in log, log
+    for c in clients:
+        assert "over the server's max_message_mb" in c.log.read_text()
+
+
 def test_tls_with_a_generated_certificate(site_factory):
     site = site_factory(rounds=2)
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
