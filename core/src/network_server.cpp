@@ -103,6 +103,7 @@ class RemoteClient : public ClientProxy {
   std::string session;
   Clock::time_point last_seen{};
   int open_requests = 0;  // polls held, models being sent or results read: the client is there
+  bool told_done = false;  // heard that the job finished
   bool registered = false;
   std::shared_ptr<Task> task;
 
@@ -375,9 +376,18 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     if (auth.compare(0, prefix.size(), prefix) != 0) {
       throw Refusal{HTTPResponse::HTTP_UNAUTHORIZED, "no bearer token (Authorization: Bearer TOKEN)"};
     }
-    auto it = hub_.names_by_token.find(auth.substr(prefix.size()));
-    if (it == hub_.names_by_token.end()) throw Refusal{HTTPResponse::HTTP_UNAUTHORIZED, "unknown token"};
-    return it->second;
+    // Compared with every token in constant time per byte, so timing does not tell how much of one matched.
+    const std::string given = auth.substr(prefix.size());
+    const std::string* name = nullptr;
+    for (const auto& [token, owner] : hub_.names_by_token) {
+      unsigned char diff = token.size() == given.size() ? 0 : 1;
+      for (std::size_t i = 0; i < token.size(); ++i) {
+        diff |= static_cast<unsigned char>(token[i] ^ (i < given.size() ? given[i] : 0));
+      }
+      if (diff == 0) name = &owner;
+    }
+    if (!name) throw Refusal{HTTPResponse::HTTP_UNAUTHORIZED, "unknown token"};
+    return *name;
   }
 
   std::string read_body(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
@@ -500,6 +510,11 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     }
     const auto kind = done ? MessageKind::kDone : MessageKind::kWait;
     send_message(req, resp, encode_message_head(kind, {{"job_id", hub_.job_id}}, 0), nullptr);
+    if (done) {
+      std::lock_guard<std::mutex> lock(hub_.mutex);
+      if (auto it = hub_.by_name.find(name); it != hub_.by_name.end()) it->second->told_done = true;
+      hub_.changed.notify_all();
+    }
   }
 
   void result(const std::string& name, Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
@@ -743,8 +758,16 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
       if (finished) hub.done = true; else hub.stopping = true;
       hub.changed.notify_all();
     }
-    if (finished && job.server.linger > 0) {
-      std::this_thread::sleep_for(std::chrono::duration<double>(job.server.linger));
+    if (finished && job.server.linger > 0) {  // until every connected client heard it, at most `linger`
+      std::unique_lock<std::mutex> lock(hub.mutex);
+      const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double>(job.server.linger));
+      hub.changed.wait_until(lock, until, [&] {
+        for (const auto& [name, c] : hub.by_name) {
+          if (c->registered && !c->told_done) return false;
+        }
+        return true;
+      });
     }
     {
       std::lock_guard<std::mutex> lock(hub.mutex);

@@ -127,7 +127,7 @@ struct ServerSpec {
   double client_timeout = 30;        // seconds of silence after which a connected client counts as gone
   std::string state;                 // resume state file; "" = "<name>.state.db" in the current directory
   std::int64_t max_message_mb = 1024;// largest request body accepted
-  double linger = 3;                 // seconds the server stays up after the job to tell clients
+  double linger = 3;                 // at most this many seconds after the job until every client heard it ended
 };
 
 struct JobSpec {
