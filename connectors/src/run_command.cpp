@@ -95,17 +95,29 @@ class CrashAfterRound : public RoundListener {
   int round_;
 };
 
+// Runs `body`, turning its errors into the exit status.
+int guarded(std::ostream& err, const std::string& prefix, const std::function<void()>& body) {
+  try {
+    body();
+    return 0;
+  } catch (const Error& e) {
+    err << prefix << e.what() << std::endl;
+    return exit_status_for(static_cast<int>(e.code()));
+  } catch (const std::exception& e) {
+    err << prefix << "internal error: " << e.what() << std::endl;
+    return 1;
+  }
+}
+
 // One job in either runtime, with tracking, versioning, the resume point and
 // the report.
 int run_job(const RunArgs& args, std::ostream& out, std::ostream& err, const Runtime& runtime) {
   const auto start = std::chrono::steady_clock::now();
-  try {
+  return guarded(err, "fedtrack: ", [&] {
     JobSpec job = load_job(args.job_path, args.overrides);
-    for (const char* robust : {"fedmedian", "fedtrimmedavg", "krum", "multikrum", "bulyan", "qfedavg"}) {
-      if (job.privacy.enabled() && job.strategy.name == robust) {
-        err << "warning: privacy.dp: dp_epsilon assumes a strategy that averages the clipped updates; " << robust
-            << " does not, so the reported epsilon does not bound it" << std::endl;
-      }
+    if (job.privacy.enabled() && !dp_epsilon_bounds(job.strategy.name)) {
+      err << "warning: privacy.dp: dp_epsilon assumes a strategy that averages the clipped updates; "
+          << job.strategy.name << " does not, so the reported epsilon does not bound it" << std::endl;
     }
     JobRecorder recorder(job, args.job_path, err);
     ProgressPrinter progress(err);
@@ -172,28 +184,7 @@ int run_job(const RunArgs& args, std::ostream& out, std::ostream& err, const Run
            << std::setprecision(1) << wall << " s; model sha256 " << model_sha256.substr(0, 16);
       out << line.str() << std::endl;
     }
-    return 0;
-  } catch (const Error& e) {
-    err << "fedtrack: " << e.what() << std::endl;
-    return exit_status_for(static_cast<int>(e.code()));
-  } catch (const std::exception& e) {
-    err << "fedtrack: internal error: " << e.what() << std::endl;
-    return 1;
-  }
-}
-
-// Runs `body`, turning its errors into the exit status.
-int guarded(std::ostream& err, const std::string& prefix, const std::function<void()>& body) {
-  try {
-    body();
-    return 0;
-  } catch (const Error& e) {
-    err << prefix << e.what() << std::endl;
-    return exit_status_for(static_cast<int>(e.code()));
-  } catch (const std::exception& e) {
-    err << prefix << "internal error: " << e.what() << std::endl;
-    return 1;
-  }
+  });
 }
 
 }  // namespace

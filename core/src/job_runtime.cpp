@@ -139,4 +139,27 @@ void StateKeeper::finished() {
   if (file_) file_->mark_finished();
 }
 
+void run_rounds(ClientManager& clients, Strategy& strategy, ServerOptions options, StateKeeper& state,
+                const std::vector<RoundListener*>& listeners, const std::string& state_path,
+                const std::function<void(const std::string&)>& log, SimulationResult& result) {
+  options.on_round_complete = [&state](const ResumePoint& point) { state.save(point); };
+  options.on_round_recorded = [&state](int) { state.recorded(); };
+  Server server(clients, strategy, options);
+  for (auto* l : listeners) server.add_listener(l);
+  const auto& resume = state.resume_point();
+  if (resume) {
+    result.resumed_after = resume->completed_round;
+    if (log) {
+      log("resuming job " + options.job_id + " after round " + std::to_string(resume->completed_round) + " from " +
+          state_path);
+    }
+  }
+  ServerResult run = server.run(resume ? &*resume : nullptr);
+  state.finished();
+  result.initial = run.initial;
+  result.rounds = run.rounds;
+  if (!run.rounds.empty()) result.final_metrics = run.rounds.back().second;
+  result.final_model = run.final_model;
+}
+
 }  // namespace fedtrack

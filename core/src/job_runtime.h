@@ -16,6 +16,7 @@
 #include "fedtrack/core/models.h"
 #include "fedtrack/core/server.h"
 #include "fedtrack/core/server_state.h"
+#include "fedtrack/core/simulation.h"
 #include "fedtrack/core/strategy.h"
 
 namespace fedtrack {
@@ -67,5 +68,13 @@ class StateKeeper {
   SavedState saved_;
   std::optional<ResumePoint> point_;
 };
+
+// Runs the job's rounds, from the state's resume point when there is one:
+// the resume point is saved after each round and marked recorded once the
+// listeners have it, and the job is marked finished at the end. Fills
+// `result`'s resumed_after, initial, rounds, final metrics and model.
+void run_rounds(ClientManager& clients, Strategy& strategy, ServerOptions options, StateKeeper& state,
+                const std::vector<RoundListener*>& listeners, const std::string& state_path,
+                const std::function<void(const std::string&)>& log, SimulationResult& result);
 
 }  // namespace fedtrack

@@ -6,6 +6,13 @@ std::vector<std::string> dp_mode_names() {
   return {"server_fixed", "server_adaptive", "client_fixed", "client_adaptive"};
 }
 
+bool dp_epsilon_bounds(const std::string& strategy_name) {
+  for (const char* averaging : {"fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "fedadagrad"}) {
+    if (strategy_name == averaging) return true;
+  }
+  return false;
+}
+
 std::string JobSpec::where(const std::string& key) const {
   auto it = sources.find(key);
   if (it == sources.end() || it->second.empty()) return "";

@@ -801,8 +801,6 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
   server_options.stop_requested = options.stop_requested;
   server_options.task_seed = job.seed;
   server_options.round_timeout = job.server.round_timeout;
-  server_options.on_round_complete = [&state](const ResumePoint& point) { state.save(point); };
-  server_options.on_round_recorded = [&state](int) { state.recorded(); };
   // The first round this process runs waits for clients.count clients;
   // later rounds sample among those connected (after a short wait for
   // clients.min_available).
@@ -825,22 +823,10 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
       hub.prune_silent_locked();
     }
   };
-  Server server(clients, *side.strategy, server_options);
-  for (auto* l : options.listeners) server.add_listener(l);
-  if (resume) {
-    result.resumed_after = resume->completed_round;
-    log("resuming job " + job_id + " after round " + std::to_string(resume->completed_round) + " from " +
-        options.state_path);
-  }
-  ServerResult run = server.run(resume ? &*resume : nullptr);  // on a throw, stop_on_exit stops serving
-  state.finished();
+  // On a throw, stop_on_exit stops serving.
+  run_rounds(clients, *side.strategy, server_options, state, options.listeners, options.state_path, log, result);
   log("job " + job_id + " finished; telling the clients");
   stop_serving(true);
-
-  result.initial = run.initial;
-  result.rounds = run.rounds;
-  if (!run.rounds.empty()) result.final_model = run.final_model;
-  if (!run.rounds.empty()) result.final_metrics = run.rounds.back().second;
   return result;
 }
 

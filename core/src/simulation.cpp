@@ -144,23 +144,7 @@ SimulationResult run_simulation(const JobSpec& job, const SimulationOptions& opt
   server_options.parallelism = parallelism;
   server_options.on_worker_start = [threads_per_client] { torch::set_num_threads(threads_per_client); };
   server_options.stop_requested = options.stop_requested;
-  server_options.on_round_complete = [&state](const ResumePoint& point) { state.save(point); };
-  server_options.on_round_recorded = [&state](int) { state.recorded(); };
-  Server server(clients, *side.strategy, server_options);
-  for (auto* l : options.listeners) server.add_listener(l);
-  const auto& resume = state.resume_point();
-  if (resume) {
-    result.resumed_after = resume->completed_round;
-    log("resuming job " + job_id + " after round " + std::to_string(resume->completed_round) + " from " +
-        options.state_path);
-  }
-  ServerResult run = server.run(resume ? &*resume : nullptr);
-  state.finished();
-
-  result.initial = run.initial;
-  result.rounds = run.rounds;
-  if (!run.rounds.empty()) result.final_metrics = run.rounds.back().second;
-  result.final_model = run.final_model;
+  run_rounds(clients, *side.strategy, server_options, state, options.listeners, options.state_path, log, result);
   return result;
 }
 

@@ -116,6 +116,11 @@ struct DpSpec {
 // The modes dp.mode may name.
 std::vector<std::string> dp_mode_names();
 
+// Whether the reported dp_epsilon bounds a strategy: it must average the
+// clipped updates (fedavg, fedprox, fedavgm and the FedOpt family do; the
+// robust aggregators and qfedavg do not).
+bool dp_epsilon_bounds(const std::string& strategy_name);
+
 struct PrivacySpec {
   DpSpec dp;
   bool enabled() const { return !dp.mode.empty(); }
