@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "fedtrack/connectors/job_config.h"
+#include "fedtrack/core/text.h"
 #include "source_info.h"
 
 namespace fedtrack {
@@ -22,7 +23,10 @@ JobRecorder::JobRecorder(JobSpec& job, const std::string& job_path, std::ostream
   TrackingOptions options;
   options.experiment = job.tracking.experiment;
   options.timeout_seconds = job.tracking.timeout;
-  for (const auto& [k, v] : flatten_job(job)) options.job_params.push_back({k, v});
+  // Secrets never persist: URLs in the job's values (tracking.uri,
+  // versioning.remote) lose their userinfo and credential query values
+  // (TrackingListener redacts every stored value again).
+  for (const auto& [k, v] : flatten_job(job)) options.job_params.push_back({k, redact_secrets(v)});
   options.user = current_user();
   options.job_tags.push_back({"mlflow.source.type", "LOCAL"});
   options.job_tags.push_back({"mlflow.source.name", "fedtrack run" + (job_path.empty() ? std::string() : " " + job_path)});
@@ -30,7 +34,7 @@ JobRecorder::JobRecorder(JobSpec& job, const std::string& job_path, std::ostream
   if (!commit.empty()) options.job_tags.push_back({"mlflow.source.git.commit", commit});
   options.warn = [this](const std::string& line) { err_ << line << std::endl; };
   tracking_ = std::make_unique<TrackingListener>(*journal_, client_.get(), std::move(options));
-  uri_ = job.tracking.uri;
+  uri_ = redact_uri(job.tracking.uri);  // for what is printed and committed; the client keeps the real one
   if (job.versioning.enabled) {
     VersioningOptions v;
     v.repo = job.versioning.repo;

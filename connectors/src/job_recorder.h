@@ -50,7 +50,7 @@ class JobRecorder : public RoundListener {
   std::unique_ptr<MlflowClient> client_;
   std::unique_ptr<TrackingListener> tracking_;
   std::unique_ptr<ModelRepository> repository_;
-  std::string uri_;
+  std::string uri_;  // the tracking URI without credentials
   JobStart start_;
   std::vector<RoundCommit> commits_;
 };

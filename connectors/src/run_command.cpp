@@ -20,6 +20,7 @@
 #include "fedtrack/core/files.h"
 #include "fedtrack/core/network.h"
 #include "fedtrack/core/simulation.h"
+#include "fedtrack/core/text.h"
 #include "job_recorder.h"
 #include "progress_printer.h"
 
@@ -83,10 +84,14 @@ using Runtime = std::function<SimulationResult(const JobSpec&, const SimulationO
 // process dies (exit 137, no cleanup, like SIGKILL) right after round N was
 // recorded (MLflow run journalled, model committed and tagged) and before
 // the resume point notes that it was: a resume must replay the round to
-// tracking and versioning, which must keep what they have.
+// tracking and versioning, which must keep what they have. N=0: right after
+// the initial evaluation was recorded (before round 1 and any resume point).
 class CrashAfterRound : public RoundListener {
  public:
   explicit CrashAfterRound(int round) : round_(round) {}
+  void on_initial_evaluation(const Metrics&) override {
+    if (round_ == 0) std::_Exit(137);
+  }
   void on_round(const RoundSummary& summary) override {
     if (summary.round == round_) std::_Exit(137);
   }
@@ -101,10 +106,10 @@ int guarded(std::ostream& err, const std::string& prefix, const std::function<vo
     body();
     return 0;
   } catch (const Error& e) {
-    err << prefix << e.what() << std::endl;
+    err << prefix << redact_secrets(e.what()) << std::endl;
     return exit_status_for(static_cast<int>(e.code()));
   } catch (const std::exception& e) {
-    err << prefix << "internal error: " << e.what() << std::endl;
+    err << prefix << "internal error: " << redact_secrets(e.what()) << std::endl;
     return 1;
   }
 }
@@ -176,7 +181,7 @@ int run_job(const RunArgs& args, std::ostream& out, std::ostream& err, const Run
       report["tracking"] = recorded.tracking;
       if (!recorded.versioning.is_null()) report["versioning"] = recorded.versioning;
       report["wall_seconds"] = wall;
-      out << report.dump() << std::endl;
+      out << report.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
     } else {
       std::ostringstream line;
       line << std::fixed << std::setprecision(4) << "test accuracy " << metric("eval_accuracy")

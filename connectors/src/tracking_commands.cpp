@@ -10,6 +10,7 @@
 
 #include "fedtrack/connectors/run_command.h"
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/text.h"
 #include "fedtrack/tracking/journal.h"
 #include "fedtrack/tracking/journal_sync.h"
 #include "fedtrack/tracking/mlflow_client.h"
@@ -25,16 +26,23 @@ void require_journal(const std::string& path) {
   }
 }
 
-// The global metrics a run's batches carry (client/... keys left out).
-std::map<std::string, double> run_metrics(Journal& journal, const std::string& run_key) {
+// JSON for a terminal or a pipe: text that is not UTF-8 becomes U+FFFD.
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// The global metrics a run's batches carry (client/... keys left out). A
+// corrupt write is skipped and its reason added to `corrupt`.
+std::map<std::string, double> run_metrics(Journal& journal, const std::string& run_key,
+                                          std::vector<std::string>& corrupt) {
   std::map<std::string, double> out;
   for (const auto& op : journal.ops_for_run(run_key)) {
     if (op.op != "batch") continue;
-    const json payload = json::parse(op.payload);
-    for (const auto& m : payload.value("metrics", json::array())) {
-      const std::string key = m.at(0).get<std::string>();
-      if (key.rfind("client/", 0) == 0) continue;
-      out[key] = m.at(1).is_number() ? m.at(1).get<double>() : std::nan("");
+    try {
+      for (const auto& m : decode_write(op, journal.path()).batch.metrics) {
+        if (m.key.rfind("client/", 0) == 0) continue;
+        out[to_valid_utf8(m.key)] = m.value;
+      }
+    } catch (const Error& e) {
+      corrupt.push_back(e.what());
     }
   }
   return out;
@@ -66,20 +74,22 @@ int runs_command(const RunsArgs& args, std::ostream& out, std::ostream& err) {
     require_journal(args.journal);
     Journal journal(args.journal);
     const auto runs = journal.runs();
+    std::vector<std::string> corrupt;
     json report = json::array();
     for (const auto& job : runs) {
       if (job.kind != "job") continue;
-      json j = {{"job_id", job.job_id}, {"name", job.run_name}, {"status", job.status},
-                {"experiment", job.experiment}, {"tracking_uri", job.tracking_uri},
-                {"run_id", job.run_id}, {"pending_writes", pending_for(journal, job.run_key)},
-                {"metrics", run_metrics(journal, job.run_key)}, {"rounds", json::array()}};
+      json j = {{"job_id", to_valid_utf8(job.job_id)}, {"name", to_valid_utf8(job.run_name)},
+                {"status", job.status}, {"experiment", to_valid_utf8(job.experiment)},
+                {"tracking_uri", redact_uri(job.tracking_uri)}, {"run_id", job.run_id},
+                {"pending_writes", pending_for(journal, job.run_key)},
+                {"metrics", run_metrics(journal, job.run_key, corrupt)}, {"rounds", json::array()}};
       if (!args.json) {
-        out << job.job_id << "  " << job.status << "  experiment " << job.experiment << "  "
-            << sync_state(journal, job) << "\n";
+        out << to_valid_utf8(job.job_id) << "  " << job.status << "  experiment " << to_valid_utf8(job.experiment)
+            << "  " << sync_state(journal, job) << "\n";
       }
       for (const auto& round : runs) {
         if (round.kind != "round" || round.parent_key != job.run_key) continue;
-        const auto metrics = run_metrics(journal, round.run_key);
+        const auto metrics = run_metrics(journal, round.run_key, corrupt);
         j["rounds"].push_back({{"round", round.round}, {"status", round.status}, {"run_id", round.run_id},
                                {"pending_writes", pending_for(journal, round.run_key)}, {"metrics", metrics}});
         if (!args.json) {
@@ -94,16 +104,21 @@ int runs_command(const RunsArgs& args, std::ostream& out, std::ostream& err) {
       report.push_back(j);
     }
     if (args.json) {
-      out << report.dump() << "\n";
+      out << dump(report) << "\n";
     } else if (report.empty()) {
       out << "no jobs in " << args.journal << "\n";
     }
     if (const std::size_t failed = journal.failed_count()) {
       err << failed << " write(s) were refused by MLflow; they stay in the journal as failed\n";
     }
+    if (!corrupt.empty()) {
+      for (const auto& line : corrupt) err << "fedtrack: " << line << "\n";
+      err << "fedtrack: " << corrupt.size() << " corrupt write(s) left out of the listing above" << std::endl;
+      return exit_status_for(static_cast<int>(ErrorCode::kCorruption));
+    }
     return 0;
   } catch (const Error& e) {
-    err << "fedtrack: " << e.what() << std::endl;
+    err << "fedtrack: " << redact_secrets(e.what()) << std::endl;
     return exit_status_for(static_cast<int>(e.code()));
   }
 }
@@ -123,21 +138,27 @@ int sync_command(const SyncArgs& args, std::ostream& out, std::ostream& err) {
     }
     MlflowClient client(config);
     const SyncResult r = JournalSync(journal, client).run();
-    out << "sync: sent " << r.sent << " write(s) to " << config.tracking_uri << " in " << client.requests_sent()
-        << " request(s); " << journal.pending_count() << " pending" << std::endl;
+    for (const auto& note : r.notes) err << note << std::endl;
+    out << "sync: sent " << r.sent << " write(s) to " << client.config().tracking_uri << " in "
+        << client.requests_sent() << " request(s); " << journal.pending_count() << " pending" << std::endl;
     if (r.stopped) {
-      err << "fedtrack: " << r.stop_reason << std::endl;
+      err << "fedtrack: " << redact_secrets(r.stop_reason) << std::endl;
       return exit_status_for(static_cast<int>(r.stop_code));
     }
     if (r.rejected > 0) {
       err << "fedtrack: MLflow refused " << r.rejected
           << " write(s); they stay in the journal as failed (fedtrack runs --journal " << args.journal << ")"
           << std::endl;
-      return 2;
     }
-    return 0;
+    if (r.corrupt > 0) {
+      for (const auto& line : r.corruption) err << "fedtrack: " << line << std::endl;
+      err << "fedtrack: " << r.corrupt << " corrupt write(s) could not be sent; they stay in the journal as failed "
+          << "and every other write was sent" << std::endl;
+      return exit_status_for(static_cast<int>(ErrorCode::kCorruption));
+    }
+    return r.rejected > 0 ? 2 : 0;
   } catch (const Error& e) {
-    err << "fedtrack: " << e.what() << std::endl;
+    err << "fedtrack: " << redact_secrets(e.what()) << std::endl;
     return exit_status_for(static_cast<int>(e.code()));
   }
 }

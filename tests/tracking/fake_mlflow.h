@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
@@ -22,6 +24,8 @@ struct FakeRun {
   std::string experiment_id;
   std::string name;
   std::string status = "RUNNING";
+  std::int64_t start_time = 0;
+  bool deleted = false;  // runs/delete: soft-deleted, no longer found by search
   std::map<std::string, std::string> tags;
   std::map<std::string, std::string> params;
   std::vector<nlohmann::json> metrics;  // as received, duplicates dropped like MLflow does
@@ -30,7 +34,9 @@ struct FakeRun {
 class FakeMlflow : public HttpTransport {
  public:
   // What happens to the next requests: 0 = serve; an HTTP status = answer it;
-  // -1 = no answer (Error(kUnavailable)); -2 = serve it, then lose the answer.
+  // -1 = no answer (Error(kUnavailable)); -2 = serve it, then lose the answer
+  // (a timeout after the server did the work); -3 = serve it, then answer 500
+  // (a gateway failing after forwarding).
   std::deque<long> script;
   std::vector<HttpRequest> requests;
   std::map<std::string, FakeRun> runs;
@@ -47,6 +53,7 @@ class FakeMlflow : public HttpTransport {
     if (action > 0) return {action, R"({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "scripted"})", {}};
     HttpResponse response = serve(request);
     if (action == -2) throw Error::unavailable("answer lost (fake)");
+    if (action == -3) return {500, R"({"error_code": "INTERNAL_ERROR", "message": "gateway failed after forwarding"})", {}};
     return response;
   }
 
@@ -58,6 +65,18 @@ class FakeMlflow : public HttpTransport {
 
  private:
   static HttpResponse ok(const nlohmann::json& body) { return {200, body.dump(), {}}; }
+
+  static nlohmann::json info(const FakeRun& run) {
+    return {{"run_id", run.id}, {"experiment_id", run.experiment_id}, {"run_name", run.name},
+            {"status", run.status}, {"start_time", run.start_time},
+            {"lifecycle_stage", run.deleted ? "deleted" : "active"}};
+  }
+
+  static nlohmann::json pairs(const std::map<std::string, std::string>& kvs) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& [k, v] : kvs) out.push_back({{"key", k}, {"value", v}});
+    return out;
+  }
 
   static std::string query_value(const std::string& url, const std::string& key) {
     const auto at = url.find(key + "=");
@@ -85,9 +104,10 @@ class FakeMlflow : public HttpTransport {
       run.id = "run" + std::to_string(runs.size() + 1);
       run.experiment_id = body.at("experiment_id");
       run.name = body.value("run_name", "");
+      run.start_time = body.value("start_time", std::int64_t{0});
       for (const auto& t : body.value("tags", nlohmann::json::array())) run.tags[t.at("key")] = t.at("value");
       runs[run.id] = run;
-      return ok({{"run", {{"info", {{"run_id", run.id}, {"experiment_id", run.experiment_id}}}}}});
+      return ok({{"run", {{"info", info(run)}}}});
     }
     if (url.find("runs/search") != std::string::npos) {
       // Understands only: tags.`fedtrack.run_key` = '<key>'
@@ -97,8 +117,8 @@ class FakeMlflow : public HttpTransport {
       nlohmann::json found = nlohmann::json::array();
       for (const auto& [id, run] : runs) {
         auto it = run.tags.find("fedtrack.run_key");
-        if (it != run.tags.end() && it->second == wanted) {
-          found.push_back({{"info", {{"run_id", id}, {"experiment_id", run.experiment_id}}}});
+        if (!run.deleted && it != run.tags.end() && it->second == wanted) {
+          found.push_back({{"info", info(run)}, {"data", {{"tags", pairs(run.tags)}}}});
         }
       }
       return ok({{"runs", found}});
@@ -111,6 +131,15 @@ class FakeMlflow : public HttpTransport {
         if (std::find(run.metrics.begin(), run.metrics.end(), m) == run.metrics.end()) run.metrics.push_back(m);
       }
       return ok(nlohmann::json::object());
+    }
+    if (url.find("runs/delete") != std::string::npos) {
+      runs.at(body.at("run_id")).deleted = true;
+      return ok(nlohmann::json::object());
+    }
+    if (url.find("runs/get") != std::string::npos) {
+      auto it = runs.find(query_value(url, "run_id"));
+      if (it == runs.end()) return {404, R"({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no run"})", {}};
+      return ok({{"run", {{"info", info(it->second)}, {"data", {{"tags", pairs(it->second.tags)}}}}}});
     }
     if (url.find("runs/update") != std::string::npos) {
       runs.at(body.at("run_id")).status = body.at("status");

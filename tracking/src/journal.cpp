@@ -47,7 +47,7 @@ class Statement {
 
 constexpr const char* kRunColumns =
     "run_key, job_id, kind, round, run_name, experiment, parent_key, status, created_ms, ended_ms, "
-    "tracking_uri, experiment_id, run_id";
+    "tracking_uri, experiment_id, run_id, owner_pid, owner_host, owner_start";
 
 JournalRun read_run(const Statement& s) {
   JournalRun r;
@@ -64,6 +64,9 @@ JournalRun read_run(const Statement& s) {
   r.tracking_uri = s.text(10);
   r.experiment_id = s.text(11);
   r.run_id = s.text(12);
+  r.owner_pid = s.integer(13);
+  r.owner_host = s.text(14);
+  r.owner_start = s.integer(15);
   return r;
 }
 
@@ -98,13 +101,27 @@ Journal::Journal(std::string path) : path_(std::move(path)) {
         " run_name TEXT NOT NULL, experiment TEXT NOT NULL, parent_key TEXT NOT NULL,"
         " status TEXT NOT NULL, created_ms INTEGER NOT NULL, ended_ms INTEGER NOT NULL DEFAULT 0,"
         " tracking_uri TEXT NOT NULL DEFAULT '', experiment_id TEXT NOT NULL DEFAULT '',"
-        " run_id TEXT NOT NULL DEFAULT '')");
+        " run_id TEXT NOT NULL DEFAULT '', owner_pid INTEGER NOT NULL DEFAULT 0,"
+        " owner_host TEXT NOT NULL DEFAULT '', owner_start INTEGER NOT NULL DEFAULT 0)");
     exec(
         "CREATE TABLE IF NOT EXISTS ops ("
         " seq INTEGER PRIMARY KEY AUTOINCREMENT, run_key TEXT NOT NULL, op TEXT NOT NULL,"
         " payload TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',"
         " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '')");
     exec("CREATE INDEX IF NOT EXISTS ops_state ON ops(state, seq)");
+    // Journals from before the owner columns: add them (once, under the write lock).
+    exec("BEGIN IMMEDIATE");
+    bool has_owner = false;
+    {
+      Statement columns(db_, "PRAGMA table_info(runs)", path_);
+      while (columns.step()) has_owner = has_owner || columns.text(1) == "owner_pid";
+    }
+    if (!has_owner) {
+      exec("ALTER TABLE runs ADD COLUMN owner_pid INTEGER NOT NULL DEFAULT 0");
+      exec("ALTER TABLE runs ADD COLUMN owner_host TEXT NOT NULL DEFAULT ''");
+      exec("ALTER TABLE runs ADD COLUMN owner_start INTEGER NOT NULL DEFAULT 0");
+    }
+    exec("COMMIT");
   } catch (const Error& e) {
     sqlite3_close(db_);
     db_ = nullptr;
@@ -144,12 +161,12 @@ void Journal::transaction(const std::function<void()>& body) {
 void Journal::add_run(const JournalRun& r) {
   Statement(db_,
             std::string("INSERT OR IGNORE INTO runs (") + kRunColumns +
-                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             path_)
       .bind(1, r.run_key).bind(2, r.job_id).bind(3, r.kind).bind(4, std::int64_t{r.round})
       .bind(5, r.run_name).bind(6, r.experiment).bind(7, r.parent_key).bind(8, r.status)
       .bind(9, r.created_ms).bind(10, r.ended_ms).bind(11, r.tracking_uri).bind(12, r.experiment_id)
-      .bind(13, r.run_id)
+      .bind(13, r.run_id).bind(14, r.owner_pid).bind(15, r.owner_host).bind(16, r.owner_start)
       .step();
 }
 
@@ -169,6 +186,13 @@ void Journal::set_server_ids(const std::string& run_key, const std::string& trac
                              const std::string& experiment_id, const std::string& run_id) {
   Statement(db_, "UPDATE runs SET tracking_uri = ?2, experiment_id = ?3, run_id = ?4 WHERE run_key = ?1", path_)
       .bind(1, run_key).bind(2, tracking_uri).bind(3, experiment_id).bind(4, run_id)
+      .step();
+}
+
+void Journal::set_run_owner(const std::string& run_key, std::int64_t pid, const std::string& host,
+                            std::int64_t start) {
+  Statement(db_, "UPDATE runs SET owner_pid = ?2, owner_host = ?3, owner_start = ?4 WHERE run_key = ?1", path_)
+      .bind(1, run_key).bind(2, pid).bind(3, host).bind(4, start)
       .step();
 }
 

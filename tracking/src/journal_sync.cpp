@@ -1,9 +1,6 @@
 #include "fedtrack/tracking/journal_sync.h"
 
-#include <nlohmann/json.hpp>
-
-#include <cmath>
-
+#include "fedtrack/core/text.h"
 #include "tracking_payload.h"
 
 namespace fedtrack {
@@ -20,59 +17,89 @@ std::string JournalSync::experiment_id(const std::string& name) {
 
 void JournalSync::send(const JournalOp& op) {
   const auto run = journal_.run(op.run_key);
-  if (!run) throw Error::corruption("journal: write " + std::to_string(op.seq) + " names unknown run " + op.run_key);
+  if (!run) {
+    throw Error::corruption("journal " + journal_.path() + ": write " + std::to_string(op.seq) +
+                            " names unknown run " + json_text(op.run_key));
+  }
   const std::string& uri = client_.config().tracking_uri;
-  const nlohmann::json payload = nlohmann::json::parse(op.payload);
+  const JournalWrite write = decode_write(op, journal_.path());
   if (op.op == "create") {
     if (!run->run_id.empty()) return;  // created by an earlier attempt that was recorded
     const std::string exp = experiment_id(run->experiment);
-    if (op.attempts > 0) {
-      // An earlier attempt may have reached the server without its answer reaching us.
-      const auto found = client_.search_runs({exp}, "tags.`fedtrack.run_key` = '" + op.run_key + "'");
-      if (!found.empty()) {
-        journal_.set_server_ids(op.run_key, uri, exp, found.front().info.run_id);
-        return;
-      }
-    }
-    std::vector<KeyValue> tags = payload_tags(payload);
-    tags.push_back({"fedtrack.run_key", op.run_key});
+    std::vector<KeyValue> tags = write.tags;
     if (!run->parent_key.empty()) {
       const auto parent = journal_.run(run->parent_key);
       if (!parent || parent->run_id.empty()) {
-        throw Error::failed_precondition("run " + op.run_key + ": its job's run was never created");
+        throw Error::failed_precondition("run " + json_text(op.run_key) + ": its job's run was never created");
       }
       tags.push_back({"mlflow.parentRunId", parent->run_id});
     }
+    // Counted before the request: after a crash mid-create, the next
+    // attempt looks the run up first.
+    const bool may_exist = op.attempts > 0;
     journal_.mark_attempt(op.seq);
-    const RunInfo info = client_.create_run(exp, run->run_name, payload.value("start_time", std::int64_t{0}),
-                                            tags, payload.value("user", std::string()));
-    journal_.set_server_ids(op.run_key, uri, exp, info.run_id);
+    const CreatedRun created = client_.create_run_once(exp, {"fedtrack.run_key", op.run_key}, run->run_name,
+                                                       write.start_time, tags, write.user, may_exist);
+    journal_.set_server_ids(op.run_key, uri, exp, created.info.run_id);
+    if (!created.removed_duplicates.empty()) {
+      std::string ids;
+      for (const auto& id : created.removed_duplicates) ids += (ids.empty() ? "" : ", ") + id;
+      notes_.push_back("tracking: run " + json_text(op.run_key) + " existed " +
+                       std::to_string(created.removed_duplicates.size() + 1) +
+                       " times on the server (a create answered with an error or too late had gone through); kept "
+                       "MLflow run " + created.info.run_id + " (earliest start, lowest id), ended as KILLED and "
+                       "deleted " + ids);
+    }
     return;
   }
   if (run->run_id.empty()) {
-    throw Error::failed_precondition("run " + op.run_key + " was never created on the server");
+    throw Error::failed_precondition("run " + json_text(op.run_key) + " was never created on the server");
   }
   if (op.op == "batch") {
-    client_.log_batch(run->run_id, payload_batch(payload));
-  } else if (op.op == "end") {
-    client_.update_run(run->run_id, payload.at("status").get<std::string>(),
-                       payload.value("end_time", std::int64_t{0}));
-  } else {
-    throw Error::corruption("journal: unknown write kind '" + op.op + "'");
+    client_.log_batch(run->run_id, write.batch);
+  } else {  // "end"
+    client_.update_run(run->run_id, write.status, write.end_time);
   }
+}
+
+bool JournalSync::same_server(const JournalRun& run, SyncResult& result) {
+  const std::string& uri = client_.config().tracking_uri;
+  if (run.run_id.empty() || redact_uri(run.tracking_uri) == redact_uri(uri)) return true;
+  // Another address; the same server behind it (a gateway, a proxy) when
+  // it has this very run: same id, same run key.
+  try {
+    const MlflowRun there = client_.get_run(run.run_id);
+    auto key = there.tags.find("fedtrack.run_key");
+    if (key != there.tags.end() && key->second == json_text(run.run_key)) {
+      journal_.set_server_ids(run.run_key, uri, run.experiment_id, run.run_id);
+      return true;
+    }
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kNotFound && e.code() != ErrorCode::kInvalidArgument) {
+      result.stopped = true;
+      result.stop_code = e.code();
+      result.stop_reason = e.what();
+      return false;
+    }
+  }
+  result.stopped = true;
+  result.stop_code = ErrorCode::kFailedPrecondition;
+  result.stop_reason = "run " + json_text(run.run_key) + " was created on " + redact_uri(run.tracking_uri) +
+                       ", which " + redact_uri(uri) + " does not serve; sync it there (--tracking-uri " +
+                       redact_uri(run.tracking_uri) + ")";
+  return false;
 }
 
 SyncResult JournalSync::run() {
   SyncResult result;
+  notes_.clear();
   const auto ops = journal_.pending_ops();
-  const std::string& uri = client_.config().tracking_uri;
+  std::map<std::string, bool> checked;  // run key -> on this server
   for (const auto& op : ops) {
+    if (checked.count(op.run_key)) continue;
+    checked[op.run_key] = true;
     const auto run = journal_.run(op.run_key);
-    if (run && !run->run_id.empty() && run->tracking_uri != uri) {
-      result.stopped = true;
-      result.stop_code = ErrorCode::kFailedPrecondition;
-      result.stop_reason = "run " + op.run_key + " was created on " + run->tracking_uri +
-                           "; sync it there (--tracking-uri " + run->tracking_uri + ")";
+    if (run && !same_server(*run, result)) {
       result.pending = ops.size();
       return result;
     }
@@ -88,15 +115,23 @@ SyncResult JournalSync::run() {
       if (code == ErrorCode::kUnavailable || code == ErrorCode::kUnauthenticated ||
           code == ErrorCode::kPermissionDenied) {
         result.stopped = true;
-        result.stop_reason = e.what();
+        result.stop_reason = redact_secrets(e.what());
         result.stop_code = code;
         result.pending = ops.size() - i;
+        result.notes = notes_;
         return result;
       }
-      journal_.mark_failed(op.seq, e.what());
-      ++result.rejected;
+      const std::string why = redact_secrets(json_text(e.what()));
+      journal_.mark_failed(op.seq, why);
+      if (code == ErrorCode::kCorruption) {
+        ++result.corrupt;
+        result.corruption.push_back(why);
+      } else {
+        ++result.rejected;
+      }
     }
   }
+  result.notes = notes_;
   return result;
 }
 

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/text.h"
 #include "tracking_payload.h"
 
 namespace fedtrack {
@@ -19,12 +20,12 @@ using json = nlohmann::json;
 // --- JSON <-> entities ---------------------------------------------------------
 
 json metric_json(const Metric& m) {
-  return {{"key", m.key}, {"value", encode_metric_value(m.value)}, {"timestamp", m.timestamp}, {"step", m.step}};
+  return {{"key", json_text(m.key)}, {"value", encode_metric_value(m.value)}, {"timestamp", m.timestamp}, {"step", m.step}};
 }
 
 json pairs_json(const std::vector<KeyValue>& kvs) {
   json out = json::array();
-  for (const auto& kv : kvs) out.push_back({{"key", kv.key}, {"value", kv.value}});
+  for (const auto& kv : kvs) out.push_back({{"key", json_text(kv.key)}, {"value", json_text(kv.value)}});
   return out;
 }
 
@@ -39,7 +40,7 @@ std::int64_t as_int(const json& j, const char* key) {
 std::string as_string(const json& j, const char* key) {
   if (!j.contains(key) || j.at(key).is_null()) return "";
   const auto& v = j.at(key);
-  return v.is_string() ? v.get<std::string>() : v.dump();
+  return v.is_string() ? v.get<std::string>() : dump_json(v);
 }
 
 RunInfo parse_run_info(const json& j) {
@@ -118,6 +119,7 @@ Error server_error(const HttpRequest& request, const HttpResponse& response) {
   std::string text = "MLflow " + (mlflow_code.empty() ? "HTTP " + std::to_string(response.status) : mlflow_code) +
                      ": " + (message.empty() ? "(no message)" : message) + " (" + request.method + " " +
                      request.url + ")";
+  text = redact_secrets(json_text(text));
   if (response.status == 401) {
     text += "; the server requires credentials: set MLFLOW_TRACKING_USERNAME and "
             "MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN";
@@ -176,7 +178,50 @@ std::string base64(const std::string& in) {
   return out;
 }
 
-std::size_t json_size(const json& j) { return j.dump().size() + 1; }
+std::size_t json_size(const json& j) { return dump_json(j).size() + 1; }
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string percent_decode(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
+        hex_value(text[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+// Takes "user:password@" out of `uri`; returns it (percent-decoded) in
+// `user` and `password`.
+std::string without_userinfo(const std::string& uri, std::string& user, std::string& password) {
+  const auto scheme = uri.find("://");
+  if (scheme == std::string::npos) return uri;
+  const std::size_t start = scheme + 3;
+  std::size_t end = uri.find_first_of("/?#", start);
+  if (end == std::string::npos) end = uri.size();
+  const auto at = uri.rfind('@', end - 1);
+  if (at == std::string::npos || at < start || end == start) return uri;
+  const std::string info = uri.substr(start, at - start);
+  const auto colon = info.find(':');
+  user = percent_decode(info.substr(0, colon));
+  password = colon == std::string::npos ? "" : percent_decode(info.substr(colon + 1));
+  return uri.substr(0, start) + uri.substr(at + 1);
+}
+
+// An MLflow search filter value in quotes.
+std::string quoted(const std::string& value) {
+  return value.find('\'') == std::string::npos ? "'" + value + "'" : "\"" + value + "\"";
+}
 
 }  // namespace
 
@@ -262,20 +307,26 @@ MlflowClient::MlflowClient(MlflowConfig config, std::unique_ptr<HttpTransport> t
                                   "' is not an http:// or https:// MLflow server");
   }
   while (config_.tracking_uri.back() == '/') config_.tracking_uri.pop_back();
+  std::string user, password;
+  config_.tracking_uri = without_userinfo(config_.tracking_uri, user, password);
+  if ((!user.empty() || !password.empty()) && config_.token.empty() && config_.username.empty() &&
+      config_.password.empty()) {
+    config_.username = user;
+    config_.password = password;
+  }
   if (!transport_) transport_ = make_curl_transport({config_.insecure_tls, config_.server_cert_path});
   if (!sleep_) {
     sleep_ = [](double s) { std::this_thread::sleep_for(std::chrono::duration<double>(s)); };
   }
 }
 
-std::string MlflowClient::send_with_retries(HttpRequest request) {
+std::string MlflowClient::send_with_retries(HttpRequest request, bool retry) {
   if (!config_.token.empty()) {
     request.headers.emplace_back("Authorization", "Bearer " + config_.token);
   } else if (!config_.username.empty() || !config_.password.empty()) {
     request.headers.emplace_back("Authorization", "Basic " + base64(config_.username + ":" + config_.password));
   }
   request.headers.emplace_back("User-Agent", "fedtrack");
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
   for (int attempt = 0;; ++attempt) {
     request.timeout_seconds = config_.timeout_seconds;
     if (deadline_) {
@@ -295,21 +346,28 @@ std::string MlflowClient::send_with_retries(HttpRequest request) {
       if (it != response.headers.end()) retry_after = std::strtod(it->second.c_str(), nullptr);
     } catch (const Error& e) {
       if (e.code() != ErrorCode::kUnavailable) throw;
-      failure = e;
+      failure = Error(e.code(), redact_secrets(e.what()));
     }
-    if (attempt >= config_.max_retries) throw *failure;
-    std::uniform_real_distribution<double> jitter(0, config_.backoff_jitter);
-    double wait = std::min(120.0, config_.backoff_factor * std::pow(2.0, attempt)) + jitter(rng);
-    wait = std::max(wait, retry_after);
-    if (deadline_ && Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                        std::chrono::duration<double>(wait)) >= *deadline_) {
-      throw *failure;
-    }
-    sleep_(wait);
+    if (!retry) throw *failure;
+    backoff(attempt, retry_after, *failure);
   }
 }
 
-std::string MlflowClient::call(const std::string& method, const std::string& path, const std::string& body) {
+void MlflowClient::backoff(int attempt, double retry_after, const Error& failure) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  if (attempt >= config_.max_retries) throw failure;
+  std::uniform_real_distribution<double> jitter(0, config_.backoff_jitter);
+  double wait = std::min(120.0, config_.backoff_factor * std::pow(2.0, attempt)) + jitter(rng);
+  wait = std::max(wait, retry_after);
+  if (deadline_ && Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(wait)) >= *deadline_) {
+    throw failure;
+  }
+  sleep_(wait);
+}
+
+std::string MlflowClient::call(const std::string& method, const std::string& path, const std::string& body,
+                               bool retry) {
   HttpRequest request;
   request.method = method;
   request.url = config_.tracking_uri + "/api/2.0/" + path;
@@ -317,7 +375,7 @@ std::string MlflowClient::call(const std::string& method, const std::string& pat
     const json query = body.empty() ? json::object() : json::parse(body);
     std::string qs;
     for (const auto& [k, v] : query.items()) {
-      const std::string value = v.is_string() ? v.get<std::string>() : v.dump();
+      const std::string value = v.is_string() ? v.get<std::string>() : dump_json(v);
       qs += (qs.empty() ? "?" : "&") + url_encode(k) + "=" + url_encode(value);
     }
     request.url += qs;
@@ -325,14 +383,14 @@ std::string MlflowClient::call(const std::string& method, const std::string& pat
     request.body = body.empty() ? "{}" : body;
     request.headers.emplace_back("Content-Type", "application/json");
   }
-  return send_with_retries(std::move(request));
+  return send_with_retries(std::move(request), retry);
 }
 
 // --- experiments ---------------------------------------------------------------
 
 std::optional<Experiment> MlflowClient::get_experiment_by_name(const std::string& name) {
   try {
-    const json r = json::parse(call("GET", "mlflow/experiments/get-by-name", json{{"experiment_name", name}}.dump()));
+    const json r = json::parse(call("GET", "mlflow/experiments/get-by-name", dump_json({{"experiment_name", json_text(name)}})));
     const json& e = r.at("experiment");
     return Experiment{as_string(e, "experiment_id"), as_string(e, "name"), as_string(e, "artifact_location"),
                       as_string(e, "lifecycle_stage")};
@@ -343,7 +401,7 @@ std::optional<Experiment> MlflowClient::get_experiment_by_name(const std::string
 }
 
 std::string MlflowClient::create_experiment(const std::string& name) {
-  const json r = json::parse(call("POST", "mlflow/experiments/create", json{{"name", name}}.dump()));
+  const json r = json::parse(call("POST", "mlflow/experiments/create", dump_json({{"name", json_text(name)}})));
   return as_string(r, "experiment_id");
 }
 
@@ -368,21 +426,72 @@ std::string MlflowClient::get_or_create_experiment(const std::string& name) {
 RunInfo MlflowClient::create_run(const std::string& experiment_id, const std::string& run_name,
                                  std::int64_t start_time_ms, const std::vector<KeyValue>& tags,
                                  const std::string& user) {
-  json body = {{"experiment_id", experiment_id}, {"start_time", start_time_ms}, {"tags", pairs_json(tags)}};
-  if (!run_name.empty()) body["run_name"] = run_name;
-  if (!user.empty()) body["user_id"] = user;
-  const json r = json::parse(call("POST", "mlflow/runs/create", body.dump()));
+  json body = {{"experiment_id", json_text(experiment_id)}, {"start_time", start_time_ms}, {"tags", pairs_json(tags)}};
+  if (!run_name.empty()) body["run_name"] = json_text(run_name);
+  if (!user.empty()) body["user_id"] = json_text(user);
+  const json r = json::parse(call("POST", "mlflow/runs/create", dump_json(body), /*retry=*/false));
   return parse_run_info(r.at("run").at("info"));
 }
 
+std::optional<CreatedRun> MlflowClient::find_unique_run(const std::string& experiment_id, const KeyValue& unique_tag,
+                                                        const std::string& keep) {
+  std::vector<MlflowRun> found =
+      search_runs({experiment_id}, "tags.`" + unique_tag.key + "` = " + quoted(json_text(unique_tag.value)));
+  if (found.empty()) return std::nullopt;
+  std::sort(found.begin(), found.end(), [&](const MlflowRun& a, const MlflowRun& b) {
+    const bool a_kept = a.info.run_id == keep, b_kept = b.info.run_id == keep;
+    if (a_kept != b_kept) return a_kept;
+    if (a.info.start_time != b.info.start_time) return a.info.start_time < b.info.start_time;
+    return a.info.run_id < b.info.run_id;
+  });
+  CreatedRun out;
+  out.info = found.front().info;
+  out.found = true;
+  for (std::size_t i = 1; i < found.size(); ++i) {
+    const RunInfo& extra = found[i].info;
+    if (extra.status == "RUNNING" || extra.status == "SCHEDULED") update_run(extra.run_id, "KILLED", extra.start_time);
+    delete_run(extra.run_id);
+    out.removed_duplicates.push_back(extra.run_id);
+  }
+  return out;
+}
+
+CreatedRun MlflowClient::create_run_once(const std::string& experiment_id, const KeyValue& unique_tag,
+                                         const std::string& run_name, std::int64_t start_time_ms,
+                                         const std::vector<KeyValue>& tags, const std::string& user,
+                                         bool may_exist) {
+  std::vector<KeyValue> all = tags;
+  if (std::none_of(all.begin(), all.end(), [&](const KeyValue& t) { return t.key == unique_tag.key; })) {
+    all.push_back(unique_tag);
+  }
+  for (int attempt = 0;; ++attempt) {
+    if (may_exist || attempt > 0) {
+      if (auto found = find_unique_run(experiment_id, unique_tag)) return *found;
+    }
+    try {
+      CreatedRun created;
+      created.info = create_run(experiment_id, run_name, start_time_ms, all, user);
+      return created;
+    } catch (const Error& e) {
+      // No clear answer: the create may have happened; look before trying again.
+      if (e.code() != ErrorCode::kUnavailable) throw;
+      backoff(attempt, 0, e);
+    }
+  }
+}
+
+void MlflowClient::delete_run(const std::string& run_id) {
+  call("POST", "mlflow/runs/delete", dump_json({{"run_id", json_text(run_id)}}));
+}
+
 void MlflowClient::update_run(const std::string& run_id, const std::string& status, std::int64_t end_time_ms) {
-  json body = {{"run_id", run_id}, {"status", status}};
+  json body = {{"run_id", json_text(run_id)}, {"status", json_text(status)}};
   if (end_time_ms > 0) body["end_time"] = end_time_ms;
-  call("POST", "mlflow/runs/update", body.dump());
+  call("POST", "mlflow/runs/update", dump_json(body));
 }
 
 MlflowRun MlflowClient::get_run(const std::string& run_id) {
-  const json r = json::parse(call("GET", "mlflow/runs/get", json{{"run_id", run_id}}.dump()));
+  const json r = json::parse(call("GET", "mlflow/runs/get", dump_json({{"run_id", json_text(run_id)}})));
   return parse_run(r.at("run"));
 }
 
@@ -393,10 +502,10 @@ std::vector<MlflowRun> MlflowClient::search_runs(const std::vector<std::string>&
   std::string token;
   do {
     json body = {{"experiment_ids", experiment_ids}, {"max_results", page_size}};
-    if (!filter.empty()) body["filter"] = filter;
+    if (!filter.empty()) body["filter"] = json_text(filter);
     if (!order_by.empty()) body["order_by"] = order_by;
     if (!token.empty()) body["page_token"] = token;
-    const json r = json::parse(call("POST", "mlflow/runs/search", body.dump()));
+    const json r = json::parse(call("POST", "mlflow/runs/search", dump_json(body)));
     for (const auto& run : r.value("runs", json::array())) out.push_back(parse_run(run));
     token = as_string(r, "next_page_token");
   } while (!token.empty());
@@ -407,23 +516,24 @@ void MlflowClient::log_batch(const std::string& run_id, const LogBatch& batch) {
   for (const auto& part : split_log_batch(batch)) {
     json metrics = json::array();
     for (const auto& m : part.metrics) metrics.push_back(metric_json(m));
-    const json body = {{"run_id", run_id}, {"metrics", metrics}, {"params", pairs_json(part.params)},
+    const json body = {{"run_id", json_text(run_id)}, {"metrics", metrics}, {"params", pairs_json(part.params)},
                        {"tags", pairs_json(part.tags)}};
-    call("POST", "mlflow/runs/log-batch", body.dump());
+    call("POST", "mlflow/runs/log-batch", dump_json(body));
   }
 }
 
 void MlflowClient::set_tag(const std::string& run_id, const std::string& key, const std::string& value) {
-  call("POST", "mlflow/runs/set-tag", json{{"run_id", run_id}, {"key", key}, {"value", value}}.dump());
+  call("POST", "mlflow/runs/set-tag",
+       dump_json({{"run_id", json_text(run_id)}, {"key", json_text(key)}, {"value", json_text(value)}}));
 }
 
 std::vector<Metric> MlflowClient::get_metric_history(const std::string& run_id, const std::string& key) {
   std::vector<Metric> out;
   std::string token;
   do {
-    json query = {{"run_id", run_id}, {"metric_key", key}, {"max_results", 25000}};
+    json query = {{"run_id", json_text(run_id)}, {"metric_key", json_text(key)}, {"max_results", 25000}};
     if (!token.empty()) query["page_token"] = token;
-    const json r = json::parse(call("GET", "mlflow/metrics/get-history", query.dump()));
+    const json r = json::parse(call("GET", "mlflow/metrics/get-history", dump_json(query)));
     for (const auto& m : r.value("metrics", json::array())) {
       out.push_back({as_string(m, "key"), decode_metric_value(m.at("value")), as_int(m, "timestamp"), as_int(m, "step")});
     }
@@ -505,55 +615,59 @@ std::vector<std::string> MlflowClient::list_artifacts(const std::string& artifac
 // --- model registry --------------------------------------------------------------
 
 RegisteredModel MlflowClient::create_registered_model(const std::string& name) {
-  const json r = json::parse(call("POST", "mlflow/registered-models/create", json{{"name", name}}.dump()));
+  const json r = json::parse(call("POST", "mlflow/registered-models/create", dump_json({{"name", json_text(name)}})));
   return parse_registered_model(r.at("registered_model"));
 }
 
 RegisteredModel MlflowClient::get_registered_model(const std::string& name) {
-  const json r = json::parse(call("GET", "mlflow/registered-models/get", json{{"name", name}}.dump()));
+  const json r = json::parse(call("GET", "mlflow/registered-models/get", dump_json({{"name", json_text(name)}})));
   return parse_registered_model(r.at("registered_model"));
 }
 
 ModelVersion MlflowClient::create_model_version(const std::string& name, const std::string& source,
                                                 const std::string& run_id) {
-  json body = {{"name", name}, {"source", source}};
-  if (!run_id.empty()) body["run_id"] = run_id;
-  const json r = json::parse(call("POST", "mlflow/model-versions/create", body.dump()));
+  json body = {{"name", json_text(name)}, {"source", json_text(source)}};
+  if (!run_id.empty()) body["run_id"] = json_text(run_id);
+  const json r = json::parse(call("POST", "mlflow/model-versions/create", dump_json(body)));
   return parse_model_version(r.at("model_version"));
 }
 
 ModelVersion MlflowClient::get_model_version(const std::string& name, const std::string& version) {
-  const json r = json::parse(call("GET", "mlflow/model-versions/get", json{{"name", name}, {"version", version}}.dump()));
+  const json r = json::parse(call("GET", "mlflow/model-versions/get", dump_json({{"name", json_text(name)}, {"version", json_text(version)}})));
   return parse_model_version(r.at("model_version"));
 }
 
 void MlflowClient::set_model_version_tag(const std::string& name, const std::string& version,
                                          const std::string& key, const std::string& value) {
   call("POST", "mlflow/model-versions/set-tag",
-       json{{"name", name}, {"version", version}, {"key", key}, {"value", value}}.dump());
+       dump_json({{"name", json_text(name)}, {"version", json_text(version)}, {"key", json_text(key)},
+                  {"value", json_text(value)}}));
 }
 
 void MlflowClient::set_registered_model_alias(const std::string& name, const std::string& alias,
                                               const std::string& version) {
   call("POST", "mlflow/registered-models/alias",
-       json{{"name", name}, {"alias", alias}, {"version", version}}.dump());
+       dump_json({{"name", json_text(name)}, {"alias", json_text(alias)}, {"version", json_text(version)}}));
 }
 
 ModelVersion MlflowClient::get_model_version_by_alias(const std::string& name, const std::string& alias) {
   try {
-    const json r = json::parse(call("GET", "mlflow/registered-models/alias", json{{"name", name}, {"alias", alias}}.dump()));
+    const json r = json::parse(call("GET", "mlflow/registered-models/alias", dump_json({{"name", json_text(name)}, {"alias", json_text(alias)}})));
     return parse_model_version(r.at("model_version"));
   } catch (const Error& e) {
-    // MLflow reports a missing alias as INVALID_PARAMETER_VALUE; it is a lookup that found nothing.
-    if (e.code() == ErrorCode::kInvalidArgument && std::string(e.what()).find("not found") != std::string::npos) {
-      throw Error::not_found(e.what());
+    // MLflow reports a missing alias as INVALID_PARAMETER_VALUE, the same
+    // code as a malformed request: the registered model's alias list tells
+    // which it was (not the message's wording).
+    if (e.code() != ErrorCode::kInvalidArgument) throw;
+    if (get_registered_model(name).aliases.count(alias) == 0) {
+      throw Error::not_found("registered model '" + json_text(name) + "' has no alias '" + json_text(alias) + "'");
     }
     throw;
   }
 }
 
 void MlflowClient::delete_registered_model_alias(const std::string& name, const std::string& alias) {
-  call("DELETE", "mlflow/registered-models/alias", json{{"name", name}, {"alias", alias}}.dump());
+  call("DELETE", "mlflow/registered-models/alias", dump_json({{"name", json_text(name)}, {"alias", json_text(alias)}}));
 }
 
 }  // namespace fedtrack

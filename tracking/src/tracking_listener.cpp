@@ -6,6 +6,8 @@
 #include "fedtrack/core/digest.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/records.h"
+#include "fedtrack/core/text.h"
+#include "process_owner.h"
 #include "tracking_payload.h"
 
 namespace fedtrack {
@@ -14,6 +16,25 @@ namespace {
 void add_metrics(LogBatch& batch, const Metrics& metrics, const std::string& prefix, std::int64_t ts,
                  std::int64_t step) {
   for (const auto& [key, value] : metrics) batch.metrics.push_back({sanitize_key(prefix + key), value, ts, step});
+}
+
+// MLflow's limits on a value, in characters; as bytes they are never exceeded.
+constexpr std::size_t kMaxParamValue = 6000;
+constexpr std::size_t kMaxTagValue = 8000;
+
+// A param or tag value as it may be stored: no secrets (URLs lose their
+// userinfo and credential query values), valid UTF-8, within MLflow's limit
+// and never cut inside a character.
+std::string stored_value(const std::string& value, std::size_t max_bytes) {
+  return truncate_utf8(redact_secrets(value), max_bytes);
+}
+
+KeyValue param(const std::string& key, const std::string& value) {
+  return {sanitize_key(key), stored_value(value, kMaxParamValue)};
+}
+
+KeyValue tag(const std::string& key, const std::string& value) {
+  return {sanitize_key(key), stored_value(value, kMaxTagValue)};
 }
 
 }  // namespace
@@ -56,7 +77,9 @@ void TrackingListener::flush() {
     return;
   }
   client_->set_deadline(std::nullopt);
-  rejected_ += result.rejected;
+  for (const auto& note : result.notes) warn(note);
+  for (const auto& line : result.corruption) warn("tracking: " + line + "; the write stays in the journal as failed");
+  rejected_ += result.rejected + result.corrupt;
   if (result.rejected > 0) {
     warn("tracking: MLflow refused " + std::to_string(result.rejected) + " write(s); see `fedtrack runs --journal " +
          journal_.path() + "`");
@@ -79,23 +102,27 @@ void TrackingListener::record(int round, const std::function<void()>& writes) {
 
 void TrackingListener::on_job_start(const JobStart& start) {
   job_id_ = start.job_id;
+  const ProcessOwner me = this_process();
   if (start.resumed) {
     if (auto run = journal_.run(job_id_)) {
       // The same parent run goes on: running again, with a note of the resume.
       record(0, [&] {
+        journal_.set_run_owner(job_id_, me.pid, me.host, me.start);
         if (run->status != "RUNNING") {
-          journal_.add_op(job_id_, "end", nlohmann::json{{"status", "RUNNING"}}.dump());
+          journal_.add_op(job_id_, "end", dump_json({{"status", "RUNNING"}}));
           journal_.set_run_status(job_id_, "RUNNING", 0);
         }
         LogBatch note;
         note.tags.push_back({"fedtrack.resumed_after_round", std::to_string(start.completed_rounds)});
-        journal_.add_op(job_id_, "batch", batch_payload(note).dump());
+        journal_.add_op(job_id_, "batch", dump_json(batch_payload(note)));
       });
       rounds_seen_ = std::max(rounds_seen_, start.completed_rounds);
       return;
     }
   }
+  std::vector<std::string> orphaned;
   record(0, [&] {
+    orphaned = end_orphans(start);
     JournalRun run;
     run.run_key = job_id_;
     run.job_id = job_id_;
@@ -103,27 +130,60 @@ void TrackingListener::on_job_start(const JobStart& start) {
     run.run_name = start.name;
     run.experiment = options_.experiment;
     run.created_ms = now_ms();
+    run.owner_pid = me.pid;
+    run.owner_host = me.host;
+    run.owner_start = me.start;
     journal_.add_run(run);
-    std::vector<KeyValue> tags = options_.job_tags;
-    tags.push_back({"fedtrack.job_id", job_id_});
+    std::vector<KeyValue> tags;
+    for (const auto& t : options_.job_tags) tags.push_back(tag(t.key, t.value));
+    tags.push_back(tag("fedtrack.job_id", job_id_));
     tags.push_back({"fedtrack.rounds", std::to_string(start.total_rounds)});
-    if (!options_.user.empty()) tags.push_back({"mlflow.user", options_.user});
+    if (!options_.user.empty()) tags.push_back(tag("mlflow.user", options_.user));
     journal_.add_op(job_id_, "create",
-                    nlohmann::json{{"start_time", run.created_ms}, {"user", options_.user}, {"tags", tags_payload(tags)}}
-                        .dump());
+                    dump_json({{"start_time", run.created_ms}, {"user", json_text(options_.user)},
+                               {"tags", tags_payload(tags)}}));
     LogBatch params;
-    for (const auto& p : options_.job_params) {
-      params.params.push_back({sanitize_key(p.key), p.value.substr(0, 6000)});
-    }
-    if (!params.params.empty()) journal_.add_op(job_id_, "batch", batch_payload(params).dump());
+    for (const auto& p : options_.job_params) params.params.push_back(param(p.key, p.value));
+    if (!params.params.empty()) journal_.add_op(job_id_, "batch", dump_json(batch_payload(params)));
   });
+  for (const auto& key : orphaned) {
+    warn("tracking: job " + json_text(key) + " (" + json_text(start.name) +
+         ") was left RUNNING by a process that is gone; marked KILLED");
+  }
+}
+
+std::vector<std::string> TrackingListener::end_orphans(const JobStart& start) {
+  std::vector<std::string> ended;
+  const auto runs = journal_.runs();
+  for (const auto& job : runs) {
+    if (job.kind != "job" || job.run_key == job_id_ || job.run_name != start.name || job.status != "RUNNING") continue;
+    if (!owner_gone({job.owner_pid, job.owner_host, job.owner_start})) continue;  // its process still runs it
+    const std::int64_t ts = now_ms();
+    for (const auto& round : runs) {
+      if (round.kind != "round" || round.parent_key != job.run_key || round.status != "RUNNING") continue;
+      journal_.add_op(round.run_key, "end", dump_json({{"status", "KILLED"}, {"end_time", ts}}));
+      journal_.set_run_status(round.run_key, "KILLED", ts);
+    }
+    const std::string owner = job.owner_pid > 0 ? "pid " + std::to_string(job.owner_pid) + " on " + job.owner_host
+                                                : "an unrecorded process";
+    LogBatch note;
+    note.tags.push_back(tag("mlflow.note.content",
+                            "Orphaned: the process that ran this job (" + owner +
+                                ") is gone and the job never ended (killed before it could resume). Marked KILLED "
+                                "when job " + job_id_ + " of the same name started."));
+    journal_.add_op(job.run_key, "batch", dump_json(batch_payload(note)));
+    journal_.add_op(job.run_key, "end", dump_json({{"status", "KILLED"}, {"end_time", ts}}));
+    journal_.set_run_status(job.run_key, "KILLED", ts);
+    ended.push_back(job.run_key);
+  }
+  return ended;
 }
 
 void TrackingListener::on_initial_evaluation(const Metrics& metrics) {
   record(0, [&] {
     LogBatch batch;
     add_metrics(batch, metrics, "", now_ms(), 0);
-    journal_.add_op(job_id_, "batch", batch_payload(batch).dump());
+    journal_.add_op(job_id_, "batch", dump_json(batch_payload(batch)));
   });
 }
 
@@ -153,19 +213,24 @@ void TrackingListener::begin_round(const RoundSummary& s) {
     run.parent_key = job_id_;
     run.created_ms = ts;
     journal_.add_run(run);
-    std::vector<KeyValue> tags = {{"fedtrack.job_id", job_id_}, {"fedtrack.round", std::to_string(s.round)}};
-    if (!options_.user.empty()) tags.push_back({"mlflow.user", options_.user});
+    std::vector<KeyValue> tags = {tag("fedtrack.job_id", job_id_), {"fedtrack.round", std::to_string(s.round)}};
+    if (!options_.user.empty()) tags.push_back(tag("mlflow.user", options_.user));
     const std::int64_t start_ms = ts - static_cast<std::int64_t>(s.round_seconds * 1000);
     journal_.add_op(key, "create",
-                    nlohmann::json{{"start_time", start_ms}, {"user", options_.user}, {"tags", tags_payload(tags)}}.dump());
+                    dump_json({{"start_time", start_ms}, {"user", json_text(options_.user)},
+                               {"tags", tags_payload(tags)}}));
   });
 }
 
 std::string TrackingListener::recorded_model_sha(const std::string& key) {
   for (const auto& op : journal_.ops_for_run(key)) {
     if (op.op != "batch") continue;
-    for (const auto& tag : payload_batch(nlohmann::json::parse(op.payload)).tags) {
-      if (tag.key == "fedtrack.model_sha256") return tag.value;
+    try {
+      for (const auto& t : decode_write(op, journal_.path()).batch.tags) {
+        if (t.key == "fedtrack.model_sha256") return t.value;
+      }
+    } catch (const Error& e) {
+      warn(std::string("tracking: ") + e.what());  // that write says nothing we can check
     }
   }
   return "";
@@ -189,9 +254,9 @@ void TrackingListener::finish_round(const RoundSummary& s, const std::vector<Key
     const std::string key = round_key(job_id_, s.round);
     LogBatch child;
     add_metrics(child, s.metrics, "", ts, s.round);
-    for (const auto& [k, v] : s.fit_config) child.params.push_back({sanitize_key(k), scalar_to_string(v).substr(0, 6000)});
+    for (const auto& [k, v] : s.fit_config) child.params.push_back(param(k, scalar_to_string(v)));
     if (!model_sha.empty()) child.tags.push_back({"fedtrack.model_sha256", model_sha});
-    for (const auto& t : extra_tags) child.tags.push_back({sanitize_key(t.key), t.value.substr(0, 8000)});
+    for (const auto& t : extra_tags) child.tags.push_back(tag(t.key, t.value));
     for (const auto& c : s.clients) {
       const std::string prefix = "client/" + c.client_id + "/";
       add_metrics(child, c.fit_metrics, prefix, ts, s.round);
@@ -205,16 +270,16 @@ void TrackingListener::finish_round(const RoundSummary& s, const std::vector<Key
                    {"bytes_up", static_cast<double>(c.bytes_up)},
                    {"fit_seconds", c.fit_seconds}},
                   prefix, ts, s.round);
-      if (!c.data_fingerprint.empty()) child.tags.push_back({sanitize_key(prefix + "data_fingerprint"), c.data_fingerprint});
-      if (!c.ok) child.tags.push_back({sanitize_key(prefix + "error"), c.error.substr(0, 8000)});
+      if (!c.data_fingerprint.empty()) child.tags.push_back(tag(prefix + "data_fingerprint", c.data_fingerprint));
+      if (!c.ok) child.tags.push_back(tag(prefix + "error", c.error));
     }
-    journal_.add_op(key, "batch", batch_payload(child).dump());
-    journal_.add_op(key, "end", nlohmann::json{{"status", "FINISHED"}, {"end_time", ts}}.dump());
+    journal_.add_op(key, "batch", dump_json(batch_payload(child)));
+    journal_.add_op(key, "end", dump_json({{"status", "FINISHED"}, {"end_time", ts}}));
     journal_.set_run_status(key, "FINISHED", ts);
 
     LogBatch parent;
     add_metrics(parent, s.metrics, "", ts, s.round);
-    journal_.add_op(job_id_, "batch", batch_payload(parent).dump());
+    journal_.add_op(job_id_, "batch", dump_json(batch_payload(parent)));
   });
 }
 
@@ -224,10 +289,10 @@ void TrackingListener::on_job_end(const JobEnd& end) {
     const std::string status = job_status_name(end.status);
     if (!end.error.empty()) {
       LogBatch note;
-      note.tags.push_back({"mlflow.note.content", end.error.substr(0, 8000)});
-      journal_.add_op(job_id_, "batch", batch_payload(note).dump());
+      note.tags.push_back(tag("mlflow.note.content", end.error));
+      journal_.add_op(job_id_, "batch", dump_json(batch_payload(note)));
     }
-    journal_.add_op(job_id_, "end", nlohmann::json{{"status", status}, {"end_time", ts}}.dump());
+    journal_.add_op(job_id_, "end", dump_json({{"status", status}, {"end_time", ts}}));
     journal_.set_run_status(job_id_, status, ts);
   });
 }

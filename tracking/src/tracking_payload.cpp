@@ -3,12 +3,74 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "fedtrack/core/error.h"
+#include "fedtrack/core/text.h"
+#include "fedtrack/tracking/journal.h"
+
 namespace fedtrack {
 namespace {
 
 using json = nlohmann::json;
 
+json pairs(const std::vector<KeyValue>& kvs) {
+  json out = json::array();
+  for (const auto& kv : kvs) out.push_back({json_text(kv.key), json_text(kv.value)});
+  return out;
+}
+
+// The checks below throw std::domain_error; decode_write turns any of them
+// (and nlohmann's own) into one corruption error naming the write.
+const json& field(const json& j, const char* key) {
+  if (!j.is_object()) throw std::domain_error("not a JSON object");
+  return j.at(key);
+}
+
+std::string text_of(const json& j) {
+  if (!j.is_string()) throw std::domain_error("expected a string, got " + std::string(j.type_name()));
+  return j.get<std::string>();
+}
+
+std::int64_t integer_of(const json& j) {
+  if (!j.is_number_integer()) throw std::domain_error("expected an integer, got " + std::string(j.type_name()));
+  return j.get<std::int64_t>();
+}
+
+const json& array_of(const json& j) {
+  if (!j.is_array()) throw std::domain_error("expected an array, got " + std::string(j.type_name()));
+  return j;
+}
+
+std::vector<KeyValue> unpairs(const json& j) {
+  std::vector<KeyValue> out;
+  for (const auto& kv : array_of(j)) {
+    if (!kv.is_array() || kv.size() != 2) throw std::domain_error("expected a [key, value] pair");
+    out.push_back({text_of(kv.at(0)), text_of(kv.at(1))});
+  }
+  return out;
+}
+
+std::vector<KeyValue> optional_pairs(const json& j, const char* key) {
+  return j.contains(key) ? unpairs(j.at(key)) : std::vector<KeyValue>{};
+}
+
+LogBatch decode_batch(const json& payload) {
+  LogBatch batch;
+  if (payload.contains("metrics")) {
+    for (const auto& m : array_of(payload.at("metrics"))) {
+      if (!m.is_array() || m.size() != 4) throw std::domain_error("expected a [key, value, timestamp, step] metric");
+      batch.metrics.push_back({text_of(m.at(0)), decode_metric_value(m.at(1)), integer_of(m.at(2)), integer_of(m.at(3))});
+    }
+  }
+  batch.params = optional_pairs(payload, "params");
+  batch.tags = optional_pairs(payload, "tags");
+  return batch;
+}
+
 }  // namespace
+
+std::string json_text(std::string_view text) { return to_valid_utf8(text); }
+
+std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 json encode_metric_value(double v) {
   if (std::isnan(v)) return "NaN";
@@ -18,50 +80,50 @@ json encode_metric_value(double v) {
 
 double decode_metric_value(const json& v) {
   if (v.is_number()) return v.get<double>();
+  if (!v.is_string()) throw Error::corruption("metric value: expected a number, got " + std::string(v.type_name()));
   const std::string s = v.get<std::string>();
   if (s == "NaN") return std::nan("");
   if (s == "Infinity") return INFINITY;
   if (s == "-Infinity") return -INFINITY;
-  return std::strtod(s.c_str(), nullptr);
+  char* end = nullptr;
+  const double d = std::strtod(s.c_str(), &end);
+  if (s.empty() || *end != '\0') throw Error::corruption("metric value: '" + json_text(s) + "' is not a number");
+  return d;
 }
-
-namespace {
-
-json pairs(const std::vector<KeyValue>& kvs) {
-  json out = json::array();
-  for (const auto& kv : kvs) out.push_back({kv.key, kv.value});
-  return out;
-}
-
-std::vector<KeyValue> unpairs(const json& j) {
-  std::vector<KeyValue> out;
-  for (const auto& kv : j) out.push_back({kv.at(0).get<std::string>(), kv.at(1).get<std::string>()});
-  return out;
-}
-
-}  // namespace
 
 json tags_payload(const std::vector<KeyValue>& tags) { return pairs(tags); }
 
-std::vector<KeyValue> payload_tags(const json& payload) {
-  return payload.contains("tags") ? unpairs(payload.at("tags")) : std::vector<KeyValue>{};
-}
-
 json batch_payload(const LogBatch& batch) {
   json metrics = json::array();
-  for (const auto& m : batch.metrics) metrics.push_back({m.key, encode_metric_value(m.value), m.timestamp, m.step});
+  for (const auto& m : batch.metrics) {
+    metrics.push_back({json_text(m.key), encode_metric_value(m.value), m.timestamp, m.step});
+  }
   return {{"metrics", metrics}, {"params", pairs(batch.params)}, {"tags", pairs(batch.tags)}};
 }
 
-LogBatch payload_batch(const json& payload) {
-  LogBatch batch;
-  for (const auto& m : payload.value("metrics", json::array())) {
-    batch.metrics.push_back({m.at(0).get<std::string>(), decode_metric_value(m.at(1)), m.at(2).get<std::int64_t>(),
-                             m.at(3).get<std::int64_t>()});
+JournalWrite decode_write(const JournalOp& op, const std::string& journal_path) {
+  JournalWrite w;
+  try {
+    const json payload = json::parse(op.payload);
+    if (!payload.is_object()) throw std::domain_error("not a JSON object");
+    if (op.op == "create") {
+      w.tags = optional_pairs(payload, "tags");
+      if (payload.contains("start_time")) w.start_time = integer_of(field(payload, "start_time"));
+      if (payload.contains("user")) w.user = text_of(field(payload, "user"));
+    } else if (op.op == "batch") {
+      w.batch = decode_batch(payload);
+    } else if (op.op == "end") {
+      w.status = text_of(field(payload, "status"));
+      if (payload.contains("end_time")) w.end_time = integer_of(field(payload, "end_time"));
+    } else {
+      throw std::domain_error("unknown write kind '" + json_text(op.op) + "'");
+    }
+  } catch (const std::exception& e) {  // nlohmann's parse/type errors, the checks above, Error
+    throw Error::corruption("journal " + journal_path + ": write " + std::to_string(op.seq) + " (" +
+                            json_text(op.op) + " of run " + json_text(op.run_key) +
+                            ") is corrupt: " + json_text(e.what()));
   }
-  batch.params = unpairs(payload.value("params", json::array()));
-  batch.tags = unpairs(payload.value("tags", json::array()));
-  return batch;
+  return w;
 }
 
 }  // namespace fedtrack

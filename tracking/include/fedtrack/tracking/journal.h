@@ -7,6 +7,14 @@
 // the server accepted it. WAL mode with synchronous=FULL: a committed
 // write survives a crash. One Journal per thread; several processes may
 // open the same file (SQLite locks; a busy timeout of 10 s applies).
+//
+// A job's run records the process that owns it (pid, host, process start
+// time), so a later job can tell a run whose process is gone (an orphan,
+// left RUNNING by a kill) from one still running.
+//
+// Payloads are untrusted on the way back: decode_write() checks a write's
+// JSON and shape and reports anything else as Error(kCorruption) naming the
+// journal file and the write's seq, never as a library exception.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +22,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "fedtrack/tracking/mlflow_client.h"
 
 struct sqlite3;
 
@@ -34,6 +44,11 @@ struct JournalRun {
   std::string tracking_uri;
   std::string experiment_id;
   std::string run_id;
+  // The process that created (or resumed) a job's run; 0 / "" = unknown
+  // (journals written before this was recorded).
+  std::int64_t owner_pid = 0;
+  std::string owner_host;
+  std::int64_t owner_start = 0;  // the process's start time (clock ticks since boot)
 };
 
 struct JournalOp {
@@ -45,6 +60,21 @@ struct JournalOp {
   int attempts = 0;
   std::string last_error;
 };
+
+// A write's payload, decoded: `create` fills tags/start_time/user, `batch`
+// fills batch, `end` fills status/end_time.
+struct JournalWrite {
+  std::vector<KeyValue> tags;
+  std::int64_t start_time = 0;
+  std::string user;
+  LogBatch batch;
+  std::string status;
+  std::int64_t end_time = 0;
+};
+
+// Error(kCorruption) "journal PATH: write SEQ (OP of run KEY) is corrupt: ..."
+// for bad JSON, a wrong shape or an unknown write kind.
+JournalWrite decode_write(const JournalOp& op, const std::string& journal_path);
 
 class Journal {
  public:
@@ -66,6 +96,7 @@ class Journal {
   void set_run_status(const std::string& run_key, const std::string& status, std::int64_t ended_ms);
   void set_server_ids(const std::string& run_key, const std::string& tracking_uri,
                       const std::string& experiment_id, const std::string& run_id);
+  void set_run_owner(const std::string& run_key, std::int64_t pid, const std::string& host, std::int64_t start);
 
   std::optional<JournalRun> run(const std::string& run_key);
   std::vector<JournalRun> runs();  // jobs and rounds, oldest first

@@ -1,17 +1,25 @@
 // Sending a journal's pending writes to an MLflow server, in order, exactly
 // once.
 //
-// A run is created only if the journal has no server run id for it; if an
-// earlier attempt may have created it without the answer arriving, the run
-// is first looked up by its `fedtrack.run_key` tag, so it is never created
-// twice. Batches carry their original timestamps and MLflow ignores a metric
+// A run is created only if the journal has no server run id for it, and
+// exactly once (MlflowClient::create_run_once with its `fedtrack.run_key`
+// tag): a create is never resent blindly; if an earlier attempt may have
+// created it without the answer arriving, the run is first looked up by
+// that tag, and extra runs with the same key are ended and deleted (said in
+// SyncResult::notes). Batches carry their original timestamps and MLflow ignores a metric
 // it already has, so replaying one is harmless. Each write is marked done
 // only after the server accepted it.
+//
+// A write whose payload is corrupt (bad JSON, wrong shape) is marked failed
+// with the reason and counted in `corrupt`; the other writes go on. A run
+// recorded under another tracking URI is sent here only if this server has
+// that very run (the same server behind another address).
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "fedtrack/core/error.h"
 #include "fedtrack/tracking/journal.h"
@@ -26,6 +34,9 @@ struct SyncResult {
   bool stopped = false;       // stopped early: the server is away or refused us
   std::string stop_reason;    // why, when stopped
   ErrorCode stop_code = ErrorCode::kUnavailable;
+  std::size_t corrupt = 0;               // writes whose payload could not be decoded; kept as "failed"
+  std::vector<std::string> corruption;   // why, one line per such write (journal file and seq)
+  std::vector<std::string> notes;        // duplicate runs removed, one line each
 };
 
 class JournalSync {
@@ -41,11 +52,14 @@ class JournalSync {
 
  private:
   void send(const JournalOp& op);
+  // False (and `result` says why) when `run` lives on another server.
+  bool same_server(const JournalRun& run, SyncResult& result);
   std::string experiment_id(const std::string& name);
 
   Journal& journal_;
   MlflowClient& client_;
   std::map<std::string, std::string> experiments_;  // name -> id
+  std::vector<std::string> notes_;
 };
 
 }  // namespace fedtrack

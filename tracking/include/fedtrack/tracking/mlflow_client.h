@@ -8,7 +8,16 @@
 // the deadline set with set_deadline(). A server error becomes
 // fedtrack::Error naming MLflow's error_code and message; codes map to
 // ErrorCode (RESOURCE_DOES_NOT_EXIST -> kNotFound, 401 -> kUnauthenticated,
-// ...). Not thread-safe: one client per thread.
+// ...), by MLflow's error_code and the HTTP status, never by message text.
+//
+// runs/create is not idempotent, so it is never resent blindly: create_run
+// sends once, and create_run_once looks the run up by a unique tag before
+// any further attempt (exactly-once creation, see there).
+//
+// Credentials: user:password in the tracking URI are taken out of it (used
+// as Basic credentials unless MLFLOW_TRACKING_USERNAME/PASSWORD or a token
+// are set), so config().tracking_uri, every request URL and every error
+// message are free of them. Not thread-safe: one client per thread.
 #pragma once
 
 #include <chrono>
@@ -23,6 +32,8 @@
 #include "fedtrack/tracking/http.h"
 
 namespace fedtrack {
+
+class Error;
 
 struct MlflowConfig {
   std::string tracking_uri;        // http(s)://host:port[/prefix]
@@ -61,6 +72,15 @@ struct RunInfo {
   std::int64_t end_time = 0;
   std::string artifact_uri;
   std::string lifecycle_stage;
+};
+
+// What create_run_once did.
+struct CreatedRun {
+  RunInfo info;
+  bool found = false;  // an earlier create had gone through; no new run was made
+  // Runs that carried the same unique tag besides the one kept: ended as
+  // KILLED and deleted (see create_run_once).
+  std::vector<std::string> removed_duplicates;
 };
 
 struct MlflowRun {
@@ -143,9 +163,29 @@ class MlflowClient {
   std::string get_or_create_experiment(const std::string& name);  // returns the id
 
   // --- runs ---
+  // One runs/create request, never resent (a create whose answer was lost
+  // may have happened; see create_run_once).
   RunInfo create_run(const std::string& experiment_id, const std::string& run_name,
                      std::int64_t start_time_ms, const std::vector<KeyValue>& tags,
                      const std::string& user = "");
+  // Creates the run carrying `unique_tag` exactly once. A create that fails
+  // without a clear answer (5xx, 408, 429, timeout, dropped connection) may
+  // have gone through, so before every further attempt (and before the
+  // first when `may_exist`) the run is looked up by `unique_tag`; found, it
+  // is returned instead of creating another. Retries follow the client's
+  // backoff and deadline. When the lookup finds several runs with the tag
+  // (a gateway that created twice, an older client), the one with the
+  // earliest start_time, then the lowest run id, is kept and the others are
+  // ended KILLED and deleted; their ids are returned so the caller can say so.
+  CreatedRun create_run_once(const std::string& experiment_id, const KeyValue& unique_tag,
+                             const std::string& run_name, std::int64_t start_time_ms,
+                             const std::vector<KeyValue>& tags, const std::string& user, bool may_exist);
+  // The active runs of `experiment_id` tagged key = value (empty: none), after
+  // removing duplicates as create_run_once does; `keep` (if not empty) names
+  // the run to keep when it is among them.
+  std::optional<CreatedRun> find_unique_run(const std::string& experiment_id, const KeyValue& unique_tag,
+                                            const std::string& keep = "");
+  void delete_run(const std::string& run_id);
   void update_run(const std::string& run_id, const std::string& status, std::int64_t end_time_ms);
   MlflowRun get_run(const std::string& run_id);
   // All runs matching `filter` (MLflow search syntax), following page tokens.
@@ -180,10 +220,15 @@ class MlflowClient {
 
   // One REST call: `path` below /api/2.0/, `json` the body (POST, PATCH,
   // DELETE) or the query (GET). Returns the response body.
-  std::string call(const std::string& method, const std::string& path, const std::string& json);
+  std::string call(const std::string& method, const std::string& path, const std::string& json,
+                   bool retry = true);
 
  private:
-  std::string send_with_retries(HttpRequest request);
+  // `retry` false: one attempt only (a request that is not idempotent).
+  std::string send_with_retries(HttpRequest request, bool retry = true);
+  // Sleeps before attempt `attempt + 1`, or throws `failure` when there is
+  // no attempt left or the wait would pass the deadline.
+  void backoff(int attempt, double retry_after, const Error& failure);
   std::string artifact_url(const std::string& artifact_uri, const std::string& path) const;
 
   MlflowConfig config_;

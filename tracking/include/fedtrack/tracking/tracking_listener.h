@@ -18,6 +18,17 @@
 //               (step = round), the fit config as params, per-client metrics
 //               under client/<id>/..., tags fedtrack.round, fedtrack.job_id,
 //               fedtrack.model_sha256 and client/<id>/data_fingerprint.
+// Text is untrusted: every param and tag value is stored without secrets
+// (redact_secrets), as valid UTF-8, and cut to MLflow's limit (6000 / 8000)
+// on a character boundary; keys go through sanitize_key.
+//
+// Orphans: a job's run records the process that owns it. When a job starts
+// (not resumed), parent runs of the same job name that are still RUNNING in
+// the journal but whose process is gone (killed before the first resume
+// point, so nothing can resume them) are ended KILLED, with an
+// mlflow.note.content naming the job that replaced them; runs owned by a
+// live process on this host, or by a process on another host, are left alone.
+//
 // Called from the server's thread only.
 #pragma once
 
@@ -96,6 +107,10 @@ class TrackingListener : public RoundListener {
  private:
   // The fedtrack.model_sha256 tag a round's run was given, "" if none.
   std::string recorded_model_sha(const std::string& key);
+  // Ends (KILLED, with a note) the parent runs named like `start` that were
+  // left RUNNING by a process that is gone, and their RUNNING rounds; in the
+  // caller's transaction. Returns their run keys.
+  std::vector<std::string> end_orphans(const JobStart& start);
   void record(int round, const std::function<void()>& writes);
   void warn(const std::string& line);
 
