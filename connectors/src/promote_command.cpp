@@ -267,7 +267,7 @@ int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& er
       nlohmann::json j = nlohmann::json::object();
       for (const auto& [k, v] : o.items) j[k] = v;
       j["gates_failed"] = failed;
-      out << j.dump() << std::endl;
+      out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
     }
   } catch (const Error& e) {
     err << "fedtrack: " << e.what() << std::endl;

@@ -95,7 +95,7 @@ int history_command(const HistoryArgs& args, std::ostream& out, std::ostream& er
         rounds.push_back({{"job_id", e.job_id}, {"round", e.round}, {"tag", e.tag}, {"commit", e.commit},
                           {"md5", e.md5}, {"metrics", e.metrics}});
       }
-      out << nlohmann::json{{"rounds", rounds}}.dump() << std::endl;
+      out << nlohmann::json{{"rounds", rounds}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
       return 0;
     }
     if (entries.empty()) out << "no round commits in " << args.repo << std::endl;

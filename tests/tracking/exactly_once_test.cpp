@@ -162,6 +162,33 @@ TEST_F(ExactlyOnce, SyncKeepsOneOfSeveralRunsWithTheSameKeyAndSaysWhich) {
   EXPECT_EQ(fake_->count("runs/create"), 0u);
 }
 
+TEST_F(ExactlyOnce, ACreateThatReachesTheServerAfterTheLookupIsRemovedByTheNextSync) {
+  Journal j((dir_ / "journal.sqlite").string());
+  TrackingListener offline(j, nullptr, {});
+  offline.on_job_start({"job-1", "demo", 1});
+  fake_->script = {0, -1};  // get-by-name; the create times out in a slow gateway
+  const SyncResult first = JournalSync(j, *client_).run();
+  EXPECT_FALSE(first.stopped);
+  EXPECT_EQ(j.run("job-1")->run_id, "run1");  // looked up, not found, created
+  EXPECT_EQ(j.pending_count(), 1u);           // and a look later is journalled
+  // The slow create lands after the lookup: a second run with the same key,
+  // one that the plain rule (lowest id) would keep.
+  FakeRun late;
+  late.id = "run0";
+  late.experiment_id = "0";
+  late.start_time = fake_->runs.at("run1").start_time;
+  late.tags["fedtrack.run_key"] = "job-1";
+  fake_->runs["run0"] = late;
+  const SyncResult second = JournalSync(j, *client_).run();
+  EXPECT_EQ(j.pending_count(), 0u);
+  EXPECT_EQ(active_runs(), 1u);
+  EXPECT_TRUE(fake_->runs.at("run0").deleted);
+  EXPECT_EQ(fake_->runs.at("run0").status, "KILLED");
+  ASSERT_EQ(second.notes.size(), 1u);
+  EXPECT_NE(second.notes[0].find("kept MLflow run run1 (the run this journal uses)"), std::string::npos)
+      << second.notes[0];
+}
+
 TEST_F(ExactlyOnce, ARunRecordedThroughAProxyIsSyncedDirectlyToTheSameServer) {
   Journal j((dir_ / "journal.sqlite").string());
   {

@@ -41,14 +41,16 @@ void JournalSync::send(const JournalOp& op) {
     const CreatedRun created = client_.create_run_once(exp, {"fedtrack.run_key", op.run_key}, run->run_name,
                                                        write.start_time, tags, write.user, may_exist);
     journal_.set_server_ids(op.run_key, uri, exp, created.info.run_id);
-    if (!created.removed_duplicates.empty()) {
-      std::string ids;
-      for (const auto& id : created.removed_duplicates) ids += (ids.empty() ? "" : ", ") + id;
-      notes_.push_back("tracking: run " + json_text(op.run_key) + " existed " +
-                       std::to_string(created.removed_duplicates.size() + 1) +
-                       " times on the server (a create answered with an error or too late had gone through); kept "
-                       "MLflow run " + created.info.run_id + " (earliest start, lowest id), ended as KILLED and "
-                       "deleted " + ids);
+    note_duplicates(op.run_key, created, "earliest start, lowest id");
+    // A create that failed without a clear answer may still reach the
+    // server after the lookup (a slow gateway): look once more, later.
+    if (created.uncertain) journal_.add_op(op.run_key, "verify", "{}");
+    return;
+  }
+  if (op.op == "verify") {
+    if (run->run_id.empty()) return;
+    if (auto found = client_.find_unique_run(run->experiment_id, {"fedtrack.run_key", op.run_key}, run->run_id)) {
+      note_duplicates(op.run_key, *found, "the run this journal uses");
     }
     return;
   }
@@ -60,6 +62,15 @@ void JournalSync::send(const JournalOp& op) {
   } else {  // "end"
     client_.update_run(run->run_id, write.status, write.end_time);
   }
+}
+
+void JournalSync::note_duplicates(const std::string& run_key, const CreatedRun& run, const std::string& rule) {
+  if (run.removed_duplicates.empty()) return;
+  std::string ids;
+  for (const auto& id : run.removed_duplicates) ids += (ids.empty() ? "" : ", ") + id;
+  notes_.push_back("tracking: run " + json_text(run_key) + " existed " + std::to_string(run.removed_duplicates.size() + 1) +
+                   " times on the server (a create answered with an error or too late had gone through); kept "
+                   "MLflow run " + run.info.run_id + " (" + rule + "), ended as KILLED and deleted " + ids);
 }
 
 bool JournalSync::same_server(const JournalRun& run, SyncResult& result) {

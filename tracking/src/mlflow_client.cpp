@@ -438,6 +438,13 @@ std::optional<CreatedRun> MlflowClient::find_unique_run(const std::string& exper
   std::vector<MlflowRun> found =
       search_runs({experiment_id}, "tags.`" + unique_tag.key + "` = " + quoted(json_text(unique_tag.value)));
   if (found.empty()) return std::nullopt;
+  const bool keep_found = std::any_of(found.begin(), found.end(), [&](const MlflowRun& r) { return r.info.run_id == keep; });
+  if (!keep.empty() && !keep_found) {
+    CreatedRun theirs;  // not ours to tidy up: the run we use is gone from the search
+    theirs.info = found.front().info;
+    theirs.found = true;
+    return theirs;
+  }
   std::sort(found.begin(), found.end(), [&](const MlflowRun& a, const MlflowRun& b) {
     const bool a_kept = a.info.run_id == keep, b_kept = b.info.run_id == keep;
     if (a_kept != b_kept) return a_kept;
@@ -466,11 +473,15 @@ CreatedRun MlflowClient::create_run_once(const std::string& experiment_id, const
   }
   for (int attempt = 0;; ++attempt) {
     if (may_exist || attempt > 0) {
-      if (auto found = find_unique_run(experiment_id, unique_tag)) return *found;
+      if (auto found = find_unique_run(experiment_id, unique_tag)) {
+        found->uncertain = true;
+        return *found;
+      }
     }
     try {
       CreatedRun created;
       created.info = create_run(experiment_id, run_name, start_time_ms, all, user);
+      created.uncertain = may_exist || attempt > 0;
       return created;
     } catch (const Error& e) {
       // No clear answer: the create may have happened; look before trying again.

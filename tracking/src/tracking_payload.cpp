@@ -112,6 +112,8 @@ JournalWrite decode_write(const JournalOp& op, const std::string& journal_path) 
       if (payload.contains("user")) w.user = text_of(field(payload, "user"));
     } else if (op.op == "batch") {
       w.batch = decode_batch(payload);
+    } else if (op.op == "verify") {
+      // no payload to speak of
     } else if (op.op == "end") {
       w.status = text_of(field(payload, "status"));
       if (payload.contains("end_time")) w.end_time = integer_of(field(payload, "end_time"));

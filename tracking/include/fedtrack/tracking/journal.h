@@ -54,7 +54,7 @@ struct JournalRun {
 struct JournalOp {
   std::int64_t seq = 0;
   std::string run_key;
-  std::string op;       // "create" | "batch" | "end"
+  std::string op;       // "create" | "batch" | "end" | "verify" (look for duplicates of an uncertain create)
   std::string payload;  // JSON
   std::string state;    // "pending" | "done" | "failed"
   int attempts = 0;
@@ -62,7 +62,7 @@ struct JournalOp {
 };
 
 // A write's payload, decoded: `create` fills tags/start_time/user, `batch`
-// fills batch, `end` fills status/end_time.
+// fills batch, `end` fills status/end_time, `verify` nothing.
 struct JournalWrite {
   std::vector<KeyValue> tags;
   std::int64_t start_time = 0;

@@ -6,7 +6,9 @@
 // tag): a create is never resent blindly; if an earlier attempt may have
 // created it without the answer arriving, the run is first looked up by
 // that tag, and extra runs with the same key are ended and deleted (said in
-// SyncResult::notes). Batches carry their original timestamps and MLflow ignores a metric
+// SyncResult::notes). After such an uncertain create a "verify" write is
+// journalled: the next sync looks the key up once more, keeping the run the
+// journal uses, in case a create reached the server after the lookup. Batches carry their original timestamps and MLflow ignores a metric
 // it already has, so replaying one is harmless. Each write is marked done
 // only after the server accepted it.
 //
@@ -54,6 +56,7 @@ class JournalSync {
   void send(const JournalOp& op);
   // False (and `result` says why) when `run` lives on another server.
   bool same_server(const JournalRun& run, SyncResult& result);
+  void note_duplicates(const std::string& run_key, const CreatedRun& run, const std::string& rule);
   std::string experiment_id(const std::string& name);
 
   Journal& journal_;

@@ -78,6 +78,9 @@ struct RunInfo {
 struct CreatedRun {
   RunInfo info;
   bool found = false;  // an earlier create had gone through; no new run was made
+  // A create may still be on its way to the server (one failed without a
+  // clear answer, or an earlier one may have): look again later.
+  bool uncertain = false;
   // Runs that carried the same unique tag besides the one kept: ended as
   // KILLED and deleted (see create_run_once).
   std::vector<std::string> removed_duplicates;
@@ -182,7 +185,7 @@ class MlflowClient {
                              const std::vector<KeyValue>& tags, const std::string& user, bool may_exist);
   // The active runs of `experiment_id` tagged key = value (empty: none), after
   // removing duplicates as create_run_once does; `keep` (if not empty) names
-  // the run to keep when it is among them.
+  // the run to keep; when it is not among them nothing is removed.
   std::optional<CreatedRun> find_unique_run(const std::string& experiment_id, const KeyValue& unique_tag,
                                             const std::string& keep = "");
   void delete_run(const std::string& run_id);
