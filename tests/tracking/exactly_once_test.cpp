@@ -223,6 +223,16 @@ TEST_F(ExactlyOnce, ARunRecordedThroughAProxyIsSyncedDirectlyToTheSameServer) {
   EXPECT_TRUE(refused.stopped);
   EXPECT_EQ(refused.stop_code, ErrorCode::kFailedPrecondition);
   EXPECT_NE(refused.stop_reason.find("http://127.0.0.1:3"), std::string::npos) << refused.stop_reason;
+
+  // Only a round waits, but its job's run lives elsewhere: refused too (its
+  // parent id would name nothing here).
+  other.mark_failed(other.pending_ops().front().seq, "set aside");
+  other.add_run({"job-2/round-001", "job-2", "round", 1, "round-001", "Default", "job-2", "RUNNING", 1, 0, "", "", ""});
+  other.add_op("job-2/round-001", "create", "{}");
+  const SyncResult orphan_round = JournalSync(other, *client_).run();
+  EXPECT_TRUE(orphan_round.stopped);
+  EXPECT_EQ(orphan_round.stop_code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(fake_->count("runs/create"), 0u);
 }
 
 }  // namespace

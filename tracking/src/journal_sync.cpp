@@ -107,12 +107,16 @@ SyncResult JournalSync::run() {
   const auto ops = journal_.pending_ops();
   std::map<std::string, bool> checked;  // run key -> on this server
   for (const auto& op : ops) {
-    if (checked.count(op.run_key)) continue;
-    checked[op.run_key] = true;
+    // The run itself, and for a round its job's run (its parent id must exist here).
     const auto run = journal_.run(op.run_key);
-    if (run && !same_server(*run, result)) {
-      result.pending = ops.size();
-      return result;
+    for (const auto& key : {op.run_key, run ? run->parent_key : std::string()}) {
+      if (key.empty() || checked.count(key)) continue;
+      checked[key] = true;
+      const auto r = key == op.run_key ? run : journal_.run(key);
+      if (r && !same_server(*r, result)) {
+        result.pending = ops.size();
+        return result;
+      }
     }
   }
   for (std::size_t i = 0; i < ops.size(); ++i) {
