@@ -109,19 +109,23 @@ Journal::Journal(std::string path) : path_(std::move(path)) {
         " payload TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',"
         " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '')");
     exec("CREATE INDEX IF NOT EXISTS ops_state ON ops(state, seq)");
-    // Journals from before the owner columns: add them (once, under the write lock).
-    exec("BEGIN IMMEDIATE");
-    bool has_owner = false;
-    {
+    // Journals from before the owner columns: add them (once, under the
+    // write lock, checking again there: another process may have).
+    const auto has_owner = [this] {
       Statement columns(db_, "PRAGMA table_info(runs)", path_);
-      while (columns.step()) has_owner = has_owner || columns.text(1) == "owner_pid";
+      bool found = false;
+      while (columns.step()) found = found || columns.text(1) == "owner_pid";
+      return found;
+    };
+    if (!has_owner()) {
+      exec("BEGIN IMMEDIATE");
+      if (!has_owner()) {
+        exec("ALTER TABLE runs ADD COLUMN owner_pid INTEGER NOT NULL DEFAULT 0");
+        exec("ALTER TABLE runs ADD COLUMN owner_host TEXT NOT NULL DEFAULT ''");
+        exec("ALTER TABLE runs ADD COLUMN owner_start INTEGER NOT NULL DEFAULT 0");
+      }
+      exec("COMMIT");
     }
-    if (!has_owner) {
-      exec("ALTER TABLE runs ADD COLUMN owner_pid INTEGER NOT NULL DEFAULT 0");
-      exec("ALTER TABLE runs ADD COLUMN owner_host TEXT NOT NULL DEFAULT ''");
-      exec("ALTER TABLE runs ADD COLUMN owner_start INTEGER NOT NULL DEFAULT 0");
-    }
-    exec("COMMIT");
   } catch (const Error& e) {
     sqlite3_close(db_);
     db_ = nullptr;
