@@ -215,6 +215,25 @@ TEST_F(UntrustedText, ARunningJobWarnsAboutACorruptPayloadAndGoesOn) {
   EXPECT_EQ(j.pending_count(), 0u);
 }
 
+TEST_F(UntrustedText, AJournalWithOtherTablesIsCorruptionNotAnAbort) {
+  { Journal j(path_); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE ops; CREATE TABLE ops (seq INTEGER, run_key TEXT, state TEXT)", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  Journal j(path_);
+  try {
+    j.pending_ops();
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorruption);
+    EXPECT_NE(std::string(e.what()).find("journal " + path_ + " does not have fedtrack's tables"), std::string::npos)
+        << e.what();
+  }
+}
+
 // --- orphaned runs ------------------------------------------------------------------
 
 pid_t dead_pid() {

@@ -13,7 +13,11 @@ namespace {
 class Statement {
  public:
   Statement(sqlite3* db, const std::string& sql, const std::string& path) : db_(db), path_(path) {
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK) fail("prepare");
+    const int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr);
+    if (rc == SQLITE_ERROR) {  // our own SQL does not fit the file's tables: not the schema we wrote
+      throw Error::corruption("journal " + path_ + " does not have fedtrack's tables: " + sqlite3_errmsg(db_));
+    }
+    if (rc != SQLITE_OK) fail("prepare");
   }
   ~Statement() { sqlite3_finalize(stmt_); }
   Statement& bind(int i, const std::string& v) {
