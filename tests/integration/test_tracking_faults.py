@@ -149,6 +149,27 @@ def test_a_job_killed_before_round_one_is_ended_killed_when_it_starts_again(mlfl
     assert sorted(j["status"] for j in jobs) == ["FINISHED", "KILLED"]
 
 
+def leaks_of(secret, workspace, outputs, client, experiment, skip=()):
+    """Where `secret` is found: outputs, any file in the workspace (journal and
+    its WAL, state file, model repository), any git object, any MLflow param
+    or tag of any run (deleted ones included)."""
+    found = [what for what, text in outputs.items() if secret in text]
+    for path in workspace.rglob("*"):
+        if path.is_file() and path not in skip and secret.encode() in path.read_bytes():
+            found.append(str(path))
+    objects = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch"], cwd=workspace / "fedtrack-models",
+                             capture_output=True, check=True).stdout
+    assert objects, "the model repository has commits"
+    if secret.encode() in objects:
+        found.append("git objects")
+    _, every = all_runs(client, experiment)
+    for run in every:
+        for k, v in list(run.data.params.items()) + list(run.data.tags.items()):
+            if secret in v or secret in k:
+                found.append(f"run {run.info.run_name}: {k}")
+    return found
+
+
 def test_credentials_in_the_tracking_uri_are_used_and_never_left_anywhere(auth_mlflow_server, tmp_path):
     secret = ADMIN_PASSWORD
     port = auth_mlflow_server.uri.rsplit(":", 1)[1]
@@ -160,29 +181,28 @@ def test_credentials_in_the_tracking_uri_are_used_and_never_left_anywhere(auth_m
     assert report["tracking"]["pending_writes"] == 0, r.stderr  # the credentials were used
     assert report["versioning"]["rounds"], "versioning is on"
     listing = fedtrack(["runs", "--json"], tmp_path, env)
-
-    leaks = []
-    for what, text in (("stdout", r.stdout), ("stderr", r.stderr), ("runs", listing.stdout + listing.stderr)):
-        if secret in text:
-            leaks.append(what)
-    for path in tmp_path.rglob("*"):  # workspace: journal (+ WAL), state db, model repository, git objects
-        if path.is_file() and secret.encode() in path.read_bytes():
-            leaks.append(str(path))
-    repo = tmp_path / "fedtrack-models"
-    objects = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch"], cwd=repo, capture_output=True,
-                             check=True).stdout
-    assert objects, "the model repository has commits"
-    if secret.encode() in objects:
-        leaks.append("git objects")
     client = mlflow_client(auth_mlflow_server.uri, "admin", secret)
-    active, every = all_runs(client, "secrets")
+    assert leaks_of(secret, tmp_path, {"stdout": r.stdout, "stderr": r.stderr, "runs": listing.stdout + listing.stderr},
+                    client, "secrets") == []
+    active, _ = all_runs(client, "secrets")
     assert len(active) == 3
-    for run in every:
-        for k, v in list(run.data.params.items()) + list(run.data.tags.items()):
-            if secret in v or secret in k:
-                leaks.append(f"run {run.info.run_name}: {k}")
-    assert leaks == []
     parent = parents_and_children(active)[0][0]
     assert parent.data.params["tracking.uri"] == f"http://127.0.0.1:{port}"
-    log = subprocess.run(["git", "log", "-1", "--format=%B"], cwd=repo, capture_output=True, text=True).stdout
+    log = subprocess.run(["git", "log", "-1", "--format=%B"], cwd=tmp_path / "fedtrack-models", capture_output=True,
+                         text=True).stdout
     assert f"mlflow-tracking-uri: http://127.0.0.1:{port}" in log
+
+    # A git remote with a token in its URL: the failed push is reported, the token is not.
+    other = tmp_path / "push"
+    (other / "fedtrack-models").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q"], cwd=other / "fedtrack-models", check=True)
+    token = "git-token-4f2a9c"
+    subprocess.run(["git", "remote", "add", "origin", f"http://bob:{token}@127.0.0.1:1/models.git"],
+                   cwd=other / "fedtrack-models", check=True)
+    pushed = fedtrack(["run", "--set", "rounds=1", "--set", "versioning.push=true",
+                       "--set", "tracking.experiment=secrets-push"] + SMALL_JOB, other, env)
+    assert pushed.returncode == 4, pushed.stderr
+    assert "git push origin" in pushed.stderr
+    assert leaks_of(token, other, {"stdout": pushed.stdout, "stderr": pushed.stderr}, client, "secrets-push",
+                    skip={other / "fedtrack-models" / ".git" / "config"}) == []  # the user's own git config
+    assert leaks_of(secret, other, {"stdout": pushed.stdout, "stderr": pushed.stderr}, client, "secrets-push") == []
