@@ -170,7 +170,9 @@ TEST_F(ExactlyOnce, ACreateThatReachesTheServerAfterTheLookupIsRemovedByTheNextS
   const SyncResult first = JournalSync(j, *client_).run();
   EXPECT_FALSE(first.stopped);
   EXPECT_EQ(j.run("job-1")->run_id, "run1");  // looked up, not found, created
-  EXPECT_EQ(j.pending_count(), 1u);           // and a look later is journalled
+  EXPECT_EQ(j.pending_count(), 0u);           // every write sent
+  ASSERT_EQ(j.pending_ops().size(), 1u);      // and a look later journalled (a check, not a write)
+  EXPECT_EQ(j.pending_ops().front().op, "verify");
   // The slow create lands after the lookup: a second run with the same key,
   // one that the plain rule (lowest id) would keep.
   FakeRun late;
@@ -180,7 +182,7 @@ TEST_F(ExactlyOnce, ACreateThatReachesTheServerAfterTheLookupIsRemovedByTheNextS
   late.tags["fedtrack.run_key"] = "job-1";
   fake_->runs["run0"] = late;
   const SyncResult second = JournalSync(j, *client_).run();
-  EXPECT_EQ(j.pending_count(), 0u);
+  EXPECT_TRUE(j.pending_ops().empty());
   EXPECT_EQ(active_runs(), 1u);
   EXPECT_TRUE(fake_->runs.at("run0").deleted);
   EXPECT_EQ(fake_->runs.at("run0").status, "KILLED");

@@ -234,7 +234,7 @@ std::vector<JournalOp> Journal::pending_ops() {
 }
 
 std::size_t Journal::pending_count() {
-  Statement s(db_, "SELECT COUNT(*) FROM ops WHERE state = 'pending'", path_);
+  Statement s(db_, "SELECT COUNT(*) FROM ops WHERE state = 'pending' AND op != 'verify'", path_);
   s.step();
   return static_cast<std::size_t>(s.integer(0));
 }

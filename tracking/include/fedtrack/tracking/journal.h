@@ -101,8 +101,8 @@ class Journal {
   std::optional<JournalRun> run(const std::string& run_key);
   std::vector<JournalRun> runs();  // jobs and rounds, oldest first
   std::vector<JournalOp> ops_for_run(const std::string& run_key);
-  std::vector<JournalOp> pending_ops();  // in write order
-  std::size_t pending_count();
+  std::vector<JournalOp> pending_ops();  // in write order, checks ("verify") included
+  std::size_t pending_count();           // writes waiting; checks are not counted
   std::size_t failed_count();
 
   void mark_attempt(std::int64_t seq);

@@ -6,9 +6,11 @@
 // tag): a create is never resent blindly; if an earlier attempt may have
 // created it without the answer arriving, the run is first looked up by
 // that tag, and extra runs with the same key are ended and deleted (said in
-// SyncResult::notes). After such an uncertain create a "verify" write is
-// journalled: the next sync looks the key up once more, keeping the run the
-// journal uses, in case a create reached the server after the lookup. Batches carry their original timestamps and MLflow ignores a metric
+// SyncResult::notes). After such an uncertain create a "verify" check is
+// journalled: the next sync (the job's next event, the next job, or
+// `fedtrack sync`) looks the key up once more, keeping the run the journal
+// uses, in case a create reached the server after the lookup. Checks are
+// not writes: Journal::pending_count leaves them out. Batches carry their original timestamps and MLflow ignores a metric
 // it already has, so replaying one is harmless. Each write is marked done
 // only after the server accepted it.
 //
