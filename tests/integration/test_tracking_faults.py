@@ -80,7 +80,7 @@ def test_a_job_file_named_in_latin1_runs_and_is_recorded(mlflow_server, tmp_path
     name = os.fsencode(str(tmp_path)) + b"/caf\xe9.yaml"
     shutil.copyfile(EXAMPLE_JOB, name)
     env = clean_env(MLFLOW_TRACKING_URI=mlflow_server.uri, MLFLOW_EXPERIMENT_NAME="latin1")
-    r = subprocess.run([os.environ["FEDTRACK_EXE"].encode(), b"run", name, b"--json", b"--set", b"rounds=1"]
+    r = subprocess.run([os.environ["FEDTRACK_EXE"].encode(), b"run", name, b"--json", b"--set", b"rounds=1", b"--set", b"tracking.timeout=60"]
                        + [a.encode() for a in SMALL_JOB], cwd=tmp_path, env=env, capture_output=True, timeout=300)
     stderr = r.stderr.decode(errors="replace")
     assert r.returncode == 0, stderr
@@ -127,7 +127,7 @@ def test_runs_and_sync_report_a_corrupt_journal_write_and_go_on(mlflow_server, t
 
 def test_a_job_killed_before_round_one_is_ended_killed_when_it_starts_again(mlflow_server, tmp_path):
     env = clean_env(MLFLOW_TRACKING_URI=mlflow_server.uri, MLFLOW_EXPERIMENT_NAME="orphan")
-    job = ["run", "--json", "--set", "rounds=2"] + SMALL_JOB
+    job = ["run", "--json", "--set", "rounds=2", "--set", "tracking.timeout=60"] + SMALL_JOB
     killed = fedtrack(job, tmp_path, dict(env, FEDTRACK_TEST_EXIT_AFTER_ROUND="0"))  # dies after initial evaluation
     assert killed.returncode == 137, killed.stderr
     client = mlflow_client(mlflow_server.uri)
@@ -175,7 +175,7 @@ def test_credentials_in_the_tracking_uri_are_used_and_never_left_anywhere(auth_m
     port = auth_mlflow_server.uri.rsplit(":", 1)[1]
     uri = f"http://admin:{secret}@127.0.0.1:{port}"
     env = clean_env(MLFLOW_TRACKING_URI=uri, MLFLOW_EXPERIMENT_NAME="secrets")
-    r = fedtrack(["run", "--json", "--set", "rounds=2"] + SMALL_JOB, tmp_path, env)
+    r = fedtrack(["run", "--json", "--set", "rounds=2", "--set", "tracking.timeout=60"] + SMALL_JOB, tmp_path, env)
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout.strip().splitlines()[-1])
     assert report["tracking"]["pending_writes"] == 0, r.stderr  # the credentials were used
