@@ -114,6 +114,23 @@ TEST_F(ExactlyOnce, DuplicatesAlreadyOnTheServerAreReducedToTheEarliest) {
   EXPECT_FALSE(fake_->runs.at("a").deleted);
 }
 
+TEST_F(ExactlyOnce, ADuplicateTheServerWillNotLetUsDeleteIsReportedAndTheRunIsStillUsed) {
+  for (const std::string id : {"a", "b"}) {
+    FakeRun run;
+    run.id = id;
+    run.experiment_id = "0";
+    run.tags["fedtrack.run_key"] = "job-1";
+    fake_->runs[id] = run;
+  }
+  fake_->script = {0, 0, 403};  // search, end "b", then runs/delete refused
+  const CreatedRun c = create(/*may_exist=*/true);
+  EXPECT_EQ(c.info.run_id, "a");
+  EXPECT_TRUE(c.removed_duplicates.empty());
+  ASSERT_EQ(c.kept_duplicates.size(), 1u);
+  EXPECT_EQ(c.kept_duplicates[0].rfind("b (", 0), 0u) << c.kept_duplicates[0];
+  EXPECT_EQ(fake_->count("runs/create"), 0u);
+}
+
 // Through the journal: the job goes on, every run exists once, and the sync
 // says which duplicates it removed and why.
 TEST_F(ExactlyOnce, AJobWhoseCreatesFailAfterForwardingHasOneRunPerKey) {

@@ -65,6 +65,10 @@ void JournalSync::send(const JournalOp& op) {
 }
 
 void JournalSync::note_duplicates(const std::string& run_key, const CreatedRun& run, const std::string& rule) {
+  for (const auto& left : run.kept_duplicates) {
+    notes_.push_back("tracking: run " + json_text(run_key) + " has a duplicate on the server that could not be removed: " +
+                     left + "; fedtrack uses MLflow run " + run.info.run_id);
+  }
   if (run.removed_duplicates.empty()) return;
   std::string ids;
   for (const auto& id : run.removed_duplicates) ids += (ids.empty() ? "" : ", ") + id;

@@ -456,9 +456,15 @@ std::optional<CreatedRun> MlflowClient::find_unique_run(const std::string& exper
   out.found = true;
   for (std::size_t i = 1; i < found.size(); ++i) {
     const RunInfo& extra = found[i].info;
-    if (extra.status == "RUNNING" || extra.status == "SCHEDULED") update_run(extra.run_id, "KILLED", extra.start_time);
-    delete_run(extra.run_id);
-    out.removed_duplicates.push_back(extra.run_id);
+    try {
+      if (extra.status == "RUNNING" || extra.status == "SCHEDULED") update_run(extra.run_id, "KILLED", extra.start_time);
+      delete_run(extra.run_id);
+      out.removed_duplicates.push_back(extra.run_id);
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kUnavailable) throw;  // try again later, as for any request
+      // Not allowed to tidy up (permissions): the run kept is still the one used.
+      out.kept_duplicates.push_back(extra.run_id + " (" + e.what() + ")");
+    }
   }
   return out;
 }

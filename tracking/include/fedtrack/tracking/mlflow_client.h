@@ -84,6 +84,8 @@ struct CreatedRun {
   // Runs that carried the same unique tag besides the one kept: ended as
   // KILLED and deleted (see create_run_once).
   std::vector<std::string> removed_duplicates;
+  // Duplicates the server would not let us end or delete: "id (why)".
+  std::vector<std::string> kept_duplicates;
 };
 
 struct MlflowRun {
