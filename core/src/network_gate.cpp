@@ -239,7 +239,9 @@ void ConnectionGate::run() {
     return false;
   };
   auto accept_all = [&] {
-    for (int i = 0; i < 256; ++i) {
+    // A small batch: each waiting connection is examined before more than a
+    // per-address cap of newer ones can push it out.
+    for (int i = 0; i < 64; ++i) {
       Poco::Net::SocketAddress peer;
       Poco::Net::StreamSocket s;
       try {

@@ -50,7 +50,10 @@ using Clock = std::chrono::steady_clock;
 using Poco::Net::HTTPResponse;
 
 constexpr double kPollSeconds = 5;
-constexpr double kSharedTokenWarningSeconds = 60;  // at most one "token used by more than one process" line
+constexpr double kSharedTokenWarningSeconds = 60;
+// Connections the kernel completes before the gate accepts them: room for a
+// burst while the gate thread waits for a core (the kernel caps it at somaxconn).
+constexpr int kListenBacklog = 1024;  // at most one "token used by more than one process" line
 
 std::string join_doubles(const std::vector<double>& values) {
   std::string out;
@@ -859,9 +862,9 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
   }
   try {
     if (tls) {
-      socket = std::make_unique<Poco::Net::SecureServerSocket>(address, 64, context);
+      socket = std::make_unique<Poco::Net::SecureServerSocket>(address, kListenBacklog, context);
     } else {
-      socket = std::make_unique<Poco::Net::ServerSocket>(address, 64);
+      socket = std::make_unique<Poco::Net::ServerSocket>(address, kListenBacklog);
     }
   } catch (const Poco::Exception& e) {
     throw Error::unavailable("cannot listen on " + options.listen + ": " + e.displayText());
