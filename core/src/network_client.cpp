@@ -412,9 +412,11 @@ void run_network_client(const NetworkClientOptions& options) {
       const std::string why = "the result of " + std::to_string(body.size() >> 20) +
                               " MB is over the server's max_message_mb (" + std::to_string(server_max >> 20) + ")";
       log("round " + std::to_string(round) + ": " + why);
-      reply_header.erase("num_examples");
-      reply_header["error"] = why;
-      body = encode_message({MessageKind::kTaskFailed, reply_header, ""});
+      const ConfigRecord failed = {{"job_id", reply_header.at("job_id")},
+                                   {"task_id", reply_header.at("task_id")},
+                                   {"round", reply_header.at("round")},
+                                   {"error", why}};
+      body = encode_message({MessageKind::kTaskFailed, failed, ""});
       kind = MessageKind::kTaskFailed;
     }
     while (true) {  // deliver the result (the server may be briefly away)

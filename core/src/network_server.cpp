@@ -325,8 +325,11 @@ constexpr std::size_t kMaxFingerprintBytes = 128;
 constexpr std::size_t kMaxErrorTextBytes = 2000;
 
 void check_result_header(const Message& m) {
-  const bool fit = m.kind == MessageKind::kFitResult, evaluate = m.kind == MessageKind::kEvaluateResult,
-             failed = m.kind == MessageKind::kTaskFailed;
+  // A task failure may still carry the fields of the result it replaces
+  // (older clients send them); they are checked the same way and ignored.
+  const bool failed = m.kind == MessageKind::kTaskFailed;
+  const bool fit = m.kind == MessageKind::kFitResult || failed,
+             evaluate = m.kind == MessageKind::kEvaluateResult || failed;
   const std::string what = std::string("a ") + message_kind_name(m.kind) + ": ";
   auto bad = [&](const std::string& key, const std::string& why) {
     return Refusal{HTTPResponse::HTTP_BAD_REQUEST, what + "'" + edge_text(key, 150) + "' " + why};
@@ -378,8 +381,8 @@ void check_result_header(const Message& m) {
   for (const char* required : {"job_id", "task_id", "round"}) {
     if (!m.header.count(required)) throw bad(required, "is missing");
   }
-  if ((fit || evaluate) && !m.header.count("num_examples")) throw bad("num_examples", "is missing");
-  if (evaluate && !m.header.count("loss")) throw bad("loss", "is missing");
+  if (!failed && !m.header.count("num_examples")) throw bad("num_examples", "is missing");
+  if (m.kind == MessageKind::kEvaluateResult && !m.header.count("loss")) throw bad("loss", "is missing");
 }
 
 // While a request of a known client is being served (a long poll held, a
