@@ -1,4 +1,7 @@
-// The network server: Poco's HTTPServer in front of the shared round loop.
+// The network server: Poco's HTTP connection handling (a TCPServerDispatcher
+// fed by our own connection gate, network_gate.h, which lets only complete,
+// authenticated request heads reach its worker threads) in front of the
+// shared round loop.
 // Each connected site is a RemoteClient (a ClientProxy) whose fit() and
 // evaluate() post a task to the site's mailbox and wait for the answer, the
 // round timeout or the site's silence, whichever comes first.
@@ -50,10 +53,10 @@ using Clock = std::chrono::steady_clock;
 using Poco::Net::HTTPResponse;
 
 constexpr double kPollSeconds = 5;
-constexpr double kSharedTokenWarningSeconds = 60;
+constexpr double kSharedTokenWarningSeconds = 60;  // at most one "token used by more than one process" line
 // Connections the kernel completes before the gate accepts them: room for a
 // burst while the gate thread waits for a core (the kernel caps it at somaxconn).
-constexpr int kListenBacklog = 1024;  // at most one "token used by more than one process" line
+constexpr int kListenBacklog = 1024;
 
 std::string join_doubles(const std::vector<double>& values) {
   std::string out;
