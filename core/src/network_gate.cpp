@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <algorithm>
 #include <list>
 #include <map>
 #include <vector>
@@ -144,7 +145,9 @@ void ConnectionGate::run() {
   GateCounts counts, reported;
   auto window_start = Clock::now();
   int detailed_refusals = 0;
-  std::vector<char> buffer(limits_.max_head_bytes);
+  constexpr std::size_t kMaxTlsRecord = 5 + 16384;  // record header + the largest plaintext fragment
+  const std::size_t peek_bytes = tls_ ? kMaxTlsRecord : limits_.max_head_bytes;
+  std::vector<char> buffer(std::max(peek_bytes, limits_.max_head_bytes));
   const auto head_time = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits_.head_seconds));
 
   auto forget = [&](std::list<Waiting>::iterator it) {
@@ -191,26 +194,45 @@ void ConnectionGate::run() {
   // Plain http: is the request head complete, and does it carry a known token?
   // Returns whether the connection still waits (its head is incomplete).
   auto examine = [&](std::list<Waiting>::iterator it) -> bool {
-    if (tls_) return hand_over(it), false;  // the ClientHello arrived: the worker does the handshake
-    const ssize_t n = ::recv(it->fd, buffer.data(), buffer.size(), MSG_PEEK | MSG_DONTWAIT);
+    const ssize_t n = ::recv(it->fd, buffer.data(), peek_bytes, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0) return drop(it), false;  // closed by the peer
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return true;
       return drop(it), false;
     }
+    // Wake up only when more bytes arrive (poll honours SO_RCVLOWAT for TCP).
+    auto wait_for_bytes = [&](std::size_t total) {
+      const int at_least = static_cast<int>(total);
+      ::setsockopt(it->fd, SOL_SOCKET, SO_RCVLOWAT, &at_least, sizeof at_least);
+      return true;
+    };
+    if (tls_) {
+      // The first TLS record (the ClientHello, in the clear) must be complete;
+      // then the worker does the handshake.
+      const auto* b = reinterpret_cast<const unsigned char*>(buffer.data());
+      if (b[0] != 0x16) {  // not a TLS handshake record
+        ++counts.malformed;
+        return drop(it), false;
+      }
+      if (n < 5) return wait_for_bytes(5);
+      const std::size_t record = 5 + ((static_cast<std::size_t>(b[3]) << 8) | b[4]);
+      if (record > kMaxTlsRecord) {
+        ++counts.malformed;
+        return drop(it), false;
+      }
+      if (static_cast<std::size_t>(n) < record) return wait_for_bytes(record);
+      return hand_over(it), false;
+    }
     const std::string_view seen(buffer.data(), static_cast<std::size_t>(n));
     const auto end = seen.find("\r\n\r\n");
     if (end == std::string_view::npos) {
-      if (static_cast<std::size_t>(n) >= buffer.size()) {
+      if (static_cast<std::size_t>(n) >= peek_bytes) {
         ++counts.malformed;
         return refuse(it, 431, "Request Header Fields Too Large",
-                      "request head over " + std::to_string(buffer.size()) + " bytes", static_cast<std::size_t>(n),
+                      "request head over " + std::to_string(peek_bytes) + " bytes", static_cast<std::size_t>(n),
                       parse_head(seen)), false;
       }
-      // Wake up only when more bytes arrive (poll honours SO_RCVLOWAT for TCP).
-      const int more = static_cast<int>(n) + 1;
-      ::setsockopt(it->fd, SOL_SOCKET, SO_RCVLOWAT, &more, sizeof more);
-      return true;
+      return wait_for_bytes(static_cast<std::size_t>(n) + 1);
     }
     const std::size_t head_bytes = end + 4;
     const Head head = parse_head(seen.substr(0, head_bytes));

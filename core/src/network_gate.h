@@ -7,9 +7,10 @@
 // Plain http: the gate peeks (MSG_PEEK, nothing is consumed) until the whole
 // request head has arrived. A head without a known bearer token is answered
 // 401 by the gate itself; so only authenticated requests reach the workers.
-// https: the head is encrypted; the gate only waits for the client's first
-// bytes (the TLS ClientHello), then the worker does the handshake under the
-// HTTP server's per-read timeout.
+// https: the head is encrypted; the gate waits (peeking at the plain TCP
+// bytes) for the client's first TLS record — the ClientHello — to be
+// complete, then the worker does the handshake under the HTTP server's
+// per-read timeout. Anything that is not a TLS handshake record is closed.
 //
 // Bounds (GateLimits): a connection must complete its head within
 // `head_seconds` of being accepted — in total, however it trickles — or it is
@@ -35,7 +36,7 @@
 namespace fedtrack {
 
 struct GateLimits {
-  double head_seconds = 5;                    // accept -> complete request head (https: first bytes), total
+  double head_seconds = 5;                    // accept -> complete request head (https: ClientHello), total
   std::size_t max_pending = 512;              // connections waiting for their head
   std::size_t max_pending_per_address = 128;  // of those, from one IP address
   std::size_t max_head_bytes = 16 << 10;      // a longer head gets 431

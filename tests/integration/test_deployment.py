@@ -248,11 +248,22 @@ def test_tls_with_a_generated_certificate(site_factory):
                     "-out", str(site.path / "cert.pem")], check=True, capture_output=True)
     server = site.server("--tls-cert", "cert.pem", "--tls-key", "key.pem")
     assert "plain http" not in server.log.read_text()
+    # Idle connections and ones trickling a ClientHello (a TLS handshake record of 512 bytes, one byte a second)
+    # wait in the gate, not in the HTTP workers: the sites below join through them.
+    flood = Flood(site.port, idle=100, slow=200, slow_start=b"\x16\x03\x01\x02\x00\x01")
+    flood.start()
+    wait_for(lambda: flood.opened >= 300, 60, "300 flood connections")
     # Without the CA the certificate is not trusted: the client never gets in.
     untrusting = site.client("alpha", 0, "--give-up-after", "3", scheme="https")
     assert untrusting.wait(timeout=60) == 4, untrusting.log.read_text()
     assert "certificate" in untrusting.log.read_text().lower(), untrusting.log.read_text()
     clients = [site.client(n, i, "--tls-ca", "cert.pem", scheme="https") for i, n in enumerate(TOKENS)]
+    try:
+        wait_for(lambda: "round 1/2" in server.log.read_text() or server.poll() is not None, 120,
+                 "the sites to join through the flood")
+        assert flood.is_alive()
+    finally:
+        flood.stop()
     assert server.wait(timeout=240) == 0, server.log.read_text()
     for c in clients:
         assert c.wait(timeout=30) == 0, c.log.read_text()
@@ -635,9 +646,11 @@ class Flood(threading.Thread):
     one byte a second (from 127.0.0.2-6); a connection the server closes is opened again `reopen_after` s
     later (None: never)."""
 
-    def __init__(self, port, idle=500, slow=500, reopen_after=1.0, idle_from="127.0.0.1", slow_from=None):
+    def __init__(self, port, idle=500, slow=500, reopen_after=1.0, idle_from="127.0.0.1", slow_from=None,
+                 slow_start=b"POST /v1/join HTTP/1.1\r\nHost: x\r\nX-Slow: "):
         super().__init__(daemon=True)
         self.port = port
+        self.slow_start = slow_start
         self.reopen_after = reopen_after
         self.slots = [idle_from] * idle + [slow_from or f"127.0.0.{2 + i % 5}" for i in range(slow)]
         self.closed_at = [0.0] * len(self.slots)
@@ -656,7 +669,7 @@ class Flood(threading.Thread):
             s.settimeout(2)
             s.connect(("127.0.0.1", self.port))
             if i >= self.idle:
-                s.sendall(b"POST /v1/join HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                s.sendall(self.slow_start)
             s.setblocking(False)
         except OSError:
             s.close()
