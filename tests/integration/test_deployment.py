@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import FEDTRACK, clean_env, fedtrack
+from conftest import FEDTRACK, clean_env, fedtrack, mlflow_client
 
 TOKENS = {"alpha": "tok-alpha-0001", "bravo": "tok-bravo-0002", "charlie": "tok-charlie-03", "delta": "tok-delta-0004"}
 
@@ -618,6 +618,13 @@ def test_crafted_tensors_and_ill_formed_text_get_4xx_and_the_tracked_job_complet
     jobs = json.loads(fedtrack(["runs", "--json"], cwd=site.path, env=site.env).stdout)
     assert len(jobs) == 1 and jobs[0]["status"] == "FINISHED", jobs
     assert [(r["round"], r["status"]) for r in jobs[0]["rounds"]] == [(n, "FINISHED") for n in (1, 2, 3)]
+    assert report["tracking"]["pending_writes"] == 0, report["tracking"]
+    client = mlflow_client(mlflow_server.uri)
+    experiment = client.get_experiment_by_name("untrusted-edge")
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs), [r.info for r in runs]
+    texts = [v for r in runs for v in list(r.data.tags.values()) + list(r.data.params.values())]
+    assert any("failed on the client: bad \ufffd" in t for t in texts), texts  # recorded, made valid UTF-8
 
 
 def test_two_processes_sharing_a_token_do_not_rejoin_in_a_loop(site_factory):
