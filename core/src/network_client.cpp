@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <random>
 #include <sstream>
@@ -30,6 +31,7 @@
 #include "fedtrack/core/models.h"
 #include "fedtrack/core/network.h"
 #include "fedtrack/core/parameters.h"
+#include "fedtrack/core/text.h"
 #include "fedtrack/core/thread_pool.h"
 #include "fedtrack/core/torch_client.h"
 #include "fedtrack/core/wire.h"
@@ -49,8 +51,10 @@ struct Reply {
 // One keep-alive HTTP(S) connection to the server; reconnects after a failure.
 class Connection {
  public:
-  Connection(Poco::URI uri, Poco::Net::Context::Ptr context, std::string token, std::uint64_t max_bytes)
-      : uri_(std::move(uri)), context_(std::move(context)), token_(std::move(token)), max_bytes_(max_bytes) {}
+  Connection(Poco::URI uri, Poco::Net::Context::Ptr context, std::string token, std::string instance,
+             std::uint64_t max_bytes)
+      : uri_(std::move(uri)), context_(std::move(context)), token_(std::move(token)), instance_(std::move(instance)),
+        max_bytes_(max_bytes) {}
 
   // Throws Poco::Exception when the server cannot be reached or the
   // connection breaks; any HTTP status is a Reply.
@@ -79,6 +83,7 @@ class Connection {
     Poco::Net::HTTPRequest req(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
     req.set("Authorization", "Bearer " + token_);
     if (!session.empty()) req.set("X-Fedtrack-Session", session);
+    req.set("X-Fedtrack-Instance", instance_);  // this process: the server refuses a second one with the same token
     req.setKeepAlive(true);
     if (method == Poco::Net::HTTPRequest::HTTP_POST) {
       req.setContentType("application/x-fedtrack-message");
@@ -113,6 +118,7 @@ class Connection {
   Poco::URI uri_;
   Poco::Net::Context::Ptr context_;
   std::string token_;
+  std::string instance_;
   std::uint64_t max_bytes_;
   std::unique_ptr<Poco::Net::HTTPClientSession> session_;
 };
@@ -254,7 +260,16 @@ void run_network_client(const NetworkClientOptions& options) {
   }
   torch::set_num_threads(options.threads > 0 ? options.threads : static_cast<int>(ThreadPool::cores()));
   const std::uint64_t max_bytes = static_cast<std::uint64_t>(options.max_message_mb) << 20;
-  Connection connection(uri, context, options.token, max_bytes);
+  std::string instance;
+  {
+    std::random_device entropy;
+    char buf[3];
+    for (int i = 0; i < 16; ++i) {
+      std::snprintf(buf, sizeof buf, "%02x", entropy() & 0xff);
+      instance += buf;
+    }
+  }
+  Connection connection(uri, context, options.token, instance, max_bytes);
 
   Site site;
   ConfigRecord joined;
@@ -298,12 +313,13 @@ void run_network_client(const NetworkClientOptions& options) {
         trouble("cannot reach " + options.server + ": " + e.displayText());
         continue;
       }
-      contact();
+      last_contact = Clock::now();
       refused(r);
-      if (r.status != 200) {
+      if (r.status != 200) {  // e.g. 409: another process holds this token's session; back off, do not spin
         trouble("join answered " + std::to_string(r.status) + ": " + trimmed(r.body));
         continue;
       }
+      contact();
       Message m = decode_message(r.body);
       if (m.kind != MessageKind::kJoined) throw Error::corruption("join answered with a " + std::string(message_kind_name(m.kind)));
       joined = m.header;
@@ -363,7 +379,7 @@ void run_network_client(const NetworkClientOptions& options) {
     const int round = static_cast<int>(config_int(task.header, "round", 0));
     // Heartbeats from the task's arrival until its result is delivered: a
     // long decode, training or upload is not silence.
-    Heartbeat heartbeat(Connection(uri, context, options.token, 1 << 20), session, heartbeat_seconds);
+    Heartbeat heartbeat(Connection(uri, context, options.token, instance, 1 << 20), session, heartbeat_seconds);
     {
       const auto start = Clock::now();
       try {
@@ -386,7 +402,7 @@ void run_network_client(const NetworkClientOptions& options) {
         reply_header["train_seconds"] = seconds_since(start);
       } catch (const std::exception& e) {
         kind = MessageKind::kTaskFailed;
-        reply_header["error"] = std::string(e.what());
+        reply_header["error"] = truncate_utf8(to_valid_utf8(e.what()), 2000);
         log("round " + std::to_string(round) + ": " + message_kind_name(task.kind) + " failed: " + e.what());
       }
     }
@@ -396,9 +412,11 @@ void run_network_client(const NetworkClientOptions& options) {
       const std::string why = "the result of " + std::to_string(body.size() >> 20) +
                               " MB is over the server's max_message_mb (" + std::to_string(server_max >> 20) + ")";
       log("round " + std::to_string(round) + ": " + why);
-      reply_header.erase("num_examples");
-      reply_header["error"] = why;
-      body = encode_message({MessageKind::kTaskFailed, reply_header, ""});
+      const ConfigRecord failed = {{"job_id", reply_header.at("job_id")},
+                                   {"task_id", reply_header.at("task_id")},
+                                   {"round", reply_header.at("round")},
+                                   {"error", why}};
+      body = encode_message({MessageKind::kTaskFailed, failed, ""});
       kind = MessageKind::kTaskFailed;
     }
     while (true) {  // deliver the result (the server may be briefly away)

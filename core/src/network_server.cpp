@@ -1,11 +1,14 @@
-// The network server: Poco's HTTPServer in front of the shared round loop.
+// The network server: Poco's HTTP connection handling (a TCPServerDispatcher
+// fed by our own connection gate, network_gate.h, which lets only complete,
+// authenticated request heads reach its worker threads) in front of the
+// shared round loop.
 // Each connected site is a RemoteClient (a ClientProxy) whose fit() and
 // evaluate() post a task to the site's mailbox and wait for the answer, the
 // round timeout or the site's silence, whichever comes first.
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerConnectionFactory.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerRequestImpl.h>
@@ -16,6 +19,7 @@
 #include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
+#include <Poco/Net/TCPServerDispatcher.h>
 #include <Poco/ThreadPool.h>
 #include <torch/utils.h>
 
@@ -36,9 +40,11 @@
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/network.h"
 #include "fedtrack/core/parameters.h"
+#include "fedtrack/core/text.h"
 #include "fedtrack/core/thread_pool.h"
 #include "fedtrack/core/wire.h"
 #include "job_runtime.h"
+#include "network_gate.h"
 
 namespace fedtrack {
 namespace {
@@ -47,6 +53,10 @@ using Clock = std::chrono::steady_clock;
 using Poco::Net::HTTPResponse;
 
 constexpr double kPollSeconds = 5;
+constexpr double kSharedTokenWarningSeconds = 60;  // at most one "token used by more than one process" line
+// Connections the kernel completes before the gate accepts them: room for a
+// burst while the gate thread waits for a core (the kernel caps it at somaxconn).
+constexpr int kListenBacklog = 1024;
 
 std::string join_doubles(const std::vector<double>& values) {
   std::string out;
@@ -71,6 +81,26 @@ std::string random_hex(std::size_t bytes) {
 }
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// Text that came from a client (an error message, a name, a key), before it
+// goes into a reply, a log line or a round's record: valid UTF-8, bounded.
+std::string edge_text(std::string_view text, std::size_t max_bytes = 1000) {
+  return truncate_utf8(to_valid_utf8(text.substr(0, max_bytes + 4)), max_bytes);
+}
+
+// The name owning a bearer token, or nullptr. Compared with every token in
+// constant time per byte, so timing does not tell how much of one matched.
+const std::string* token_owner(const std::map<std::string, std::string>& names_by_token, const std::string& given) {
+  const std::string* name = nullptr;
+  for (const auto& [token, owner] : names_by_token) {
+    unsigned char diff = token.size() == given.size() ? 0 : 1;
+    for (std::size_t i = 0; i < token.size(); ++i) {
+      diff |= static_cast<unsigned char>(token[i] ^ (i < given.size() ? given[i] : 0));
+    }
+    if (diff == 0) name = &owner;
+  }
+  return name;
+}
 
 // One task handed to a site; guarded by Hub::mutex.
 struct Task {
@@ -106,6 +136,10 @@ class RemoteClient : public ClientProxy {
   bool told_done = false;  // heard that the job finished
   bool registered = false;
   std::shared_ptr<Task> task;
+  std::string instance;  // the client process behind `session` (X-Fedtrack-Instance of its join)
+  std::string address;   // where that join came from
+  std::uint64_t refused_joins = 0;  // joins of another process while this session was live
+  std::optional<Clock::time_point> warned;  // the last warning about them
 
  private:
   std::shared_ptr<Task> run_task(MessageKind kind, int round, const ConfigRecord& config,
@@ -281,7 +315,78 @@ EvaluateRes RemoteClient::evaluate(const EvaluateIns& ins, TransferStats& transf
 struct Refusal {
   HTTPResponse::HTTPStatus status;
   std::string reason;
+  bool logged = true;  // false: the caller logs (rate-limited) itself
 };
+
+// What a result may carry: every key, its type and its size are checked
+// before the result is taken, so a result answered 204 is never counted as
+// failed later, and nothing unbounded or ill-formed reaches the round's
+// record (MLflow tags and metrics, the journal, the log).
+constexpr std::size_t kMaxResultMetrics = 64;
+constexpr std::size_t kMaxMetricKeyBytes = 128;  // after "metric/"; MLflow allows 250 for client/<name>/<key>
+constexpr std::size_t kMaxFingerprintBytes = 128;
+constexpr std::size_t kMaxErrorTextBytes = 2000;
+
+void check_result_header(const Message& m) {
+  // A task failure may still carry the fields of the result it replaces
+  // (older clients send them); they are checked the same way and ignored.
+  const bool failed = m.kind == MessageKind::kTaskFailed;
+  const bool fit = m.kind == MessageKind::kFitResult || failed,
+             evaluate = m.kind == MessageKind::kEvaluateResult || failed;
+  const std::string what = std::string("a ") + message_kind_name(m.kind) + ": ";
+  auto bad = [&](const std::string& key, const std::string& why) {
+    return Refusal{HTTPResponse::HTTP_BAD_REQUEST, what + "'" + edge_text(key, 150) + "' " + why};
+  };
+  auto is_int = [](const Scalar& v) { return std::holds_alternative<std::int64_t>(v); };
+  auto is_number = [](const Scalar& v) {
+    return std::holds_alternative<std::int64_t>(v) || std::holds_alternative<double>(v);
+  };
+  std::size_t metrics = 0;
+  for (const auto& [key, value] : m.header) {
+    if (key == "job_id") {
+      if (!std::holds_alternative<std::string>(value)) throw bad(key, "must be a string");
+    } else if (key == "task_id" || key == "round") {
+      if (!is_int(value)) throw bad(key, "must be an integer");
+    } else if (key == "num_examples" && (fit || evaluate)) {
+      if (!is_int(value)) throw bad(key, "must be an integer");
+    } else if (key == "train_seconds" && (fit || evaluate)) {
+      if (!is_number(value)) throw bad(key, "must be a number");
+    } else if (key == "loss" && evaluate) {
+      if (!is_number(value)) throw bad(key, "must be a number");
+    } else if (key == "data_fingerprint" && fit) {
+      const auto* text = std::get_if<std::string>(&value);
+      if (!text) throw bad(key, "must be a string");
+      const bool hex = !text->empty() && text->size() <= kMaxFingerprintBytes &&
+                       std::all_of(text->begin(), text->end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+      if (!hex) throw bad(key, "must be 1 to " + std::to_string(kMaxFingerprintBytes) + " hex digits");
+    } else if (key == "error" && failed) {
+      if (!std::holds_alternative<std::string>(value)) throw bad(key, "must be a string");
+    } else if (key.rfind("metric/", 0) == 0 && (fit || evaluate)) {
+      const std::string_view name = std::string_view(key).substr(7);
+      const bool ok = !name.empty() && name.size() <= kMaxMetricKeyBytes &&
+                      std::all_of(name.begin(), name.end(), [](char c) {
+                        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-' ||
+                               c == '/' || c == ' ' || c == ':';
+                      });
+      if (!ok) {
+        throw bad(key, "is not a metric name (1 to " + std::to_string(kMaxMetricKeyBytes) +
+                           " characters of letters, digits, _ . - / : and space)");
+      }
+      if (!is_number(value)) throw bad(key, "must be a number");
+      if (++metrics > kMaxResultMetrics) {
+        throw Refusal{HTTPResponse::HTTP_BAD_REQUEST,
+                      what + "more than " + std::to_string(kMaxResultMetrics) + " metrics"};
+      }
+    } else {
+      throw bad(key, "is not a field of this message");
+    }
+  }
+  for (const char* required : {"job_id", "task_id", "round"}) {
+    if (!m.header.count(required)) throw bad(required, "is missing");
+  }
+  if (!failed && !m.header.count("num_examples")) throw bad("num_examples", "is missing");
+  if (m.kind == MessageKind::kEvaluateResult && !m.header.count("loss")) throw bad("loss", "is missing");
+}
 
 // While a request of a known client is being served (a long poll held, a
 // model being sent, a result being read) that client is not silent.
@@ -319,15 +424,28 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       who = "client " + name + " (" + who + ")";
       route(name, req, resp);
     } catch (const Refusal& r) {
-      hub_.log("refused " + req.getMethod() + " " + req.getURI() + " from " + who + ": " + r.reason);
+      const std::string reason = edge_text(r.reason);
+      if (r.logged) hub_.log("refused " + edge_text(req.getMethod(), 20) + " " + edge_text(req.getURI(), 100) + " from " + who + ": " + reason);
       resp.setKeepAlive(false);  // a body may be left unread: never parse it as the next request
-      send_text(resp, r.status, r.reason);
+      send_text(resp, r.status, reason);
     } catch (const Poco::Exception& e) {
-      hub_.log("connection to " + who + " failed: " + e.displayText());
+      hub_.log("connection to " + who + " failed: " + edge_text(e.displayText()));
     } catch (const std::exception& e) {
-      hub_.log("error serving " + who + ": " + e.what());
+      // A bug or a library error: the log gets its first line, the client a
+      // generic answer (never internals such as a native backtrace).
+      std::string what = e.what();
+      what = what.substr(0, what.find('\n'));
+      hub_.log("internal error serving " + edge_text(req.getMethod(), 20) + " " + edge_text(req.getURI(), 100) + " from " + who + ": " + edge_text(what, 500));
       try {
-        send_text(resp, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, e.what());
+        resp.setKeepAlive(false);
+        send_text(resp, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "internal error");
+      } catch (...) {
+      }
+    } catch (...) {
+      hub_.log("internal error serving " + who + ": an unknown exception");
+      try {
+        resp.setKeepAlive(false);
+        send_text(resp, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "internal error");
       } catch (...) {
       }
     }
@@ -376,16 +494,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     if (auth.compare(0, prefix.size(), prefix) != 0) {
       throw Refusal{HTTPResponse::HTTP_UNAUTHORIZED, "no bearer token (Authorization: Bearer TOKEN)"};
     }
-    // Compared with every token in constant time per byte, so timing does not tell how much of one matched.
-    const std::string given = auth.substr(prefix.size());
-    const std::string* name = nullptr;
-    for (const auto& [token, owner] : hub_.names_by_token) {
-      unsigned char diff = token.size() == given.size() ? 0 : 1;
-      for (std::size_t i = 0; i < token.size(); ++i) {
-        diff |= static_cast<unsigned char>(token[i] ^ (i < given.size() ? given[i] : 0));
-      }
-      if (diff == 0) name = &owner;
-    }
+    const std::string* name = token_owner(hub_.names_by_token, auth.substr(prefix.size()));
     if (!name) throw Refusal{HTTPResponse::HTTP_UNAUTHORIZED, "unknown token"};
     return *name;
   }
@@ -449,11 +558,35 @@ class Handler : public Poco::Net::HTTPRequestHandler {
   void join(const std::string& name, Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
     read_body(req, resp);
     ConfigRecord header = hub_.job_header;
+    const std::string instance = edge_text(req.get("X-Fedtrack-Instance", ""), 64);
+    const std::string address = req.clientAddress().host().toString();
     {
       std::lock_guard<std::mutex> lock(hub_.mutex);
       auto& client = hub_.by_name[name];
       if (!client) client = std::make_shared<RemoteClient>(name, hub_);
       const bool again = !client->session.empty();
+      // One token, one process: another process joining with the token of a
+      // live session is refused (it would take the session over, and the two
+      // would take it from each other in a loop).
+      if (again && client->instance != instance && !hub_.silent_locked(*client)) {
+        ++client->refused_joins;
+        const auto now = Clock::now();
+        if (!client->warned || seconds(now - *client->warned) >= kSharedTokenWarningSeconds) {
+          client->warned = now;
+          hub_.log("warning: the token of client " + name + " is used by more than one process: a join from " +
+                   address + " was refused while the session from " + client->address + " is live (" +
+                   std::to_string(client->refused_joins) + " refused so far; next warning in " +
+                   std::to_string(static_cast<int>(kSharedTokenWarningSeconds)) + " s at the earliest)");
+        }
+        throw Refusal{HTTPResponse::HTTP_CONFLICT,
+                      "token of '" + name + "' already in use by a live session from " + client->address +
+                          "; wait for it to end (silent for server.client_timeout = " +
+                          std::to_string(static_cast<int>(hub_.job.server.client_timeout)) +
+                          " s) or use another token",
+                      false};
+      }
+      client->instance = instance;
+      client->address = address;
       client->session = random_hex(16);
       client->last_seen = Clock::now();
       if (client->task && client->task->delivered && !client->task->done) {
@@ -531,6 +664,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       throw Refusal{HTTPResponse::HTTP_BAD_REQUEST, std::string("a ") + message_kind_name(message.kind) +
                                                         " message is not a result"};
     }
+    check_result_header(message);
     std::int64_t task_id = 0, round = 0;
     std::string job_id;
     try {
@@ -599,9 +733,10 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       }
       task->bytes_up = body.size();
       if (!rejection.empty()) {
-        task->failure = "sent an invalid update: " + rejection;
+        task->failure = "sent an invalid update: " + edge_text(rejection);
       } else if (message.kind == MessageKind::kTaskFailed) {
-        task->failure = "failed on the client: " + config_string(message.header, "error", "(no reason given)");
+        task->failure = "failed on the client: " +
+                        edge_text(config_string(message.header, "error", "(no reason given)"), kMaxErrorTextBytes);
       } else {
         task->result = std::move(message);
         task->parameters = std::move(parameters);
@@ -624,6 +759,9 @@ class HandlerFactory : public Poco::Net::HTTPRequestHandlerFactory {
   Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
     return new Handler(hub_);
   }
+  // Shuts down the socket of every connection being served (what
+  // HTTPServer::stopAll(true) does), so the worker threads return.
+  void abort_connections() { serverStopped(this, true); }
 
  private:
   Hub& hub_;
@@ -730,23 +868,38 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
   }
   try {
     if (tls) {
-      socket = std::make_unique<Poco::Net::SecureServerSocket>(address, 64, context);
+      socket = std::make_unique<Poco::Net::SecureServerSocket>(address, kListenBacklog, context);
     } else {
-      socket = std::make_unique<Poco::Net::ServerSocket>(address, 64);
+      socket = std::make_unique<Poco::Net::ServerSocket>(address, kListenBacklog);
     }
   } catch (const Poco::Exception& e) {
     throw Error::unavailable("cannot listen on " + options.listen + ": " + e.displayText());
   }
   const int port = socket->address().port();
+  const auto open_files = raise_open_file_limit();
+  // Poco's HTTP side runs only authenticated connections: the gate (our
+  // accept loop, network_gate.h) holds every new connection until its request
+  // head is complete and carries a known token, then hands it to the dispatcher.
   const int max_threads = std::max<int>(32, static_cast<int>(4 * tokens.size() + 8));
   Poco::ThreadPool http_threads(2, max_threads, 30);
-  auto* params = new Poco::Net::HTTPServerParams;
+  Poco::Net::HTTPServerParams::Ptr params = new Poco::Net::HTTPServerParams;
   params->setMaxThreads(max_threads);
   params->setMaxQueued(256);
   params->setKeepAlive(true);
   params->setKeepAliveTimeout(Poco::Timespan(15, 0));
   params->setTimeout(Poco::Timespan(60, 0));
-  Poco::Net::HTTPServer http(new HandlerFactory(hub), http_threads, *socket, params);
+  auto* handlers = new HandlerFactory(hub);
+  Poco::Net::HTTPRequestHandlerFactory::Ptr handlers_ptr(handlers);
+  auto* dispatcher = new Poco::Net::TCPServerDispatcher(
+      new Poco::Net::HTTPServerConnectionFactory(params, handlers_ptr), http_threads, params);
+  struct ReleaseDispatcher {
+    Poco::Net::TCPServerDispatcher* d;
+    ~ReleaseDispatcher() { d->release(); }
+  } release_dispatcher{dispatcher};
+  ConnectionGate gate(
+      *socket, tls, GateLimits{}, *dispatcher,
+      [&hub](const std::string& token) { return token_owner(hub.names_by_token, token) != nullptr; },
+      [&hub](const std::string& line) { hub.log(line); });
   // Stops the HTTP side exactly once, on every way out of this function, so
   // no handler thread outlives `hub`.
   bool stopped = false;
@@ -774,7 +927,9 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
       hub.stopping = true;
       hub.changed.notify_all();
     }
-    http.stopAll(true);
+    gate.stop();
+    dispatcher->stop();
+    handlers->abort_connections();
     http_threads.joinAll();
   };
   struct StopOnExit {
@@ -786,9 +941,13 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
       }
     }
   } stop_on_exit{[&] { stop_serving(false); }};
-  http.start();
+  gate.start();
   const std::string scheme = tls ? "https" : "http";
   log("serving job " + job_id + " on " + scheme + "://" + address.host().toString() + ":" + std::to_string(port));
+  log("connections: a request head within " + std::to_string(static_cast<int>(GateLimits{}.head_seconds)) +
+      " s, at most " + std::to_string(GateLimits{}.max_pending) + " waiting (" +
+      std::to_string(GateLimits{}.max_pending_per_address) + " per address); " + std::to_string(open_files) +
+      " open files allowed");
   if (!tls) log("warning: plain http: updates and tokens travel unencrypted (use --tls-cert/--tls-key beyond loopback)");
   if (options.on_listening) options.on_listening(port);
 

@@ -18,6 +18,7 @@ namespace {
 constexpr char kMagic[4] = {'F', 'T', 'P', 'M'};
 constexpr std::uint16_t kVersion = 1;
 constexpr std::size_t kHeaderSize = 4 + 2 + 2 + 8 + 4 + 4;
+constexpr std::uint8_t kMaxRank = 8;  // LibTorch models use at most 5 (conv3d weights); anything past 8 is malformed
 
 // dtype codes on the wire; never renumber.
 std::uint8_t dtype_code(c10::ScalarType t) {
@@ -173,6 +174,7 @@ std::string encode_parameters(const Parameters& params) {
     const auto& name = params.names[i];
     if (name.size() > 0xFFFF) throw Error::invalid_argument("parameters: name too long: " + name);
     const torch::Tensor t = params.tensors[i].contiguous().cpu();
+    if (t.dim() > kMaxRank) throw Error::invalid_argument("parameters: '" + name + "' has rank over 8");
     w.put<std::uint16_t>(static_cast<std::uint16_t>(name.size()));
     out += name;
     w.put<std::uint8_t>(dtype_code(t.scalar_type()));
@@ -206,6 +208,10 @@ Parameters decode_parameters(std::string_view bytes) {
   const auto count = r.get<std::uint32_t>("tensor count");
   const auto buffer_begin = r.get<std::uint32_t>("buffer index");
   if (buffer_begin > count) throw Error::corruption("parameters: buffer index past the tensor count");
+  if (count > r.remaining() / 12) {  // each tensor takes at least 12 bytes (name length, dtype, rank, data length)
+    throw Error::corruption("parameters: " + std::to_string(count) + " tensors cannot fit in " +
+                            std::to_string(r.remaining()) + " bytes");
+  }
   Parameters out;
   out.buffer_begin = buffer_begin;
   for (std::uint32_t i = 0; i < count; ++i) {
@@ -213,19 +219,26 @@ Parameters decode_parameters(std::string_view bytes) {
     out.names.emplace_back(r.take(name_len, "name"));
     const auto dtype = dtype_from_code(r.get<std::uint8_t>("dtype"));
     const auto ndim = r.get<std::uint8_t>("rank");
+    if (ndim > kMaxRank) {
+      throw Error::corruption("parameters: tensor " + std::to_string(i) + " has rank " + std::to_string(ndim) +
+                              ", over the limit of " + std::to_string(kMaxRank));
+    }
+    // Every dimension and the byte count are bounded by the bytes present,
+    // with overflow-checked products: a shape whose product wraps past 2^64
+    // never reaches torch::empty.
     std::vector<std::int64_t> dims(ndim);
-    std::uint64_t numel = 1;
+    std::uint64_t expected = c10::elementSize(dtype);
+    bool overflow = false;
     for (auto& d : dims) {
       d = r.get<std::int64_t>("dimension");
-      if (d < 0) throw Error::corruption("parameters: negative dimension in '" + out.names.back() + "'");
-      numel *= static_cast<std::uint64_t>(d);
+      if (d < 0) throw Error::corruption("parameters: negative dimension in tensor " + std::to_string(i));
+      overflow = overflow || __builtin_mul_overflow(expected, static_cast<std::uint64_t>(d), &expected);
     }
     const auto nbytes = r.get<std::uint64_t>("data length");
-    const std::uint64_t expected = numel * c10::elementSize(dtype);
-    if (nbytes != expected) {
-      throw Error::corruption("parameters: '" + out.names.back() + "' carries " +
-                              std::to_string(nbytes) + " bytes, its shape needs " +
-                              std::to_string(expected));
+    if (overflow || nbytes != expected || expected > r.remaining()) {
+      throw Error::corruption("parameters: tensor " + std::to_string(i) + " carries " + std::to_string(nbytes) +
+                              " bytes, its shape needs " + (overflow ? std::string("more than 2^64") : std::to_string(expected)) +
+                              " (" + std::to_string(r.remaining()) + " bytes left in the message)");
     }
     auto data = r.take(nbytes, "tensor data");
     torch::Tensor t = torch::empty(dims, torch::TensorOptions().dtype(dtype));

@@ -27,6 +27,10 @@ void put_config(ByteWriter& w, const ConfigRecord& record) {
 ConfigRecord read_config(ByteReader& r) {
   ConfigRecord out;
   const auto count = r.get<std::uint32_t>("entry count");
+  if (count > kMaxHeaderEntries) {
+    throw Error::corruption("message: " + std::to_string(count) + " header entries, over the limit of " +
+                            std::to_string(kMaxHeaderEntries));
+  }
   for (std::uint32_t n = 0; n < count; ++n) {
     std::string key(r.get_bytes("key"));
     const auto tag = r.get<std::uint8_t>("type tag");
@@ -106,7 +110,12 @@ Message decode_message(std::string_view bytes) {
   if (kind < 1 || kind > 8) throw Error::invalid_argument("message: unknown kind " + std::to_string(kind));
   Message m;
   m.kind = static_cast<MessageKind>(kind);
-  m.header = decode_config(r.get_bytes("header"));
+  const auto header = r.get_bytes("header");
+  if (header.size() > kMaxHeaderBytes) {
+    throw Error::corruption("message: a header of " + std::to_string(header.size()) + " bytes, over the limit of " +
+                            std::to_string(kMaxHeaderBytes));
+  }
+  m.header = decode_config(header);
   const auto payload_size = r.get<std::uint64_t>("payload length");
   m.payload = std::string(r.take(payload_size, "payload"));
   r.expect_end();

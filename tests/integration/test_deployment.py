@@ -9,16 +9,19 @@ import http.client
 import json
 import math
 import os
+import resource
+import select
 import signal
 import socket
 import sqlite3
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
 
-from conftest import FEDTRACK, clean_env, fedtrack
+from conftest import FEDTRACK, clean_env, fedtrack, mlflow_client
 
 TOKENS = {"alpha": "tok-alpha-0001", "bravo": "tok-bravo-0002", "charlie": "tok-charlie-03", "delta": "tok-delta-0004"}
 
@@ -245,11 +248,22 @@ def test_tls_with_a_generated_certificate(site_factory):
                     "-out", str(site.path / "cert.pem")], check=True, capture_output=True)
     server = site.server("--tls-cert", "cert.pem", "--tls-key", "key.pem")
     assert "plain http" not in server.log.read_text()
+    # Idle connections and ones trickling a ClientHello (a TLS handshake record of 512 bytes, one byte a second)
+    # wait in the gate, not in the HTTP workers: the sites below join through them.
+    flood = Flood(site.port, idle=100, slow=200, slow_start=b"\x16\x03\x01\x02\x00\x01")
+    flood.start()
+    wait_for(lambda: flood.opened >= 300, 60, "300 flood connections")
     # Without the CA the certificate is not trusted: the client never gets in.
     untrusting = site.client("alpha", 0, "--give-up-after", "3", scheme="https")
     assert untrusting.wait(timeout=60) == 4, untrusting.log.read_text()
     assert "certificate" in untrusting.log.read_text().lower(), untrusting.log.read_text()
     clients = [site.client(n, i, "--tls-ca", "cert.pem", scheme="https") for i, n in enumerate(TOKENS)]
+    try:
+        wait_for(lambda: "round 1/2" in server.log.read_text() or server.poll() is not None, 120,
+                 "the sites to join through the flood")
+        assert flood.is_alive()
+    finally:
+        flood.stop()
     assert server.wait(timeout=240) == 0, server.log.read_text()
     for c in clients:
         assert c.wait(timeout=30) == 0, c.log.read_text()
@@ -259,11 +273,13 @@ def test_tls_with_a_generated_certificate(site_factory):
 # --- a hand-written client for bad input ------------------------------------------------
 
 def encode_config(record):
+    """Keys and string values may be bytes: the server must cope with any bytes."""
     out = struct.pack("<I", len(record))
-    for k, v in sorted(record.items()):
-        key = k.encode()
+    for key, v in sorted((k if isinstance(k, bytes) else k.encode(), v) for k, v in record.items()):
         out += struct.pack("<I", len(key)) + key
-        if isinstance(v, bool):
+        if isinstance(v, bytes):
+            out += struct.pack("<BI", 3, len(v)) + v
+        elif isinstance(v, bool):
             out += struct.pack("<BB", 0, int(v))
         elif isinstance(v, int):
             out += struct.pack("<Bq", 1, v)
@@ -327,7 +343,7 @@ def decode_params(b):
 def encode_params(buffer_begin, tensors):
     body = struct.pack("<II", len(tensors), buffer_begin)
     for name, dtype, dims, data in tensors:
-        n = name.encode()
+        n = name if isinstance(name, bytes) else name.encode()
         body += struct.pack("<H", len(n)) + n + struct.pack("<BB", dtype, len(dims))
         body += struct.pack(f"<{len(dims)}q", *dims) + struct.pack("<Q", len(data)) + bytes(data)
     return b"FTPM" + struct.pack("<HHQ", 1, 0, len(body)) + body
@@ -511,3 +527,247 @@ def test_run_resume_after_a_crash_gives_the_uninterrupted_model(tmp_path):
     assert len(tags.split()) == 4
     finished = fedtrack(["run", *job, "--resume"], cwd=tmp_path / "b", env=env)
     assert finished.returncode == 2 and "already finished" in finished.stderr
+
+
+# --- an untrusted edge: crafted tensors, ill-formed text, shared tokens, floods ----------------
+
+def next_fit_task(raw, job_id, evaluate_error="no data"):
+    """Long-polls until a fit task; evaluate tasks are answered as failed with `evaluate_error`."""
+    while True:
+        status, body = raw.call("GET", "/v1/task")
+        assert status == 200, body
+        kind, header, payload = decode_message(body)
+        if kind == 3:
+            reply = encode_message(8, {"job_id": job_id, "task_id": header["task_id"], "round": header["round"],
+                                       "error": evaluate_error})
+            assert raw.call("POST", "/v1/result", reply)[0] == 204
+            continue
+        if kind == 5:
+            return None, None
+        if kind == 2:
+            return header, payload
+
+
+def test_crafted_tensors_and_ill_formed_text_get_4xx_and_the_tracked_job_completes(site_factory, mlflow_server):
+    site = site_factory(rounds=3, count=2, min_fit=1, max_mb=8)
+    site.env.update(MLFLOW_TRACKING_URI=mlflow_server.uri, MLFLOW_EXPERIMENT_NAME="untrusted-edge")
+    server = site.server()
+    raw = RawClient(site.port, TOKENS["bravo"])
+    status, body = raw.call("POST", "/v1/join")
+    assert status == 200
+    _, joined, _ = decode_message(body)
+    raw.session, job_id = joined["session"], joined["job_id"]
+    real = site.client("alpha", 0)
+    not_utf8 = b"bad \xff\xfe\xc3( bytes \x80\x80"
+
+    def refused(body_bytes, expected):
+        status, reply = raw.call("POST", "/v1/result", body_bytes)
+        assert status == expected, (status, reply)
+        reply.decode("utf-8")  # never raw client bytes, never a native backtrace
+        assert len(reply) < 1200 and b"0x" not in reply and b"frame #" not in reply, reply
+        return reply
+
+    # Round 1.
+    header, payload = next_fit_task(raw, job_id, evaluate_error=not_utf8)
+    ids = {"job_id": job_id, "task_id": header["task_id"], "round": header["round"]}
+    result = dict(ids, num_examples=100)
+    buffer_begin, tensors = decode_params(payload)
+    name0, dtype0 = tensors[0][0], tensors[0][1]
+    assert dtype0 == 1  # float32: 4 bytes an element
+
+    def with_first(name, dims, data):
+        crafted = [list(t) for t in tensors]
+        crafted[0] = [name, dtype0, dims, bytearray(data)]
+        return encode_message(6, result, encode_params(buffer_begin, crafted))
+
+    # Shapes: 2^62 x 4 floats is 2^66 bytes, which wraps to 0 in 64 bits; negative, huge, rank 9.
+    refused(with_first(name0, [1 << 62, 4], b""), 400)
+    refused(with_first(name0, [1 << 61, 1 << 3], b""), 400)
+    refused(with_first(name0, [-1, 4], b""), 400)
+    refused(with_first(name0, [1 << 40], b"\0" * 64), 400)
+    refused(with_first(name0, [1] * 9, b"\0" * 4), 400)
+    # Fields of the wrong type, ill-formed or unbounded: refused before the result is taken (never 204 and failed later).
+    refused(encode_message(6, dict(result, data_fingerprint=12345), payload), 400)
+    refused(encode_message(6, dict(result, data_fingerprint=not_utf8), payload), 400)
+    refused(encode_message(6, dict(result, data_fingerprint="ab" * 500), payload), 400)
+    refused(encode_message(6, dict(result, num_examples="100"), payload), 400)
+    refused(encode_message(6, {**result, b"metric/acc" + not_utf8: 0.5}, payload), 400)
+    refused(encode_message(6, dict(result, **{f"metric/m{i}": 1.0 for i in range(65)}), payload), 400)
+    refused(encode_message(6, dict(result, surprise="x"), payload), 400)
+    # A tensor name that is not the model's (and not UTF-8): 422, and bravo fails round 1.
+    reply = refused(with_first(name0.encode() + b"\xff", tensors[0][2], tensors[0][3]), 422)
+    assert b"tensor 0" in reply, reply
+    # Round 2: a task failure whose error text is long and not UTF-8 is taken (and made safe).
+    header, payload = next_fit_task(raw, job_id, evaluate_error=not_utf8)
+    failed = {"job_id": job_id, "task_id": header["task_id"], "round": header["round"], "error": not_utf8 * 2000}
+    assert raw.call("POST", "/v1/result", encode_message(8, failed))[0] == 204
+    # Round 3: a valid update with a fingerprint and metrics is taken.
+    header, payload = next_fit_task(raw, job_id, evaluate_error=not_utf8)
+    good = {"job_id": job_id, "task_id": header["task_id"], "round": header["round"], "num_examples": 100,
+            "data_fingerprint": "ab" * 32, "metric/train_loss": 0.5, "train_seconds": 0.1}
+    assert raw.call("POST", "/v1/result", encode_message(6, good, payload))[0] == 204
+    assert next_fit_task(raw, job_id, evaluate_error=not_utf8) == (None, None)
+
+    assert server.wait(timeout=120) == 0, server.log.read_text(errors="replace")
+    assert real.wait(timeout=30) == 0
+    report = report_of(server)
+    ok = [(r["metrics"]["clients_ok"], r["metrics"]["clients_failed"]) for r in report["rounds"]]
+    assert ok == [(1, 1), (1, 1), (2, 0)], ok
+    log = server.log.read_bytes().decode("utf-8")  # every line valid UTF-8
+    assert "refused POST /v1/result from client bravo" in log and "internal error" not in log
+    jobs = json.loads(fedtrack(["runs", "--json"], cwd=site.path, env=site.env).stdout)
+    assert len(jobs) == 1 and jobs[0]["status"] == "FINISHED", jobs
+    assert [(r["round"], r["status"]) for r in jobs[0]["rounds"]] == [(n, "FINISHED") for n in (1, 2, 3)]
+    assert report["tracking"]["pending_writes"] == 0, report["tracking"]
+    client = mlflow_client(mlflow_server.uri)
+    experiment = client.get_experiment_by_name("untrusted-edge")
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs), [r.info for r in runs]
+    texts = [v for r in runs for v in list(r.data.tags.values()) + list(r.data.params.values())]
+    assert any("failed on the client: bad \ufffd" in t for t in texts), texts  # recorded, made valid UTF-8
+
+
+def test_two_processes_sharing_a_token_do_not_rejoin_in_a_loop(site_factory):
+    site = site_factory(rounds=3, count=2, min_fit=2)
+    server = site.server()
+    first = site.client("alpha", 0)
+    wait_for(lambda: "client alpha joined" in server.log.read_text(), 60, "alpha to join")
+    twin = site.client("alpha-twin", 0, token=TOKENS["alpha"])  # a second process with alpha's token
+    bravo = site.client("bravo", 1)
+    assert server.wait(timeout=240) == 0, server.log.read_text()[-3000:]
+    assert first.wait(timeout=30) == 0 and bravo.wait(timeout=30) == 0
+    os.killpg(twin.pid, signal.SIGKILL)  # it waits for the token's session to end
+    twin.wait()
+    log = server.log.read_text()
+    assert log.count("client alpha joined") == 1, log.count("client alpha joined")
+    assert log.count("used by more than one process") == 1, log
+    assert len(log) < 20_000, len(log)
+    twin_log = twin.log.read_text()
+    assert "already in use by a live session" in twin_log and len(twin_log) < 5_000, twin_log[:2000]
+    report = report_of(server)
+    assert [r["metrics"]["clients_ok"] for r in report["rounds"]] == [2, 2, 2]
+
+
+class Flood(threading.Thread):
+    """Holds `idle` connections that send nothing (from `idle_from`) and `slow` ones trickling a request head
+    one byte a second (from 127.0.0.2-6); a connection the server closes is opened again `reopen_after` s
+    later (None: never)."""
+
+    def __init__(self, port, idle=500, slow=500, reopen_after=1.0, idle_from="127.0.0.1", slow_from=None,
+                 slow_start=b"POST /v1/join HTTP/1.1\r\nHost: x\r\nX-Slow: "):
+        super().__init__(daemon=True)
+        self.port = port
+        self.slow_start = slow_start
+        self.reopen_after = reopen_after
+        self.slots = [idle_from] * idle + [slow_from or f"127.0.0.{2 + i % 5}" for i in range(slow)]
+        self.closed_at = [0.0] * len(self.slots)
+        self.idle = idle
+        self.socks = [None] * len(self.slots)
+        self.opened_at = [0.0] * len(self.slots)
+        self.generation = [0] * len(self.slots)
+        self.first_lifetimes = []  # seconds each first-generation connection lived until the server closed it
+        self.opened = 0
+        self.stopping = threading.Event()
+
+    def open(self, i):
+        s = socket.socket()
+        try:
+            s.bind((self.slots[i], 0))
+            s.settimeout(2)
+            s.connect(("127.0.0.1", self.port))
+            if i >= self.idle:
+                s.sendall(self.slow_start)
+            s.setblocking(False)
+        except OSError:
+            s.close()
+            return
+        self.socks[i] = s
+        self.opened_at[i] = time.time()
+        self.opened += 1
+
+    def closed(self, i):
+        self.socks[i].close()
+        self.socks[i] = None
+        self.closed_at[i] = time.time()
+        if self.generation[i] == 0:
+            self.first_lifetimes.append(time.time() - self.opened_at[i])
+        self.generation[i] += 1
+
+    def run(self):
+        poller = select.poll()
+        last_trickle = 0.0
+        while not self.stopping.is_set():
+            for i, s in enumerate(self.socks):
+                if s is None and not self.stopping.is_set() and (self.generation[i] == 0 or (
+                        self.reopen_after is not None and time.time() - self.closed_at[i] >= self.reopen_after)):
+                    self.open(i)
+            poller = select.poll()
+            index = {}
+            for i, s in enumerate(self.socks):
+                if s is not None:
+                    poller.register(s.fileno(), select.POLLIN)
+                    index[s.fileno()] = i
+            for fd, _ in poller.poll(200):
+                i = index[fd]
+                try:
+                    data = self.socks[i].recv(4096)
+                except OSError:
+                    data = b""
+                if not data:
+                    self.closed(i)
+            if time.time() - last_trickle >= 1:
+                last_trickle = time.time()
+                for i in range(self.idle, len(self.socks)):
+                    if self.socks[i] is not None:
+                        try:
+                            self.socks[i].send(b"a")
+                        except OSError:
+                            self.closed(i)
+
+    def stop(self):
+        self.stopping.set()
+        self.join()
+        for s in self.socks:
+            if s is not None:
+                s.close()
+
+
+def test_a_flood_of_idle_and_slow_connections_does_not_keep_sites_out(site_factory):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+    site = site_factory(rounds=4, count=3, min_fit=3, client_timeout=10)
+    server = site.server()
+    # Below the caps, idle and trickling connections are closed at the head deadline.
+    few = Flood(site.port, idle=10, slow=10, reopen_after=None, idle_from="127.0.0.9", slow_from="127.0.0.10")
+    few.start()
+    try:
+        wait_for(lambda: len(few.first_lifetimes) == 20, 60, "the server to close 20 connections at the deadline")
+    finally:
+        few.stop()
+    # Not before the 5 s head deadline (counted from the accept, after our connect), not held for long after.
+    assert 4.5 <= min(few.first_lifetimes) and max(few.first_lifetimes) < 60, sorted(few.first_lifetimes)
+
+    # 500 idle + 500 trickling connections, each opened again a second after the server closes it.
+    flood = Flood(site.port)
+    flood.start()
+    try:
+        wait_for(lambda: flood.opened >= 1000, 60, "1000 flood connections")
+        # The job needs all three sites (clients.count = 3): they join during the flood.
+        clients = [site.client(n, i) for i, n in enumerate(list(TOKENS)[:3])]
+        wait_for(lambda: "round 1/4" in server.log.read_text() or server.poll() is not None, 120,
+                 "the three sites to join during the flood and round 1 to finish")
+        assert server.poll() is None, server.log.read_text()[-3000:]
+        # The server closed every first connection of the flood itself (at the head deadline or for a newer
+        # one past a cap), while the flood went on.
+        wait_for(lambda: len(flood.first_lifetimes) == 1000, 90, "the server to close the first 1000 connections")
+        assert server.poll() is None and flood.is_alive() and flood.opened > 1000
+    finally:
+        flood.stop()
+    assert max(flood.first_lifetimes) < 60, sorted(flood.first_lifetimes)[-5:]
+    assert server.wait(timeout=300) == 0, server.log.read_text()[-3000:]
+    for c in clients:
+        assert c.wait(timeout=30) == 0, c.log.read_text()
+    log = server.log.read_text()
+    assert "connection gate: closed" in log and len(log) < 100_000, len(log)
+    report = report_of(server)
+    assert [r["metrics"]["clients_ok"] for r in report["rounds"]] == [3, 3, 3, 3]

@@ -10,7 +10,8 @@
 // empty. decode_message() checks every length against the bytes present and
 // the version before anything is used: Error(kInvalidArgument) for a
 // version or kind this build does not speak, Error(kCorruption) for
-// malformed bytes. Torch-free.
+// malformed bytes, a header over kMaxHeaderBytes or with more than
+// kMaxHeaderEntries entries. Torch-free.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,8 @@
 namespace fedtrack {
 
 inline constexpr std::uint16_t kWireVersion = 1;
+inline constexpr std::size_t kMaxHeaderBytes = 16u << 20;  // a job header carries per-feature scaling as text
+inline constexpr std::uint32_t kMaxHeaderEntries = 4096;
 
 enum class MessageKind : std::uint8_t {
   kJoined = 1,          // server -> client: identity, session, the job's model and data format
