@@ -405,6 +405,32 @@ class JobReader {
   JobSpec& job_;
 };
 
+// yaml-cpp keeps every pair of a mapping, but a lookup finds the first and
+// the reader's walk keeps the last: a key given twice (at any depth, also in
+// a JSON job file) is refused, naming both lines, before anything reads it.
+void refuse_duplicate_keys(const YAML::Node& node, const std::string& prefix, const std::string& source) {
+  if (node.IsMap()) {
+    std::map<std::string, YAML::Mark> seen;
+    for (const auto& item : node) {
+      const std::string key = item.first.IsScalar() ? item.first.Scalar() : YAML::Dump(item.first);
+      const std::string full = prefix.empty() ? key : prefix + "." + key;
+      const YAML::Mark mark = item.first.Mark();
+      auto [at, fresh] = seen.emplace(key, mark);
+      if (!fresh) {
+        auto line = [&](const YAML::Mark& m) {
+          return m.is_null() ? source : source + ":" + std::to_string(m.line + 1);
+        };
+        throw Error::invalid_argument(line(at->second) + " and " + line(mark) + ": duplicate key '" + full + "'");
+      }
+      refuse_duplicate_keys(item.second, full, source);
+    }
+  } else if (node.IsSequence()) {
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      refuse_duplicate_keys(node[i], prefix + "[" + std::to_string(i) + "]", source);
+    }
+  }
+}
+
 // Sets node[parts[i]][parts[i+1]]... = value. yaml-cpp's operator= writes
 // through a handle instead of rebinding it, so each level is re-fetched by
 // index and passed down by value (the copy constructor does rebind).
@@ -467,6 +493,7 @@ JobSpec parse_job(const std::string& yaml_text, const std::string& source_name,
   if (root.IsDefined() && !root.IsNull() && !root.IsMap()) {
     throw Error::invalid_argument(source_name + ": a job file must be a mapping of keys");
   }
+  refuse_duplicate_keys(root, "", source_name);
   std::set<std::string> overridden;
   for (const auto& o : overrides) overridden.insert(apply_override(root, o));
   JobSpec job;
