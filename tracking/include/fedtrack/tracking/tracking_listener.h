@@ -93,9 +93,11 @@ class TrackingListener : public RoundListener {
 
   static std::string round_key(const std::string& job_id, int round);
 
- private:
-  // The fedtrack.model_sha256 tag a round's run was given, "" if none.
+  // The fedtrack.model_sha256 tag a round's run (round_key) was given in
+  // the journal, "" if none.
   std::string recorded_model_sha(const std::string& key);
+
+ private:
   void record(int round, const std::function<void()>& writes);
   void warn(const std::string& line);
 
