@@ -143,6 +143,22 @@ TEST(JobConfig, DuplicateKeysAreRefusedNamingBothLines) {
   EXPECT_EQ(job.train.lr, 0.1);
 }
 
+TEST(JobConfig, DataClassesDeclareTheCsvClasses) {
+  EXPECT_EQ(parse_job("data: {dataset: csv, path: a.csv, classes: 3}\n", "job.yaml").data.classes,
+            (std::vector<std::string>{"0", "1", "2"}));
+  const JobSpec named = parse_job("data: {dataset: csv, path: a.csv, classes: [no, yes]}\n", "job.yaml");
+  EXPECT_EQ(named.data.classes, (std::vector<std::string>{"no", "yes"}));
+  bool listed = false;
+  for (const auto& [k, v] : flatten_job(named)) listed = listed || (k == "data.classes" && v == "no,yes");
+  EXPECT_TRUE(listed);
+  // Undeclared, it is not a key of the job (the digest of existing jobs stays).
+  for (const auto& [k, v] : flatten_job(parse_job("", "job.yaml"))) EXPECT_NE(k, "data.classes");
+  EXPECT_EQ(error_of("data: {dataset: csv, path: a.csv, classes: [no, no]}\n"),
+            "job.yaml:1: data.classes: names class 'no' twice");
+  EXPECT_EQ(error_of("data:\n  classes: 10\n"),
+            "job.yaml:2: data.classes: only applies to csv data (fashion-mnist has its own 10 classes)");
+}
+
 TEST(JobConfig, MissingFileIsNotFound) {
   try {
     load_job("/nonexistent/job.yaml");
