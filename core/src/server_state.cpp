@@ -63,11 +63,24 @@ bool decode_flag(const StateRecord& all, const std::string& key, bool absent) {
 constexpr const char* kChecksumKey = "checksum";
 constexpr const char* kChecksumScheme = "sha256-v1:";
 
-std::string body_digest(StateRecord all) {
-  all.erase(kChecksumKey);
-  all.erase("recorded");
-  all.erase("finished");
-  return sha256_hex(encode_state(all));
+// SHA-256 over every entry but the checksum and the flags, each as
+// (u64 length, key, u64 length, value) in key order; streamed, so the model
+// bytes are not copied.
+std::string body_digest(const StateRecord& all) {
+  Sha256 sha;
+  const auto put = [&sha](std::string_view bytes) {
+    const std::uint64_t n = bytes.size();
+    unsigned char len[8];
+    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
+    sha.update(len, sizeof len);
+    sha.update(bytes);
+  };
+  for (const auto& [key, value] : all) {
+    if (key == kChecksumKey || key == "recorded" || key == "finished") continue;
+    put(key);
+    put(value);
+  }
+  return sha.hex();
 }
 
 std::string checksum_of(const std::string& body, bool recorded, bool finished) {
