@@ -51,7 +51,8 @@ void JobRecorder::check_resume(const ResumeCheck& check) {
   const auto corrupt = [&](const std::string& what, const std::string& rev) {
     std::string fix = "move " + check.state_path + " aside and start the job again without --resume";
     if (!rev.empty()) {
-      fix = "round " + round + "'s committed model is intact (`fedtrack restore --repo " + repository_->root() + " --rev " + rev + " --out round-" + round + ".pt`); " + fix;
+      fix = "round " + round + "'s committed model is intact (`fedtrack restore --repo " + repository_->root() +
+            " --rev " + rev + " --out round-" + round + ".pt`); " + fix;
     }
     return Error::corruption("state file " + check.state_path + ": round " + round + " " + what +
                              ": the state file is corrupt; " + fix);
