@@ -153,6 +153,7 @@ RoundSummary decode_round_summary_fields(std::string_view bytes) {
     const StateRecord c = decode_state(value);
     ClientRoundStat stat;
     stat.client_id = state_at(c, "id");
+    state_at(c, "ok");  // required
     stat.ok = decode_flag(c, "ok", false);
     stat.error = state_at(c, "error");
     stat.num_examples = parse_decimal<std::int64_t>(state_at(c, "num_examples"), "num_examples");

@@ -294,11 +294,26 @@ TEST(ServerStateFile, DamagedRoundSummariesAreCorruptionNeverAnotherError) {
   StateRecord r = decode_state(bytes);
   for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
            {"round", "x"}, {"round", "99999999999999"}, {"bytes_up", "-1"}, {"total_rounds", "5 "}}) {
+    SCOPED_TRACE(key + "=" + value);
     StateRecord bad = r;
     bad[key] = value;
     EXPECT_NE(message_of([&] { decode_round_summary(encode_state(bad)); }).find("round summary: '" + key + "'"),
               std::string::npos);
   }
+  // A client's entry with an unreadable flag or count.
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{{"ok", "yes"}, {"num_examples", "1e3"}}) {
+    SCOPED_TRACE(key + "=" + value);
+    StateRecord client = decode_state(r.at("client/000000"));
+    client[key] = value;
+    StateRecord bad = r;
+    bad["client/000000"] = encode_state(client);
+    EXPECT_NE(message_of([&] { decode_round_summary(encode_state(bad)); }).find("'" + key + "'"), std::string::npos);
+  }
+  StateRecord client = decode_state(r.at("client/000000"));
+  client.erase("ok");
+  StateRecord bad = r;
+  bad["client/000000"] = encode_state(client);
+  EXPECT_NE(message_of([&] { decode_round_summary(encode_state(bad)); }).find("'ok' is missing"), std::string::npos);
 }
 
 }  // namespace
