@@ -366,13 +366,34 @@ class JobReader {
 
   void read_data(const YAML::Node& node) {
     constexpr std::int64_t kMaxInt = std::numeric_limits<std::int64_t>::max();
-    auto d = section(node, "data", {"dataset", "path", "test_path", "label", "test_fraction",
+    auto d = section(node, "data", {"dataset", "path", "test_path", "label", "classes", "test_fraction",
                                     "val_fraction", "limit_train", "limit_test", "partition"});
     auto& s = job_.data;
     if (d.count("dataset")) s.dataset = string(d["dataset"], "data.dataset", {"fashion-mnist", "mnist", "csv"});
     if (d.count("path")) s.path = string(d["path"], "data.path");
     if (d.count("test_path")) s.test_path = string(d["test_path"], "data.test_path");
     if (d.count("label")) s.label = string(d["label"], "data.label");
+    if (d.count("classes")) {
+      const YAML::Node& c = d["classes"];
+      s.classes.clear();
+      if (c.IsScalar()) {
+        const std::int64_t n = integer(c, "data.classes", 1, 100000);
+        for (std::int64_t k = 0; k < n; ++k) s.classes.push_back(std::to_string(k));
+      } else if (c.IsSequence() && c.size() > 0) {
+        for (std::size_t i = 0; i < c.size(); ++i) {
+          const std::string name = string(c[i], "data.classes");
+          if (std::find(s.classes.begin(), s.classes.end(), name) != s.classes.end()) {
+            fail(c[i], "data.classes", "names class '" + name + "' twice");
+          }
+          s.classes.push_back(name);
+        }
+      } else {
+        fail(c, "data.classes", "expected a number of classes or a list of class names, got '" + text(c) + "'");
+      }
+      if (s.dataset != "csv") {
+        fail(c, "data.classes", "only applies to csv data (" + s.dataset + " has its own 10 classes)");
+      }
+    }
     if (d.count("test_fraction")) s.test_fraction = number(d["test_fraction"], "data.test_fraction", 0, 1, true);
     if (d.count("val_fraction")) s.val_fraction = number(d["val_fraction"], "data.val_fraction", 0, 0.9, false);
     if (d.count("limit_train")) s.limit_train = integer(d["limit_train"], "data.limit_train", 0, kMaxInt);
@@ -404,6 +425,32 @@ class JobReader {
   std::set<std::string> overridden_;
   JobSpec& job_;
 };
+
+// yaml-cpp keeps every pair of a mapping, but a lookup finds the first and
+// the reader's walk keeps the last: a key given twice (at any depth, also in
+// a JSON job file) is refused, naming both lines, before anything reads it.
+void refuse_duplicate_keys(const YAML::Node& node, const std::string& prefix, const std::string& source) {
+  if (node.IsMap()) {
+    std::map<std::string, YAML::Mark> seen;
+    for (const auto& item : node) {
+      const std::string key = item.first.IsScalar() ? item.first.Scalar() : YAML::Dump(item.first);
+      const std::string full = prefix.empty() ? key : prefix + "." + key;
+      const YAML::Mark mark = item.first.Mark();
+      auto [at, fresh] = seen.emplace(key, mark);
+      if (!fresh) {
+        auto line = [&](const YAML::Mark& m) {
+          return m.is_null() ? source : source + ":" + std::to_string(m.line + 1);
+        };
+        throw Error::invalid_argument(line(at->second) + " and " + line(mark) + ": duplicate key '" + full + "'");
+      }
+      refuse_duplicate_keys(item.second, full, source);
+    }
+  } else if (node.IsSequence()) {
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      refuse_duplicate_keys(node[i], prefix + "[" + std::to_string(i) + "]", source);
+    }
+  }
+}
 
 // Sets node[parts[i]][parts[i+1]]... = value. yaml-cpp's operator= writes
 // through a handle instead of rebinding it, so each level is re-fetched by
@@ -467,6 +514,7 @@ JobSpec parse_job(const std::string& yaml_text, const std::string& source_name,
   if (root.IsDefined() && !root.IsNull() && !root.IsMap()) {
     throw Error::invalid_argument(source_name + ": a job file must be a mapping of keys");
   }
+  refuse_duplicate_keys(root, "", source_name);
   std::set<std::string> overridden;
   for (const auto& o : overrides) overridden.insert(apply_override(root, o));
   JobSpec job;
@@ -535,6 +583,11 @@ std::vector<std::pair<std::string, std::string>> flatten_job(const JobSpec& j) {
       {"server.round_timeout", s(j.server.round_timeout)},
       {"server.client_timeout", s(j.server.client_timeout)},
   };
+  if (!j.data.classes.empty()) {  // only when declared: the digest of other jobs stays
+    std::string list;
+    for (const auto& c : j.data.classes) list += (list.empty() ? "" : ",") + c;
+    out.emplace_back("data.classes", list);
+  }
   if (j.attack.clients > 0) {
     out.emplace_back("attack.clients", s(j.attack.clients));
     out.emplace_back("attack.scale", s(j.attack.scale));

@@ -3,6 +3,9 @@
 #include <cstdlib>
 
 #include "fedtrack/connectors/job_config.h"
+#include "fedtrack/core/digest.h"
+#include "fedtrack/core/error.h"
+#include "fedtrack/versioning/md5.h"
 #include "fedtrack/core/text.h"
 #include "source_info.h"
 
@@ -43,6 +46,43 @@ JobRecorder::JobRecorder(JobSpec& job, const std::string& job_path, std::ostream
     v.push = job.versioning.push;
     v.author = job.versioning.author;
     repository_ = std::make_unique<ModelRepository>(v);
+  }
+}
+
+void JobRecorder::check_resume(const ResumeCheck& check) {
+  const std::string round = std::to_string(check.round);
+  const std::string& bytes = check.model->checkpoint_bytes();
+  const auto corrupt = [&](const std::string& what, const std::string& rev) {
+    std::string fix = "move " + check.state_path + " aside and start the job again without --resume";
+    if (!rev.empty()) {
+      fix = "round " + round + "'s committed model is intact (`fedtrack restore --repo " + repository_->root() +
+            " --rev " + rev + " --out round-" + round + ".pt`); " + fix;
+    }
+    return Error::corruption("state file " + check.state_path + ": round " + round + " " + what +
+                             ": the state file is corrupt; " + fix);
+  };
+  if (repository_) {
+    const std::string tag = ModelRepository::tag_name(check.job_id, check.round);
+    const auto committed = recorded_md5(repository_->root(), "refs/tags/" + tag, repository_->options().path);
+    const std::string md5 = md5_hex(bytes);
+    if (committed && *committed != md5) {
+      throw corrupt("model has md5 " + md5 + ", git tag " + tag + " recorded " + *committed, tag);
+    }
+  }
+  std::string journalled;
+  try {
+    journalled = tracking_->recorded_model_sha(TrackingListener::round_key(check.job_id, check.round));
+  } catch (const std::exception& e) {
+    err_ << "warning: tracking: cannot read round " << round << "'s model sha256 from the journal (" << e.what()
+         << "); the resumed model is not checked against it" << std::endl;
+  }
+  if (!journalled.empty()) {
+    const std::string sha = sha256_hex(bytes);
+    if (journalled != sha) {
+      throw corrupt("model has sha256 " + sha + ", the tracking journal " + journal_->path() + " recorded " +
+                        journalled,
+                    repository_ ? ModelRepository::tag_name(check.job_id, check.round) : "");
+    }
   }
 }
 

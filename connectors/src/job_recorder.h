@@ -32,6 +32,10 @@ class JobRecorder : public RoundListener {
   // creates) the journal and the model repository.
   JobRecorder(JobSpec& job, const std::string& job_path, std::ostream& err);
 
+  // A resumed job's model must be the one committed for that round (the
+  // md5 in its tag's .dvc) and the one journalled (fedtrack.model_sha256),
+  // when they exist: otherwise Error(kCorruption) saying what to do.
+  void check_resume(const ResumeCheck& check) override;
   void on_job_start(const JobStart& start) override;
   void on_initial_evaluation(const Metrics& metrics) override;
   void on_round(const RoundSummary& summary) override;

@@ -85,6 +85,7 @@ CsvDataset read_csv_dataset(const std::string& path, const std::string& label_co
     if (c != label_index) out.feature_names.push_back(header[c]);
   }
   std::vector<std::string> raw_labels;
+  std::vector<std::size_t> label_lines;  // the file line of each record, for errors
   std::size_t line_no = 1;
   while (std::getline(in, line)) {
     ++line_no;
@@ -101,6 +102,7 @@ CsvDataset read_csv_dataset(const std::string& path, const std::string& label_co
           throw Error::invalid_argument(path + ":" + std::to_string(line_no) + ": empty label");
         }
         raw_labels.push_back(fields[c]);
+        label_lines.push_back(line_no);
         continue;
       }
       float value = 0;
@@ -113,6 +115,12 @@ CsvDataset read_csv_dataset(const std::string& path, const std::string& label_co
   }
   if (raw_labels.empty()) throw Error::invalid_argument(path + ": no data rows");
 
+  // A label outside the classes is a damaged record, never a new class: it
+  // would silently change the model's output layer.
+  const auto bad_record = [&](std::size_t record, const std::string& why) {
+    return Error::corruption(path + ":" + std::to_string(label_lines[record]) + ": record " + std::to_string(record) +
+                             ": label '" + raw_labels[record] + "' " + why);
+  };
   std::map<std::string, std::int64_t> index;
   if (!classes.empty()) {
     out.class_names = classes;
@@ -127,11 +135,12 @@ CsvDataset read_csv_dataset(const std::string& path, const std::string& label_co
   for (std::size_t k = 0; k < out.class_names.size(); ++k) {
     index[out.class_names[k]] = static_cast<std::int64_t>(k);
   }
-  for (const auto& l : raw_labels) {
+  for (std::size_t i = 0; i < raw_labels.size(); ++i) {
+    const std::string& l = raw_labels[i];
     auto it = index.find(l);
     if (it == index.end() && is_non_negative_integer(l)) it = index.find(std::to_string(std::stoll(l)));
     if (it == index.end()) {
-      throw Error::invalid_argument(path + ": label '" + l + "' is not one of the training classes");
+      throw bad_record(i, "is not one of the dataset's " + std::to_string(out.class_names.size()) + " classes");
     }
     out.labels.push_back(it->second);
   }

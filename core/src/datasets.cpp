@@ -27,8 +27,22 @@ torch::Tensor idx_images(const IdxArray& a, const std::string& path) {
   return t.to(torch::kFloat).div_(255.0);
 }
 
-torch::Tensor idx_labels(const IdxArray& a, const std::string& path) {
+// Fashion-MNIST and MNIST both have ten classes.
+constexpr std::int64_t kIdxClasses = 10;
+
+// Labels must be class indices below `num_classes` (when known): a damaged
+// byte (9 -> 200) is corruption, never a 201-class model.
+torch::Tensor idx_labels(const IdxArray& a, const std::string& path, std::int64_t num_classes) {
   if (a.dims.size() != 1) throw Error::corruption(path + ": expected a 1-dimensional label file");
+  if (num_classes > 0) {
+    for (std::size_t i = 0; i < a.data.size(); ++i) {
+      if (a.data[i] >= num_classes) {
+        throw Error::corruption(path + ": record " + std::to_string(i) + " has label " + std::to_string(a.data[i]) +
+                                ", outside the dataset's " + std::to_string(num_classes) + " classes (0.." +
+                                std::to_string(num_classes - 1) + ")");
+      }
+    }
+  }
   auto t = torch::empty({a.dims[0]}, torch::kUInt8);
   std::memcpy(t.data_ptr(), a.data.data(), a.data.size());
   return t.to(torch::kLong);
@@ -51,8 +65,8 @@ DatasetSplits load_idx_dataset(const DataSpec& spec, bool scale) {
   auto [test_x, test_x_path] = read("t10k-images-idx3-ubyte");
   auto [test_y, test_y_path] = read("t10k-labels-idx1-ubyte");
   DatasetSplits out;
-  out.train = {idx_images(train_x, train_x_path), idx_labels(train_y, train_y_path)};
-  out.test = {idx_images(test_x, test_x_path), idx_labels(test_y, test_y_path)};
+  out.train = {idx_images(train_x, train_x_path), idx_labels(train_y, train_y_path, kIdxClasses)};
+  out.test = {idx_images(test_x, test_x_path), idx_labels(test_y, test_y_path, kIdxClasses)};
   if (out.train.features.size(0) != out.train.size() || out.test.features.size(0) != out.test.size()) {
     throw Error::corruption(spec.dataset + ": image and label counts differ in " + dir);
   }
@@ -65,8 +79,7 @@ DatasetSplits load_idx_dataset(const DataSpec& spec, bool scale) {
   }
   out.format = "idx";
   out.feature_shape = {1, out.train.features.size(2), out.train.features.size(3)};
-  out.num_classes = std::max(out.train.labels.max().item<std::int64_t>(),
-                             out.test.labels.max().item<std::int64_t>()) + 1;
+  out.num_classes = kIdxClasses;
   out.description = spec.dataset + " from " + dir;
   return out;
 }
@@ -84,7 +97,7 @@ TensorData csv_tensors(const CsvDataset& csv) {
 
 DatasetSplits load_csv_dataset(const DataSpec& spec, std::uint64_t seed, bool scale) {
   if (spec.path.empty()) throw Error::invalid_argument("csv: data.path must name the CSV file");
-  const CsvDataset train_csv = read_csv_dataset(spec.path, spec.label);
+  const CsvDataset train_csv = read_csv_dataset(spec.path, spec.label, spec.classes);
   DatasetSplits out;
   TensorData all = csv_tensors(train_csv);
   if (!spec.test_path.empty()) {
@@ -212,7 +225,7 @@ TensorData read_shard(const std::string& dir, const ShardFormat& format) {
   if (format.format == "idx") {
     const std::string xp = find_idx_file(dir, "train-images-idx3-ubyte");
     const std::string yp = find_idx_file(dir, "train-labels-idx1-ubyte");
-    data = {idx_images(read_idx(xp), xp), idx_labels(read_idx(yp), yp)};
+    data = {idx_images(read_idx(xp), xp), idx_labels(read_idx(yp), yp, format.num_classes)};
     if (data.features.size(0) != data.size()) throw Error::corruption(dir + ": image and label counts differ");
     const std::vector<std::int64_t> shape(data.features.sizes().begin() + 1, data.features.sizes().end());
     if (shape != format.feature_shape) {

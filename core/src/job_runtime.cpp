@@ -97,17 +97,24 @@ StateKeeper::StateKeeper(const std::string& path, bool resume, const JobSpec& jo
   saved_ = *saved;
   ResumePoint point;
   point.completed_round = saved->completed_round;
-  point.global = decode_parameters(saved->model);
-  point.strategy_state = decode_state(saved->strategy_state);
   point.sampler_state = saved->sampler_state;
   point.initial = saved->initial;
   point.rounds = saved->rounds;
-  if (!saved->recorded && !saved->last_summary.empty()) {
-    try {
-      point.unrecorded = decode_round_summary(saved->last_summary);
-    } catch (const std::logic_error& e) {
-      throw Error::corruption("state file " + path + ": unreadable round summary (" + e.what() + ")");
-    }
+  // The checksum held, so a decode error here is a file written wrong (or
+  // forged with a matching checksum): still corruption, never a crash.
+  const auto corrupt = [&](const std::string& what) {
+    return Error::corruption("state file " + path + ": round " + std::to_string(saved->completed_round) + " " + what +
+                             "; move it aside and start the job again without --resume");
+  };
+  try {
+    point.global = decode_parameters(saved->model);
+    point.strategy_state = decode_state(saved->strategy_state);
+    decode_rng(saved->sampler_state);
+    if (!saved->recorded && !saved->last_summary.empty()) point.unrecorded = decode_round_summary(saved->last_summary);
+  } catch (const Error& e) {
+    throw corrupt(std::string("is unreadable: ") + e.what());
+  } catch (const std::exception& e) {
+    throw corrupt(std::string("is unreadable (") + e.what() + ")");
   }
   point_ = std::move(point);
 }
@@ -153,6 +160,17 @@ void run_rounds(ClientManager& clients, Strategy& strategy, ServerOptions option
       log("resuming job " + options.job_id + " after round " + std::to_string(resume->completed_round) + " from " +
           state_path);
     }
+    // The state's checksum held; now the records the listeners keep of that
+    // round (the model committed to git, the sha256 in the journal) must
+    // agree with the model it restores.
+    ResumeCheck check;
+    check.job_id = options.job_id;
+    check.round = resume->completed_round;
+    check.state_path = state_path;
+    auto global = std::make_shared<const Parameters>(resume->global);
+    check.model = std::make_shared<const ModelSnapshot>([global] { return checkpoint_bytes(*global); },
+                                                        [global] { return encode_parameters(*global); });
+    for (auto* l : listeners) l->check_resume(check);
   }
   ServerResult run = server.run(resume ? &*resume : nullptr);
   state.finished();

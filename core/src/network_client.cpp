@@ -174,6 +174,7 @@ Site make_site(const ConfigRecord& joined, const std::string& data_dir,
     while (std::getline(in, c, '\x1f')) format.class_names.push_back(c);
   }
   format.label_column = config_string(joined, "label", "");
+  format.num_classes = config_int(joined, "num_classes", 0);
   const std::string model = config_string(joined, "model", "");
   const std::int64_t num_classes = config_int(joined, "num_classes", 0);
   const double val_fraction = config_double(joined, "val_fraction", 0.1);

@@ -124,6 +124,41 @@ TEST(JobConfig, OverridesApplyAndAreBlamedOnTheFlag) {
   EXPECT_EQ(error_of("", {"rounds"}), "--set rounds: expected key.path=value");
 }
 
+TEST(JobConfig, DuplicateKeysAreRefusedNamingBothLines) {
+  EXPECT_EQ(error_of("name: a\nrounds: 1\nseed: 3\nrounds: 7\n"), "job.yaml:2 and job.yaml:4: duplicate key 'rounds'");
+  // Nested, and two whole blocks: a --set must not land in one while the reader keeps the other.
+  EXPECT_EQ(error_of("data:\n  limit_train: 10\n  limit_train: 20\n"),
+            "job.yaml:2 and job.yaml:3: duplicate key 'data.limit_train'");
+  EXPECT_EQ(error_of("data:\n  limit_train: 10\nrounds: 2\ndata:\n  limit_test: 5\n", {"data.limit_train=99"}),
+            "job.yaml:1 and job.yaml:4: duplicate key 'data'");
+  EXPECT_EQ(error_of("strategy:\n  name: fedprox\n  proximal_mu: 0.1\n  proximal_mu: 0.2\n"),
+            "job.yaml:3 and job.yaml:4: duplicate key 'strategy.proximal_mu'");
+  EXPECT_EQ(error_of("privacy:\n  dp: {mode: server_fixed, mode: client_fixed}\n"),
+            "job.yaml:2 and job.yaml:2: duplicate key 'privacy.dp.mode'");
+  // JSON job files go through the same reader.
+  EXPECT_EQ(error_of("{\"rounds\": 1,\n \"clients\": {\"count\": 2},\n \"rounds\": 7}\n"),
+            "job.yaml:1 and job.yaml:3: duplicate key 'rounds'");
+  // The same key in different mappings is fine.
+  const JobSpec job = parse_job("train: {lr: 0.1}\nstrategy: {name: fedadam, eta: 0.2}\n", "job.yaml");
+  EXPECT_EQ(job.train.lr, 0.1);
+}
+
+TEST(JobConfig, DataClassesDeclareTheCsvClasses) {
+  EXPECT_EQ(parse_job("data: {dataset: csv, path: a.csv, classes: 3}\n", "job.yaml").data.classes,
+            (std::vector<std::string>{"0", "1", "2"}));
+  const JobSpec named = parse_job("data: {dataset: csv, path: a.csv, classes: [no, yes]}\n", "job.yaml");
+  EXPECT_EQ(named.data.classes, (std::vector<std::string>{"no", "yes"}));
+  bool listed = false;
+  for (const auto& [k, v] : flatten_job(named)) listed = listed || (k == "data.classes" && v == "no,yes");
+  EXPECT_TRUE(listed);
+  // Undeclared, it is not a key of the job (the digest of existing jobs stays).
+  for (const auto& [k, v] : flatten_job(parse_job("", "job.yaml"))) EXPECT_NE(k, "data.classes");
+  EXPECT_EQ(error_of("data: {dataset: csv, path: a.csv, classes: [no, no]}\n"),
+            "job.yaml:1: data.classes: names class 'no' twice");
+  EXPECT_EQ(error_of("data:\n  classes: 10\n"),
+            "job.yaml:2: data.classes: only applies to csv data (fashion-mnist has its own 10 classes)");
+}
+
 TEST(JobConfig, MissingFileIsNotFound) {
   try {
     load_job("/nonexistent/job.yaml");

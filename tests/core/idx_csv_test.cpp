@@ -108,7 +108,8 @@ TEST_F(CsvTest, IntegerLabelsKeepTheirValuesAndTestFilesShareClasses) {
     read_csv_dataset(path("test.csv"), "", train.class_names);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), path("test.csv") + ": label '9' is not one of the training classes");
+    EXPECT_EQ(e.code(), ErrorCode::kCorruption);
+    EXPECT_EQ(std::string(e.what()), path("test.csv") + ":3: record 1: label '9' is not one of the dataset's 3 classes");
   }
 }
 

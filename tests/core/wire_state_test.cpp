@@ -2,9 +2,12 @@
 // resumable state records and the resume state file.
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
+
 #include <random>
 
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/files.h"
 #include "fedtrack/core/server_state.h"
 #include "fedtrack/core/state_record.h"
 #include "fedtrack/core/wire.h"
@@ -159,6 +162,158 @@ TEST(ServerStateFile, RoundSummariesRoundTripForReplay) {
   EXPECT_EQ(back.clients[0].fit_metrics, ok.fit_metrics);
   EXPECT_FALSE(back.clients[1].ok);
   EXPECT_EQ(back.clients[1].error, "silent");
+}
+
+SavedState sample_state() {
+  SavedState s;
+  s.job_id = "job-1";
+  s.job_name = "job";
+  s.job_digest = "abc";
+  s.total_rounds = 5;
+  s.completed_round = 2;
+  s.model = std::string("\0model", 6);
+  s.strategy_state = encode_state({{"v", "1"}});
+  s.sampler_state = "rng";
+  s.rounds = {{1, {{"eval_accuracy", 0.5}}}, {2, {{"eval_accuracy", 0.6}}}};
+  s.last_summary = "summary";
+  s.recorded = false;
+  return s;
+}
+
+void sql(const std::string& path, const std::string& statement) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  const int rc = sqlite3_exec(db, statement.c_str(), nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  ASSERT_EQ(rc, SQLITE_OK) << statement;
+}
+
+std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorruption) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "no error";
+  return "";
+}
+
+TEST(ServerStateFile, ChecksumCoversEveryEntryAndSurvivesTheFlags) {
+  const auto dir = testing::make_test_dir("state-sum");
+  const std::string path = (dir / "job.state.db").string();
+  {
+    ServerStateFile file(path);
+    file.save(sample_state());
+    file.mark_recorded();  // flags change without a full save; the checksum follows
+  }
+  {
+    ServerStateFile file(path);
+    auto loaded = file.load();
+    ASSERT_TRUE(loaded);
+    EXPECT_TRUE(loaded->recorded);
+    EXPECT_FALSE(loaded->finished);
+    file.mark_finished();
+  }
+  EXPECT_TRUE(ServerStateFile(path).load()->finished);
+  const std::string good = read_file(path);
+  // Any entry changed behind fedtrack's back: the model, a metric, the round, a flag, a new key.
+  for (const std::string change :
+       {"UPDATE state SET value = X'006d6f64656c' || X'00' WHERE key = 'model'",
+        "UPDATE state SET value = 'rnh' WHERE key = 'sampler_state'",
+        "UPDATE state SET value = '1' WHERE key = 'completed_round'",
+        "UPDATE state SET value = '0' WHERE key = 'finished'",
+        "UPDATE state SET value = 'summarx' WHERE key = 'last_summary'",
+        "INSERT INTO state VALUES ('initial', X'00')"}) {
+    SCOPED_TRACE(change);
+    write_file_atomically(path, good);
+    sql(path, change);
+    const std::string what = message_of([&] { ServerStateFile(path).load(); });
+    EXPECT_EQ(what.rfind("state file " + path + " is corrupt: round ", 0), 0u) << what;
+    EXPECT_NE(what.find("checksum mismatch"), std::string::npos) << what;
+    EXPECT_NE(what.find("without --resume"), std::string::npos) << what;
+  }
+  write_file_atomically(path, good);
+  sql(path, "DELETE FROM state WHERE key = 'checksum'");
+  EXPECT_NE(message_of([&] { ServerStateFile(path).load(); }).find("has no checksum"), std::string::npos);
+  testing::remove_test_dir(dir);
+}
+
+TEST(ServerStateFile, FilesThatAreNotStateFilesAreCorruptionNamingThem) {
+  const auto dir = testing::make_test_dir("state-bad");
+  const std::string path = (dir / "job.state.db").string();
+  write_file_atomically(path, "not a database at all, but long enough to have a header.........................\n");
+  EXPECT_EQ(message_of([&] { ServerStateFile file(path); file.load(); })
+                .rfind("state file " + path + " is corrupt: not an SQLite database", 0),
+            0u);
+  std::filesystem::remove(path);
+  sql(path, "CREATE TABLE runs (id INTEGER)");
+  EXPECT_NE(message_of([&] { ServerStateFile file(path); }).find("not a fedtrack state file (its schema holds table runs)"),
+            std::string::npos);
+  std::filesystem::remove(path);
+  sql(path, "CREATE TABLE state (key TEXT, value TEXT)");
+  EXPECT_NE(message_of([&] { ServerStateFile file(path); }).find("not a fedtrack state file"), std::string::npos);
+  // Truncated: a real state file cut short.
+  std::filesystem::remove(path);
+  {
+    SavedState big = sample_state();
+    big.model = std::string(100000, 'm');
+    ServerStateFile(path).save(big);
+  }
+  const std::string whole = read_file(path);
+  std::string readonly = whole;
+  readonly[18] = 5;  // a header SQLite reads but then refuses to write: refused before anything runs
+  write_file_atomically(path, readonly);
+  EXPECT_NE(message_of([&] { ServerStateFile file(path); }).find("file format version 5 at header byte 18"),
+            std::string::npos);
+  write_file_atomically(path, whole.substr(0, 20000));
+  EXPECT_EQ(message_of([&] { ServerStateFile file(path); file.load(); }).rfind("state file " + path + " is corrupt", 0),
+            0u);
+  testing::remove_test_dir(dir);
+}
+
+TEST(ServerStateFile, DamagedRoundSummariesAreCorruptionNeverAnotherError) {
+  RoundSummary s;
+  s.round = 3;
+  s.total_rounds = 5;
+  s.metrics = {{"eval_accuracy", 0.75}};
+  ClientRoundStat c;
+  c.client_id = "alpha";
+  c.num_examples = 10;
+  s.clients = {c};
+  const std::string bytes = encode_round_summary(s);
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    try {
+      decode_round_summary(bytes.substr(0, n));
+      ADD_FAILURE() << "a summary cut at " << n << " decoded";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorruption) << e.what();
+    }
+  }
+  // Well-formed records with unreadable values (std::stoi would throw std::invalid_argument).
+  StateRecord r = decode_state(bytes);
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"round", "x"}, {"round", "99999999999999"}, {"bytes_up", "-1"}, {"total_rounds", "5 "}}) {
+    SCOPED_TRACE(key + "=" + value);
+    StateRecord bad = r;
+    bad[key] = value;
+    EXPECT_NE(message_of([&] { decode_round_summary(encode_state(bad)); }).find("round summary: '" + key + "'"),
+              std::string::npos);
+  }
+  // A client's entry with an unreadable flag or count.
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{{"ok", "yes"}, {"num_examples", "1e3"}}) {
+    SCOPED_TRACE(key + "=" + value);
+    StateRecord client = decode_state(r.at("client/000000"));
+    client[key] = value;
+    StateRecord bad = r;
+    bad["client/000000"] = encode_state(client);
+    EXPECT_NE(message_of([&] { decode_round_summary(encode_state(bad)); }).find("'" + key + "'"), std::string::npos);
+  }
+  StateRecord client = decode_state(r.at("client/000000"));
+  client.erase("ok");
+  StateRecord bad = r;
+  bad["client/000000"] = encode_state(client);
+  EXPECT_NE(message_of([&] { decode_round_summary(encode_state(bad)); }).find("'ok' is missing"), std::string::npos);
 }
 
 }  // namespace

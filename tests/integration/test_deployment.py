@@ -771,3 +771,18 @@ def test_a_flood_of_idle_and_slow_connections_does_not_keep_sites_out(site_facto
     assert "connection gate: closed" in log and len(log) < 100_000, len(log)
     report = report_of(server)
     assert [r["metrics"]["clients_ok"] for r in report["rounds"]] == [3, 3, 3, 3]
+
+
+# --- damaged site data ----------------------------------------------------------------------
+
+def test_a_client_whose_label_file_is_damaged_stops_with_exit_5_naming_the_record(site_factory):
+    site = site_factory()
+    labels = site.path / "shards" / "0" / "train-labels-idx1-ubyte"
+    damaged = bytearray(labels.read_bytes())
+    damaged[8 + 17] = 200  # record 17 (after the 8-byte IDX header) becomes class 200
+    labels.write_bytes(bytes(damaged))
+    site.server()
+    client = site.client("alpha", 0)
+    assert client.wait(timeout=120) == 5, client.log.read_text()
+    assert ("shards/0/train-labels-idx1-ubyte: record 17 has label 200, outside the dataset's 10 classes (0..9)"
+            in client.log.read_text()), client.log.read_text()

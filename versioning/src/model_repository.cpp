@@ -477,4 +477,17 @@ std::vector<HistoryEntry> model_history(const std::string& repo_dir) {
   return out;
 }
 
+std::optional<std::string> recorded_md5(const std::string& repo_dir, const std::string& rev, const std::string& path) {
+  ensure_libgit2();
+  Repo repo;
+  if (git_repository_open_ext(repo.out(), repo_dir.c_str(), 0, nullptr) < 0) return std::nullopt;
+  Object object;
+  if (git_revparse_single(object.out(), repo.get(), rev.c_str()) < 0) return std::nullopt;
+  Object peeled;
+  if (git_object_peel(peeled.out(), object.get(), GIT_OBJECT_COMMIT) < 0) return std::nullopt;
+  const auto text = blob_at(repo.get(), reinterpret_cast<git_commit*>(peeled.get()), path + ".dvc");
+  if (!text) return std::nullopt;
+  return parse_dvc_file(*text, path + ".dvc@" + rev).md5;
+}
+
 }  // namespace fedtrack

@@ -53,6 +53,7 @@ struct ShardFormat {
   FeatureScaling scaling;
   std::vector<std::string> class_names;     // csv
   std::string label_column;                 // csv
+  std::int64_t num_classes = 0;             // idx: labels must be below it (0 = unchecked)
 };
 
 // Writes rows `rows` of an unscaled training split into folder `dir` in the
@@ -62,7 +63,8 @@ void write_shard(const std::string& dir, const DatasetSplits& unscaled, const st
 
 // Reads a shard folder (write_shard's, or the user's own files in the same
 // format) and scales it. Error(kNotFound) without data, kInvalidArgument
-// when its shape or columns do not match the job's.
+// when its shape or columns do not match the job's, kCorruption (naming the
+// file and the first bad record) for a label outside the job's classes.
 TensorData read_shard(const std::string& dir, const ShardFormat& format);
 
 }  // namespace fedtrack

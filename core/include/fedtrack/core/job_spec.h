@@ -26,6 +26,10 @@ struct DataSpec {
   std::string path;        // IDX folder or CSV file; fashion-mnist has a default
   std::string test_path;   // csv: a separate test file (else test_fraction is held out)
   std::string label;       // csv: label column name (default: the last column)
+  // csv: the declared classes (`classes: [no, yes]`, or `classes: 3` for
+  // "0", "1", "2"); a record with another label is corruption. Empty: the
+  // training file's labels make the classes.
+  std::vector<std::string> classes;
   double test_fraction = 0.2;    // csv without test_path
   double val_fraction = 0.1;     // each client's local hold-out for federated evaluation
   std::int64_t limit_train = 0;  // use only the first N training examples (0 = all)

@@ -88,6 +88,15 @@ struct JobStart {
   int completed_rounds = 0;
 };
 
+// What a resumed job is about to continue from, shown to every listener
+// before the job starts (before on_job_start: nothing is recorded yet).
+struct ResumeCheck {
+  std::string job_id;
+  int round = 0;             // the last completed round, the one restored
+  std::string state_path;    // where the resume point came from
+  std::shared_ptr<const ModelSnapshot> model;  // that round's global model
+};
+
 enum class JobStatus { kFinished, kFailed, kKilled };
 const char* job_status_name(JobStatus status);  // "FINISHED", "FAILED", "KILLED"
 
@@ -101,6 +110,10 @@ struct JobEnd {
 class RoundListener {
  public:
   virtual ~RoundListener() = default;
+  // A listener that recorded `check.round` before the stop verifies that the
+  // restored model is the one it recorded; Error(kCorruption) saying which
+  // record disagrees stops the job before anything runs or is recorded.
+  virtual void check_resume(const ResumeCheck& check) {}
   virtual void on_job_start(const JobStart& start) {}
   // Evaluation of the initial global model, before round 1 (round 0).
   virtual void on_initial_evaluation(const Metrics& metrics) {}

@@ -6,6 +6,14 @@
 // one transaction with synchronous=FULL, so the file always holds either the
 // previous round's state or the new one, never a mix. Torch-free: the model
 // is stored as its FTPM encoding. Not thread-safe; one writer per file.
+//
+// Integrity: every entry (model, strategy state, sampler RNG, metrics, round
+// summary, round, flags) is covered by a SHA-256 checksum stored beside them
+// ("checksum" = "sha256-v1:" + sha256(sha256(body) + flags)); load()
+// verifies it before decoding anything. A file that is not SQLite, is
+// truncated, has another schema, lacks the checksum (written before it
+// existed) or does not match it is Error(kCorruption) naming the file and
+// saying what to do.
 #pragma once
 
 #include <optional>
@@ -13,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "fedtrack/core/error.h"
 #include "fedtrack/core/records.h"
 #include "fedtrack/core/round_listener.h"
 
@@ -45,7 +54,8 @@ RoundSummary decode_round_summary(std::string_view bytes);
 
 class ServerStateFile {
  public:
-  // Opens or creates the file. Error(kUnavailable) when it cannot.
+  // Opens or creates the file. Error(kUnavailable) when it cannot;
+  // Error(kCorruption) when an existing file is not a state file.
   explicit ServerStateFile(std::string path);
   ~ServerStateFile();
   ServerStateFile(const ServerStateFile&) = delete;
@@ -53,7 +63,8 @@ class ServerStateFile {
 
   const std::string& path() const { return path_; }
 
-  // Empty for a new file. Error(kCorruption) for a file that is not one.
+  // Empty for a new file. Error(kCorruption) for a file that is not one,
+  // or whose checksum does not match its contents.
   std::optional<SavedState> load();
   void save(const SavedState& state);
   void mark_recorded();
@@ -61,8 +72,15 @@ class ServerStateFile {
 
  private:
   void exec(const std::string& sql);
+  void check_header() const;
+  void check_schema();
+  void set_flags(bool recorded, bool finished);
+  Error damaged(const std::string& what) const;
   std::string path_;
   sqlite3* db_ = nullptr;
+  std::string body_digest_;  // of the state last saved or loaded ("" = none)
+  bool recorded_ = true;
+  bool finished_ = false;
 };
 
 }  // namespace fedtrack

@@ -104,9 +104,11 @@ class TrackingListener : public RoundListener {
 
   static std::string round_key(const std::string& job_id, int round);
 
- private:
-  // The fedtrack.model_sha256 tag a round's run was given, "" if none.
+  // The fedtrack.model_sha256 tag a round's run (round_key) was given in
+  // the journal, "" if none.
   std::string recorded_model_sha(const std::string& key);
+
+ private:
   // Ends (KILLED, with a note) the parent runs named like `start` that were
   // left RUNNING by a process that is gone, and their RUNNING rounds; in the
   // caller's transaction. Returns their run keys.

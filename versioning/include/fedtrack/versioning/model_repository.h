@@ -99,4 +99,9 @@ RestoreResult restore_model(const std::string& repo, const std::string& rev, con
 // Round commits, from the repository's fedtrack/* tags, oldest first.
 std::vector<HistoryEntry> model_history(const std::string& repo);
 
+// The md5 that `path`.dvc records at git revision `rev`, or nullopt when
+// the repository, the revision or that .dvc at it does not exist.
+// Error(kCorruption) for a .dvc it cannot read.
+std::optional<std::string> recorded_md5(const std::string& repo, const std::string& rev, const std::string& path);
+
 }  // namespace fedtrack

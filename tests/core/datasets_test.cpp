@@ -1,0 +1,104 @@
+// Label validation of the dataset readers: a label outside the dataset's
+// classes is corruption naming the file and the first bad record.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "fedtrack/core/datasets.h"
+#include "fedtrack/core/error.h"
+#include "fedtrack/core/files.h"
+#include "fedtrack/core/idx.h"
+#include "support/test_dir.h"
+
+namespace fedtrack {
+namespace {
+
+namespace fs = std::filesystem;
+
+class DatasetLabels : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = testing::make_test_dir("fedtrack-datasets"); }
+  void TearDown() override { testing::remove_test_dir(dir_); }
+
+  // An IDX folder of `labels.size()` 2x2 images per split with these labels.
+  void write_idx(const fs::path& dir, const std::vector<std::uint8_t>& labels, bool test_split = true) {
+    fs::create_directories(dir);
+    const auto n = static_cast<std::int64_t>(labels.size());
+    IdxArray images{{n, 2, 2}, std::vector<std::uint8_t>(labels.size() * 4, 7)};
+    IdxArray label_file{{n}, labels};
+    write_file_atomically((dir / "train-images-idx3-ubyte").string(), encode_idx(images));
+    write_file_atomically((dir / "train-labels-idx1-ubyte").string(), encode_idx(label_file));
+    if (!test_split) return;
+    write_file_atomically((dir / "t10k-images-idx3-ubyte").string(), encode_idx(images));
+    write_file_atomically((dir / "t10k-labels-idx1-ubyte").string(), encode_idx({{n}, {0, 1, 2, 3}}));
+  }
+
+  fs::path dir_;
+};
+
+std::pair<ErrorCode, std::string> error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return {e.code(), e.what()};
+  }
+  return {ErrorCode::kInternal, "(no error)"};
+}
+
+TEST_F(DatasetLabels, IdxLabelOutsideTheTenClassesIsCorruptionNamingFileAndRecord) {
+  write_idx(dir_ / "good", {9, 0, 3, 9});
+  DataSpec spec;
+  spec.path = (dir_ / "good").string();
+  const DatasetSplits good = load_dataset(spec, 1, false);
+  EXPECT_EQ(good.num_classes, 10);  // declared by the dataset, not read off its largest label
+
+  write_idx(dir_ / "bad", {9, 0, 200, 9});  // one byte 3 -> 200
+  spec.path = (dir_ / "bad").string();
+  const auto [code, what] = error_of([&] { load_dataset(spec, 1, false); });
+  EXPECT_EQ(code, ErrorCode::kCorruption);
+  EXPECT_EQ(what, (dir_ / "bad" / "train-labels-idx1-ubyte").string() +
+                      ": record 2 has label 200, outside the dataset's 10 classes (0..9)");
+}
+
+TEST_F(DatasetLabels, ShardLabelsAreCheckedAgainstTheJobsClasses) {
+  write_idx(dir_ / "shard", {1, 2, 10, 4}, false);
+  ShardFormat format;
+  format.format = "idx";
+  format.feature_shape = {1, 2, 2};
+  format.scaling = {{0.0}, {1.0}};
+  format.num_classes = 10;
+  const auto [code, what] = error_of([&] { read_shard((dir_ / "shard").string(), format); });
+  EXPECT_EQ(code, ErrorCode::kCorruption);
+  EXPECT_EQ(what, (dir_ / "shard" / "train-labels-idx1-ubyte").string() +
+                      ": record 2 has label 10, outside the dataset's 10 classes (0..9)");
+
+  write_file_atomically((dir_ / "csv" / "data.csv").string(), "x,label\n1,no\n2,yes\n3,maybe\n");
+  ShardFormat csv;
+  csv.format = "csv";
+  csv.feature_shape = {1};
+  csv.scaling = {{0.0}, {1.0}};
+  csv.class_names = {"no", "yes"};
+  const auto [csv_code, csv_what] = error_of([&] { read_shard((dir_ / "csv").string(), csv); });
+  EXPECT_EQ(csv_code, ErrorCode::kCorruption);
+  EXPECT_EQ(csv_what, (dir_ / "csv" / "data.csv").string() +
+                          ":4: record 2: label 'maybe' is not one of the dataset's 2 classes");
+}
+
+TEST_F(DatasetLabels, CsvDeclaredClassesCatchADamagedLabel) {
+  write_file_atomically((dir_ / "train.csv").string(), "x,y\n1,0\n2,1\n3,200\n4,2\n5,1\n");
+  DataSpec spec;
+  spec.dataset = "csv";
+  spec.path = (dir_ / "train.csv").string();
+  spec.test_fraction = 0.4;
+  spec.classes = {"0", "1", "2"};
+  const auto [code, what] = error_of([&] { load_dataset(spec, 1, false); });
+  EXPECT_EQ(code, ErrorCode::kCorruption);
+  EXPECT_EQ(what, spec.path + ":4: record 2: label '200' is not one of the dataset's 3 classes");
+
+  write_file_atomically(spec.path, "x,y\n1,0\n2,1\n3,2\n4,2\n5,1\n");
+  const DatasetSplits ok = load_dataset(spec, 1, false);
+  EXPECT_EQ(ok.num_classes, 3);
+}
+
+}  // namespace
+}  // namespace fedtrack
