@@ -56,31 +56,41 @@ int hold_lock(const fs::path& git_dir) {
   return fd;
 }
 
-// A child that runs `body` then waits to be killed; returns its pid once
-// `body` is done.
-template <typename Body>
-pid_t live_child(Body body) {
-  int ready[2];
-  if (::pipe(ready) != 0) return -1;
-  const pid_t pid = ::fork();
-  if (pid == 0) {
+// A child process that runs `body`, then waits to be killed; SIGKILLed and
+// reaped when this goes out of scope (also when a test fails early).
+class LiveChild {
+ public:
+  template <typename Body>
+  explicit LiveChild(Body body) {
+    int ready[2];
+    if (::pipe(ready) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(ready[0]);
+      body();
+      if (::write(ready[1], "x", 1) != 1) ::_exit(92);
+      for (;;) ::pause();
+    }
+    ::close(ready[1]);
+    char c;
+    EXPECT_EQ(::read(ready[0], &c, 1), 1);
     ::close(ready[0]);
-    body();
-    if (::write(ready[1], "x", 1) != 1) ::_exit(92);
-    for (;;) ::pause();
   }
-  ::close(ready[1]);
-  char c;
-  EXPECT_EQ(::read(ready[0], &c, 1), 1);
-  ::close(ready[0]);
-  return pid;
-}
+  ~LiveChild() { kill(); }
+  LiveChild(const LiveChild&) = delete;
+  LiveChild& operator=(const LiveChild&) = delete;
+  pid_t pid() const { return pid_; }
+  void kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
 
-void kill_and_reap(pid_t pid) {
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-}
+ private:
+  pid_t pid_ = -1;
+};
 
 class Recovery : public ::testing::Test {
  protected:
@@ -111,7 +121,7 @@ TEST_F(Recovery, WhatAKilledWriterLeftIsRemovedAndTheRoundIsCommitted) {
       git() / "index.lock", git() / "HEAD.lock", git() / "config.lock", git() / "refs/heads/master.lock",
       git() / "refs/tags/fedtrack/job-1/round-002.lock", git() / "objects/tmp_object_git2_a1b2c3",
       repo() / "_git2_d4e5f6"};
-  pid_t dead = live_child([&] {
+  LiveChild writer([&] {
     hold_lock(git());
     for (const auto& f : debris) touch(f);
     const std::string pid = std::to_string(::getpid());
@@ -119,7 +129,8 @@ TEST_F(Recovery, WhatAKilledWriterLeftIsRemovedAndTheRoundIsCommitted) {
     touch(repo() / (".dvc/cache/files/md5/" + object + "/ffff.tmp-" + pid + "-3"));
     touch(repo() / ("dvc.yaml.tmp-" + pid + "-7"));
   });
-  kill_and_reap(dead);
+  const pid_t dead = writer.pid();
+  writer.kill();
   ASSERT_TRUE(fs::exists(git() / "index.lock"));
   ASSERT_NE(git_status(repo()), "");
 
@@ -142,7 +153,8 @@ TEST_F(Recovery, WhatAKilledWriterLeftIsRemovedAndTheRoundIsCommitted) {
 TEST_F(Recovery, ALiveWritersLockIsWaitedForThenReportedNeverBroken) {
   { ModelRepository create(options_); }
   options_.lock_wait_seconds = 0.3;
-  const pid_t live = live_child([&] { hold_lock(git()); });
+  LiveChild holder([&] { hold_lock(git()); });
+  const pid_t live = holder.pid();
   const std::string expected = "repository busy (pid " + std::to_string(live) + ")";
   try {
     ModelRepository busy(options_);
@@ -153,7 +165,7 @@ TEST_F(Recovery, ALiveWritersLockIsWaitedForThenReportedNeverBroken) {
     EXPECT_NE(std::string(e.what()).find((git() / "fedtrack.lock").string()), std::string::npos) << e.what();
   }
   EXPECT_NE(read_file((git() / "fedtrack.lock").string()).find("pid " + std::to_string(live)), std::string::npos);
-  kill_and_reap(live);
+  holder.kill();
   // Its owner is dead now: the lock is stale and taken over.
   ModelRepository after(options_);
   EXPECT_EQ(after.commit_round("job-1", "demo", 1, 1, "w", {}, {}).round, 1);
@@ -164,10 +176,11 @@ TEST_F(Recovery, AGitLockNotLeftByFedtrackIsReportedNotRemoved) {
   ModelRepository repository(options_);
   repository.commit_round("job-1", "demo", 1, 3, "w1", {}, {});
   // Held open by a live process (a git command at work): busy, with its pid.
-  const pid_t git_process = live_child([&] {
+  LiveChild git_command([&] {
     const int fd = ::open((git() / "index.lock").c_str(), O_RDWR | O_CREAT | O_EXCL, 0644);
     if (fd < 0) ::_exit(93);
   });
+  const pid_t git_process = git_command.pid();
   try {
     repository.commit_round("job-1", "demo", 2, 3, "w2", {}, {});
     FAIL();
@@ -176,7 +189,7 @@ TEST_F(Recovery, AGitLockNotLeftByFedtrackIsReportedNotRemoved) {
     EXPECT_NE(std::string(e.what()).find("index.lock"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("pid " + std::to_string(git_process)), std::string::npos) << e.what();
   }
-  kill_and_reap(git_process);
+  git_command.kill();
   // Nobody holds it now, but no fedtrack process died holding the
   // repository: it is not fedtrack's to remove.
   try {
@@ -194,12 +207,12 @@ TEST_F(Recovery, AGitLockNotLeftByFedtrackIsReportedNotRemoved) {
 TEST_F(Recovery, ARepositoryKilledDuringCreationIsFinished) {
   // Killed inside `git init` (config.lock taken, no HEAD yet), holding the lock.
   fs::create_directories(git());
-  const pid_t dead = live_child([&] {
+  LiveChild init([&] {
     hold_lock(git());
     touch(git() / "description");
     touch(git() / "config.lock");
   });
-  kill_and_reap(dead);
+  init.kill();
   ModelRepository repository(options_);
   EXPECT_TRUE(fs::exists(git() / "HEAD"));
   EXPECT_FALSE(fs::exists(git() / "config.lock"));
@@ -226,8 +239,8 @@ TEST_F(Recovery, TwoWritersIntoOneRepositoryTakeTurns) {
     if (pid == 0) {
       try {
         ModelRepository mine(options_);
-        for (int round = 1; round <= 5; ++round) {
-          mine.commit_round(job, "demo", round, 5, job + " weights " + std::to_string(round), {}, {});
+        for (int round = 1; round <= 20; ++round) {
+          mine.commit_round(job, "demo", round, 20, job + " weights " + std::to_string(round), {}, {});
         }
       } catch (const std::exception& e) {
         std::fprintf(stderr, "%s: %s\n", job.c_str(), e.what());
@@ -243,12 +256,12 @@ TEST_F(Recovery, TwoWritersIntoOneRepositoryTakeTurns) {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "writer " << pid << " status " << status;
   }
   const auto history = model_history(options_.repo);
-  EXPECT_EQ(history.size(), 10u);
+  EXPECT_EQ(history.size(), 40u);
   FILE* p = ::popen(("git -C " + options_.repo + " rev-list --count HEAD").c_str(), "r");
   char buf[32] = {};
   ASSERT_TRUE(p && std::fgets(buf, sizeof buf, p));
   ::pclose(p);
-  EXPECT_EQ(std::atoi(buf), 10);
+  EXPECT_EQ(std::atoi(buf), 40);
   EXPECT_EQ(git_status(repo()), "");
   for (const auto& e : history) {
     const RestoreResult r = restore_model(options_.repo, e.tag, "models/global.pt", (dir_ / "out.pt").string());
