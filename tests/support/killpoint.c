@@ -117,7 +117,7 @@ int fdatasync(int fd) {
 int open(const char* path, int flags, ...) {
   REAL(open, int, (const char*, int, ...));
   mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
+  if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
     va_list ap;
     va_start(ap, flags);
     mode = va_arg(ap, mode_t);
@@ -130,7 +130,7 @@ int open(const char* path, int flags, ...) {
 int open64(const char* path, int flags, ...) {
   REAL(open64, int, (const char*, int, ...));
   mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
+  if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
     va_list ap;
     va_start(ap, flags);
     mode = va_arg(ap, mode_t);
@@ -143,7 +143,7 @@ int open64(const char* path, int flags, ...) {
 int openat(int dirfd, const char* path, int flags, ...) {
   REAL(openat, int, (int, const char*, int, ...));
   mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
+  if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
     va_list ap;
     va_start(ap, flags);
     mode = va_arg(ap, mode_t);
@@ -156,7 +156,7 @@ int openat(int dirfd, const char* path, int flags, ...) {
 int openat64(int dirfd, const char* path, int flags, ...) {
   REAL(openat64, int, (int, const char*, int, ...));
   mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
+  if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
     va_list ap;
     va_start(ap, flags);
     mode = va_arg(ap, mode_t);
