@@ -3,9 +3,8 @@
 #include <git2.h>
 #include <sys/stat.h>
 
-#include <chrono>
-
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -173,8 +172,8 @@ void recover(const RepositoryLock& lock, const std::string& git_dir, const fs::p
     if (it->is_directory(ec)) sweep(it->path());
   }
   if (removed.empty() || !options.log) return;
-  std::string line = "versioning: removed " + std::to_string(removed.size()) + " file(s) a killed fedtrack process left in " +
-                     top.string();
+  std::string line = "versioning: removed " + std::to_string(removed.size()) +
+                     " file(s) a killed fedtrack process left in " + top.string();
   if (lock.stale()) line += " (pid " + std::to_string(lock.stale()->pid) + ", since " + lock.stale()->since + ")";
   line += ":";
   for (const auto& f : removed) line += " " + fs::relative(f, top, ec).string();
