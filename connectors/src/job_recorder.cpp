@@ -45,6 +45,7 @@ JobRecorder::JobRecorder(JobSpec& job, const std::string& job_path, std::ostream
     v.remote = job.versioning.remote;
     v.push = job.versioning.push;
     v.author = job.versioning.author;
+    v.log = [this](const std::string& line) { err_ << line << std::endl; };
     repository_ = std::make_unique<ModelRepository>(v);
   }
 }

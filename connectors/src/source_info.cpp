@@ -5,16 +5,25 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
+
+#include "fedtrack/core/error.h"
+#include "fedtrack/core/files.h"
 
 namespace fedtrack {
 namespace {
 
 namespace fs = std::filesystem;
 
+// The first line of a small git file; "" when it is missing or not a
+// regular file (a FIFO there must not hang the job).
 std::string first_line(const fs::path& file) {
-  std::ifstream in(file);
+  std::istringstream in;
+  try {
+    in.str(read_file(file.string()));
+  } catch (const Error&) {
+    return "";
+  }
   std::string line;
   std::getline(in, line);
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
@@ -62,7 +71,11 @@ std::string git_commit_of(const std::string& path) {
     const std::string loose = first_line(base / ref);
     if (is_sha(loose)) return loose;
   }
-  std::ifstream packed(common / "packed-refs");
+  std::istringstream packed;
+  try {
+    packed.str(read_file((common / "packed-refs").string()));
+  } catch (const Error&) {
+  }
   for (std::string line; std::getline(packed, line);) {
     if (line.size() > 41 && line.compare(41, std::string::npos, ref) == 0 && is_sha(line.substr(0, 40))) {
       return line.substr(0, 40);

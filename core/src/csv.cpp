@@ -3,11 +3,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <fstream>
+#include <sstream>
 #include <map>
 #include <set>
 
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/files.h"
 
 namespace fedtrack {
 namespace {
@@ -65,8 +66,14 @@ std::vector<std::string> split_csv_record(const std::string& line) {
 
 CsvDataset read_csv_dataset(const std::string& path, const std::string& label_column,
                             const std::vector<std::string>& classes) {
-  std::ifstream in(path);
-  if (!in) throw Error::not_found(path + ": cannot open CSV file");
+  std::string text;
+  try {
+    text = read_file(path);  // a FIFO or a directory is an Error, never a hang
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kNotFound) throw Error::not_found(path + ": cannot open CSV file");
+    throw;
+  }
+  std::istringstream in(text);
   std::string line;
   if (!std::getline(in, line)) throw Error::invalid_argument(path + ": empty CSV file");
   const auto header = split_csv_record(line);

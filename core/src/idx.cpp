@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/files.h"
 
 namespace fedtrack {
 namespace {
@@ -50,9 +51,13 @@ IdxArray parse_idx(const std::string& bytes, const std::string& name) {
 }
 
 IdxArray read_idx(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw Error::not_found(path + ": cannot open IDX file");
-  std::string raw((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  std::string raw;
+  try {
+    raw = read_file(path);  // a FIFO or a directory is an Error, never a hang
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kNotFound) throw Error::not_found(path + ": cannot open IDX file");
+    throw;
+  }
   if (raw.size() >= 2 && static_cast<unsigned char>(raw[0]) == 0x1f &&
       static_cast<unsigned char>(raw[1]) == 0x8b) {
     std::istringstream compressed(raw);

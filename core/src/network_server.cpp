@@ -38,6 +38,7 @@
 #include "fedtrack/core/client_manager.h"
 #include "fedtrack/core/client_proxy.h"
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/files.h"
 #include "fedtrack/core/network.h"
 #include "fedtrack/core/parameters.h"
 #include "fedtrack/core/text.h"
@@ -791,8 +792,13 @@ ConfigRecord job_header_for(const JobSpec& job, const std::string& job_id, const
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> read_tokens_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error::invalid_argument("--tokens: cannot read " + path);
+  std::string text;
+  try {
+    text = read_file(path);  // a FIFO or a directory is an Error, never a hang
+  } catch (const Error& e) {
+    throw Error::invalid_argument("--tokens: cannot read " + path + " (" + e.what() + ")");
+  }
+  std::istringstream in(text);
   std::vector<std::pair<std::string, std::string>> out;
   std::map<std::string, int> names, tokens;
   std::string line;

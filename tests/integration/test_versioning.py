@@ -152,3 +152,61 @@ def test_legacy_dvc2_outputs_restore(tmp_path):
     r = fedtrack(["restore", "--repo", str(repo), "--rev", "HEAD", "--path", "old.bin", "--out", str(out)], tmp_path, env)
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == payload
+
+
+SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CSV_JOB = [os.path.join(SOURCE, "examples", "csv-tabular", "job.yaml"), "--set", "rounds=3",
+           "--set", "data.path=" + os.path.join(SOURCE, "examples", "csv-tabular", "loans.csv")]
+
+
+def test_a_fifo_or_directory_where_a_file_should_be_is_an_error_not_a_hang(tmp_path):
+    env = env_with_tools()
+    r = fedtrack(["run", "--set", "rounds=1"] + CSV_JOB, tmp_path, env)
+    assert r.returncode == 0, r.stderr
+    repo = tmp_path / "fedtrack-models"
+    digest = (repo / "models" / "global.pt.dvc").read_text().split("md5: ")[1].split()[0]
+    obj = repo / ".dvc" / "cache" / "files" / "md5" / digest[:2] / digest[2:]
+    out = tmp_path / "x.pt"
+
+    os.chmod(obj, 0o644)
+    os.remove(obj)
+    os.mkdir(obj)
+    res = fedtrack(["restore", "--repo", str(repo), "--rev", "HEAD", "--out", str(out)], tmp_path, env, timeout=60)
+    assert res.returncode == 5, res.stderr
+    assert f"{obj} is not a regular file (a directory)" in res.stderr
+    os.rmdir(obj)
+    os.mkfifo(obj)
+    res = fedtrack(["restore", "--repo", str(repo), "--rev", "HEAD", "--out", str(out)], tmp_path, env, timeout=60)
+    assert res.returncode == 5, res.stderr
+    assert f"{obj} is not a regular file (a FIFO)" in res.stderr
+    assert not out.exists()
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    res = fedtrack(["run", str(fifo)], tmp_path, env, timeout=60)  # as the job file
+    assert res.returncode == 3, res.stderr
+    assert "cannot read job file" in res.stderr
+    res = fedtrack(["run"] + CSV_JOB + ["--set", f"data.path={fifo}"], tmp_path, env, timeout=60)  # as the data
+    assert res.returncode == 2, res.stderr
+    assert f"{fifo} is not a regular file (a FIFO)" in res.stderr
+
+
+def test_two_jobs_committing_into_one_repository_at_once_take_turns(tmp_path):
+    env = env_with_tools()
+    repo = tmp_path / "shared-models"
+    jobs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        jobs.append(subprocess.Popen([os.environ["FEDTRACK_EXE"], "run", "--json"] + CSV_JOB +
+                                     ["--set", f"versioning.repo={repo}", "--set", f"name=loans-{name}"],
+                                     cwd=tmp_path / name, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True))
+    for job in jobs:
+        out, err = job.communicate(timeout=300)
+        assert job.returncode == 0, err
+    tags = run(["git", "tag", "-l", "fedtrack/*"], repo, env).split()
+    assert len(tags) == 6, tags
+    assert run(["git", "rev-list", "--count", "HEAD"], repo, env).strip() == "6"
+    assert run(["git", "status", "--porcelain"], repo, env) == ""
+    assert "Data and pipelines are up to date." in run(["dvc", "status"], repo, env)
+    assert not (repo / ".git" / "fedtrack.lock").exists()

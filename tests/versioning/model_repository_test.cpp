@@ -134,8 +134,14 @@ TEST_F(Repo, AFailureMidRoundLeavesThePreviousState) {
     repo.commit_round("job-1", "demo", 1, 2, "other weights", {}, {});
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kAlreadyExists);
-    EXPECT_NE(std::string(e.what()).find("different model"), std::string::npos) << e.what();
+    // Not "tag already exists": what is corrupt, both md5s, what to do.
+    const std::string what = e.what();
+    EXPECT_EQ(e.code(), ErrorCode::kCorruption) << what;
+    EXPECT_NE(what.find("tag " + r1.tag), std::string::npos) << what;
+    EXPECT_NE(what.find(r1.md5), std::string::npos) << what;
+    EXPECT_NE(what.find(md5_hex("other weights")), std::string::npos) << what;
+    EXPECT_NE(what.find("git tag -d " + r1.tag), std::string::npos) << what;
+    EXPECT_EQ(what.find("already exists"), std::string::npos) << what;
   }
   EXPECT_EQ(read_file((root / "models/global.pt").string()), "weights one");
   EXPECT_EQ(git_status(options_.repo), "");

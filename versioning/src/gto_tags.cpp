@@ -8,6 +8,7 @@
 
 #include "fedtrack/core/error.h"
 #include "git_util.h"
+#include "repository_lock.h"
 
 namespace fedtrack {
 namespace {
@@ -34,6 +35,12 @@ std::string create_tag(GitRepo& repo, const std::string& tag, const std::string&
   GitObject target;
   git_check(git_object_lookup(target.out(), repo.get(), &oid, GIT_OBJECT_COMMIT), "git commit " + commit);
   GitSignature sig = repo.signature(author);
+  // Under the repository lock, like a round's commit: a killed promotion's
+  // tag lock is then cleaned up by the next writer, and never a live one's.
+  const std::string git_dir = git_repository_commondir(repo.get());
+  const char* workdir = git_repository_workdir(repo.get());
+  RepositoryLock lock(git_dir, std::chrono::seconds(10));
+  recover_git_dir(git_dir, workdir ? workdir : "", lock);
   git_oid tag_oid;
   const int rc = git_tag_create(&tag_oid, repo.get(), tag.c_str(), target.get(), sig.get(), message.c_str(), 0);
   if (rc == GIT_EEXISTS) throw Error(ErrorCode::kAlreadyExists, "tag " + tag + " already exists");

@@ -1,12 +1,15 @@
 #include "fedtrack/versioning/md5.h"
 
 #include <openssl/evp.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
-#include <fstream>
+#include <cstring>
 #include <vector>
 
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/files.h"
 
 namespace fedtrack {
 
@@ -45,17 +48,23 @@ std::string md5_hex(std::string_view bytes) {
 }
 
 FileDigest md5_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error::not_found("cannot read " + path);
+  const int fd = open_regular_file(path);  // no FIFO or directory: an Error, never a hang
   Md5 m;
   FileDigest out;
   std::vector<char> block(1 << 20);
-  while (in) {
-    in.read(block.data(), static_cast<std::streamsize>(block.size()));
-    const auto n = static_cast<std::size_t>(in.gcount());
-    m.update(block.data(), n);
-    out.size += n;
+  for (;;) {
+    const ssize_t n = ::read(fd, block.data(), block.size());
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      throw Error::unavailable("cannot read " + path + ": " + std::strerror(err));
+    }
+    m.update(block.data(), static_cast<std::size_t>(n));
+    out.size += static_cast<std::size_t>(n);
   }
+  ::close(fd);
   out.md5 = m.hex();
   return out;
 }

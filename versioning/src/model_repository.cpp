@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,7 @@
 #include "fedtrack/versioning/dvc_format.h"
 #include "fedtrack/versioning/md5.h"
 #include "git_util.h"
+#include "repository_lock.h"
 
 namespace fedtrack {
 namespace {
@@ -37,9 +39,43 @@ using Remote = GitRemote;
 
 void check(int rc, const std::string& what) { git_check(rc, what); }
 
-// Copies `bytes` into `path` read-only (0444), through a temporary name.
-void write_object(const std::string& path, const std::string& bytes) {
-  if (fs::exists(path)) return;  // content-addressed: already there
+// A file of the model repository (or its cache) fedtrack reads: anything
+// but a regular file there is corruption, named.
+std::string read_repo_file(const std::string& path) {
+  try {
+    return read_file(path);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kInvalidArgument) throw;
+    throw Error::corruption(std::string(e.what()) + ", in the model repository; move it away");
+  }
+}
+
+// The bytes of `path` in the tree of `commit`, or nullopt.
+std::optional<std::string> blob_at(git_repository* repo, git_commit* commit, const std::string& path) {
+  Tree tree;
+  check(git_commit_tree(tree.out(), commit), "git tree");
+  TreeEntry entry;
+  if (git_tree_entry_bypath(entry.out(), tree.get(), path.c_str()) < 0) return std::nullopt;
+  Blob blob;
+  if (git_blob_lookup(blob.out(), repo, git_tree_entry_id(entry.get())) < 0) return std::nullopt;
+  return std::string(static_cast<const char*>(git_blob_rawcontent(blob.get())),
+                     static_cast<std::size_t>(git_blob_rawsize(blob.get())));
+}
+
+// Copies `bytes` (whose md5 is `md5`) into the object file `path`
+// read-only (0444), through a temporary name. An object already there is
+// kept when it holds those bytes and replaced when it does not (bit rot);
+// anything but a regular file there is Error(kCorruption) naming it.
+void write_object(const std::string& path, const std::string& bytes, const std::string& md5) {
+  remove_dead_temporaries(fs::path(path).parent_path().string());  // a killed writer's half object
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISREG(st.st_mode)) {
+      throw Error::corruption("DVC object " + path + " is not a regular file (" + file_type_name(st.st_mode) +
+                              "); move it away and run again");
+    }
+    if (static_cast<std::size_t>(st.st_size) == bytes.size() && md5_hex(read_repo_file(path)) == md5) return;
+  }
   write_file_atomically(path, bytes);
   ::chmod(path.c_str(), 0444);
 }
@@ -64,7 +100,7 @@ class FileUndo {
  public:
   void write(const std::string& path, const std::string& bytes) {
     std::optional<std::string> before;
-    if (fs::is_regular_file(path)) before = read_file(path);
+    if (fs::is_regular_file(path)) before = read_repo_file(path);
     if (before && *before == bytes) return;
     saved_.emplace_back(path, before);
     write_file_atomically(path, bytes);
@@ -93,7 +129,7 @@ class FileUndo {
 // failed round leaves nothing staged.
 void reset_index_to_head(git_repository* repo) noexcept {
   Index index;
-  if (git_repository_index(index.out(), repo) < 0) return;
+  if (git_repository_index(index.out(), repo) < 0 || git_index_read(index.get(), 1) < 0) return;
   git_oid head;
   if (git_reference_name_to_id(&head, repo, "HEAD") == 0) {
     Commit commit;
@@ -111,7 +147,40 @@ void reset_index_to_head(git_repository* repo) noexcept {
 
 struct ModelRepository::Git {
   Repo repo;
+  std::string git_dir;  // where the repository lock lives
 };
+
+namespace {
+
+std::chrono::milliseconds lock_wait(const VersioningOptions& o) {
+  return std::chrono::milliseconds(static_cast<long long>(std::max(0.0, o.lock_wait_seconds) * 1000));
+}
+
+// After taking the repository lock: what a killed fedtrack process left.
+void recover(const RepositoryLock& lock, const std::string& git_dir, const fs::path& top,
+             const VersioningOptions& options) {
+  std::vector<std::string> removed = recover_git_dir(git_dir, top.string(), lock);
+  auto sweep = [&](const fs::path& folder) {
+    for (auto& f : remove_dead_temporaries(folder.string())) removed.push_back(std::move(f));
+  };
+  sweep(top);
+  sweep(top / ".dvc");
+  sweep((top / options.path).parent_path());
+  std::error_code ec;
+  const fs::path cache = top / ".dvc" / "cache" / "files" / "md5";
+  for (auto it = fs::directory_iterator(cache, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    if (it->is_directory(ec)) sweep(it->path());
+  }
+  if (removed.empty() || !options.log) return;
+  std::string line = "versioning: removed " + std::to_string(removed.size()) +
+                     " file(s) a killed fedtrack process left in " + top.string();
+  if (lock.stale()) line += " (pid " + std::to_string(lock.stale()->pid) + ", since " + lock.stale()->since + ")";
+  line += ":";
+  for (const auto& f : removed) line += " " + fs::relative(f, top, ec).string();
+  options.log(line);
+}
+
+}  // namespace
 
 ModelRepository::ModelRepository(VersioningOptions options) : options_(std::move(options)), git_(std::make_unique<Git>()) {
   ensure_libgit2();
@@ -121,22 +190,35 @@ ModelRepository::ModelRepository(VersioningOptions options) : options_(std::move
   }
   std::error_code ec;
   fs::create_directories(options_.repo, ec);
-  if (git_repository_open_ext(git_->repo.out(), options_.repo.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) < 0) {
+  // The lock lives in the git dir, so a repository killed half-way through
+  // `git init` is finished under it too.
+  Repo opened;
+  const bool existed =
+      git_repository_open_ext(opened.out(), options_.repo.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) == 0;
+  git_->git_dir = existed ? git_repository_commondir(opened.get()) : (fs::path(options_.repo) / ".git").string();
+  if (!existed) fs::create_directories(git_->git_dir, ec);
+  RepositoryLock lock(git_->git_dir, lock_wait(options_));
+  recover(lock, git_->git_dir, fs::path(options_.repo), options_);
+  if (existed) {
+    std::swap(git_->repo.p, opened.p);
+  } else if (git_repository_open_ext(git_->repo.out(), options_.repo.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH,
+                                     nullptr) < 0) {
     check(git_repository_init(git_->repo.out(), options_.repo.c_str(), 0), "git init " + options_.repo);
   }
-  // The files `dvc init` makes, unless this is a DVC repository already.
+  // The files `dvc init` makes, unless this is a DVC repository already;
+  // .dvc/config last, so a repository killed before it is finished here.
   const fs::path dvc = fs::path(root()) / ".dvc";
   if (!fs::exists(dvc / "config")) {
     fs::create_directories(dvc, ec);
-    write_file_atomically((dvc / "config").string(), "");
-    write_file_atomically((dvc / ".gitignore").string(), kDvcGitignore);
+    if (!fs::exists(dvc / ".gitignore")) write_file_atomically((dvc / ".gitignore").string(), kDvcGitignore);
     if (!fs::exists(fs::path(root()) / ".dvcignore")) {
       write_file_atomically((fs::path(root()) / ".dvcignore").string(), kDvcignore);
     }
+    write_file_atomically((dvc / "config").string(), "");
   }
   if (!options_.remote.empty()) {
     const std::string config_path = (dvc / "config").string();
-    const std::string before = read_file(config_path);
+    const std::string before = read_repo_file(config_path);
     const std::string remote = fs::absolute(options_.remote).lexically_normal().string();
     const auto parsed = parse_dvc_config(before);
     auto core = parsed.find("core");
@@ -169,6 +251,9 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
                                           const std::vector<std::pair<std::string, std::string>>& trailers) {
   git_repository* repo = git_->repo.get();
   const fs::path top(root());
+  // One writer at a time; what a killed one left is cleaned up first.
+  RepositoryLock lock(git_->git_dir, lock_wait(options_));
+  recover(lock, git_->git_dir, top, options_);
   const fs::path model = top / options_.path;
   const fs::path folder = model.parent_path();
   const std::string name = model.filename().string();
@@ -181,10 +266,10 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
   // 1. The object in the cache (and remote) first: content-addressed, so an
   //    object no commit names yet is harmless.
   const std::string cache_root = (top / ".dvc" / "cache").string();
-  write_object(object_path(cache_root, result.md5, false), checkpoint_bytes);
+  write_object(object_path(cache_root, result.md5, false), checkpoint_bytes, result.md5);
   if (!options_.remote.empty()) {
     write_object(object_path(fs::absolute(options_.remote).lexically_normal().string(), result.md5, false),
-                 checkpoint_bytes);
+                 checkpoint_bytes, result.md5);
   }
   const std::string tag = tag_name(job_id, round);
   // A re-run round (a resumed job that stopped after this round's commit
@@ -205,11 +290,37 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
   if (git_reference_lookup(existing.out(), repo, ("refs/tags/" + tag).c_str()) == 0) {
     Object peeled;
     check(git_reference_peel(peeled.out(), existing.get(), GIT_OBJECT_COMMIT), "git tag " + tag);
-    const auto recorded = md5_of(reinterpret_cast<git_commit*>(peeled.get()));
-    if (!recorded || *recorded != result.md5) {
-      throw Error(ErrorCode::kAlreadyExists, "tag " + tag + " already exists in " + top.string() +
-                                                 " for a different model (md5 " + recorded.value_or("?") +
-                                                 ", this round's is " + result.md5 + ")");
+    git_commit* tagged_commit = reinterpret_cast<git_commit*>(peeled.get());
+    const std::string sha = oid_hex(*git_object_id(peeled.get())).substr(0, 12);
+    const auto recorded = md5_of(tagged_commit);
+    std::optional<std::string> dvc_md5;
+    if (const auto text = blob_at(repo, tagged_commit, options_.path + ".dvc")) {
+      try {
+        dvc_md5 = parse_dvc_file(*text, options_.path + ".dvc@" + tag).md5;
+      } catch (const Error&) {
+      }
+    }
+    const std::string where = "tag " + tag + " (commit " + sha + ") in " + top.string();
+    if (!recorded || !dvc_md5) {
+      throw Error::corruption(where + " is not a round commit of job " + job_id + " for round " +
+                              std::to_string(round) + ": it has " +
+                              (recorded ? "no readable " + options_.path + ".dvc" : std::string("no fedtrack-md5 trailer")) +
+                              "; the tag was moved or the repository was changed by hand. Point the tag back at the "
+                              "round's commit, or delete it (git tag -d " + tag + ") to record the round again");
+    }
+    if (*recorded != *dvc_md5) {
+      throw Error::corruption(where + " is corrupt: its commit message records md5 " + *recorded + " but its " +
+                              options_.path + ".dvc says " + *dvc_md5 + "; repair or delete the tag (git tag -d " +
+                              tag + ") before recording round " + std::to_string(round) + " again");
+    }
+    if (*dvc_md5 != result.md5) {
+      throw Error::corruption(
+          "round " + std::to_string(round) + " of job " + job_id + " is already recorded as " + where +
+          " with model md5 " + *dvc_md5 + " (its " + options_.path + ".dvc), but this run produced md5 " +
+          result.md5 + " for that round: the resume state and the model repository disagree (one is corrupt or "
+          "was changed); nothing was committed. Check the recorded model with `fedtrack restore --rev " + tag +
+          "`; to keep it, resume from a state file that matches it; to record this run instead, delete the tag "
+          "(git tag -d " + tag + ")");
     }
     reuse = *git_object_id(peeled.get());
     tagged = true;
@@ -240,8 +351,8 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
     const std::string dvc_yaml = "metrics:\n- " + metrics_rel + "\nartifacts:\n  " + artifact + ":\n    path: " +
                                  options_.path + "\n    type: model\n";
     const fs::path dvc_yaml_path = top / "dvc.yaml";
-    if (fs::exists(dvc_yaml_path) && read_file(dvc_yaml_path.string()) != dvc_yaml &&
-        read_file(dvc_yaml_path.string()).find(options_.path) == std::string::npos) {
+    if (fs::exists(dvc_yaml_path) && read_repo_file(dvc_yaml_path.string()) != dvc_yaml &&
+        read_repo_file(dvc_yaml_path.string()).find(options_.path) == std::string::npos) {
       throw Error::failed_precondition(dvc_yaml_path.string() + " exists and does not declare " + options_.path +
                                        "; fedtrack will not rewrite it");
     }
@@ -250,7 +361,7 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
       if (std::isfinite(v)) m[k] = v;
     }
     const fs::path gitignore = folder / ".gitignore";
-    const std::string ignore_before = fs::exists(gitignore) ? read_file(gitignore.string()) : "";
+    const std::string ignore_before = fs::exists(gitignore) ? read_repo_file(gitignore.string()) : "";
     Commit parent;
     git_oid parent_oid;
     const bool has_parent = git_reference_name_to_id(&parent_oid, repo, "HEAD") == 0;
@@ -264,6 +375,7 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
       // 3. One commit with libgit2.
       Index index;
       check(git_repository_index(index.out(), repo), "git index");
+      check(git_index_read(index.get(), 1), "git index read");  // another writer may have committed since
       const std::string model_rel = options_.path;
       const std::string folder_rel = fs::path(model_rel).parent_path().string();
       const std::vector<std::string> paths = {
@@ -329,29 +441,17 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
 
 namespace {
 
-// The bytes of `path` in the tree of `commit`, or nullopt.
-std::optional<std::string> blob_at(git_repository* repo, git_commit* commit, const std::string& path) {
-  Tree tree;
-  check(git_commit_tree(tree.out(), commit), "git tree");
-  TreeEntry entry;
-  if (git_tree_entry_bypath(entry.out(), tree.get(), path.c_str()) < 0) return std::nullopt;
-  Blob blob;
-  if (git_blob_lookup(blob.out(), repo, git_tree_entry_id(entry.get())) < 0) return std::nullopt;
-  return std::string(static_cast<const char*>(git_blob_rawcontent(blob.get())),
-                     static_cast<std::size_t>(git_blob_rawsize(blob.get())));
-}
-
 // The default remote's folder from .dvc/config (+ config.local), if any.
 std::string default_remote(const fs::path& top, const std::string& committed_config) {
   auto config = parse_dvc_config(committed_config);
   const fs::path local = top / ".dvc" / "config.local";
   std::string text = committed_config;
-  if (fs::exists(top / ".dvc" / "config")) text = read_file((top / ".dvc" / "config").string());
+  if (fs::exists(top / ".dvc" / "config")) text = read_repo_file((top / ".dvc" / "config").string());
   for (const auto& [s, kv] : parse_dvc_config(text)) {
     for (const auto& [k, v] : kv) config[s][k] = v;
   }
   if (fs::exists(local)) {
-    for (const auto& [s, kv] : parse_dvc_config(read_file(local.string()))) {
+    for (const auto& [s, kv] : parse_dvc_config(read_repo_file(local.string()))) {
       for (const auto& [k, v] : kv) config[s][k] = v;
     }
   }
@@ -406,11 +506,19 @@ RestoreResult restore_model(const std::string& repo_dir, const std::string& rev,
 
   std::string problems;
   for (const auto& [source, file] : candidates) {
-    if (!fs::exists(file)) {
-      problems += "; not in the " + source + " (" + file + ")";
+    std::string bytes;
+    try {
+      bytes = read_file(file);
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kNotFound) {
+        problems += "; not in the " + source + " (" + file + ")";
+      } else if (e.code() == ErrorCode::kInvalidArgument) {
+        problems += "; the " + source + " copy is corrupt: " + e.what();
+      } else {
+        problems += "; the " + source + " copy " + file + " cannot be read: " + e.what();
+      }
       continue;
     }
-    const std::string bytes = read_file(file);
     const std::string actual = md5_hex(bytes);
     if (actual != output.md5) {
       problems += "; the " + source + " copy " + file + " is corrupt (md5 " + actual + ")";

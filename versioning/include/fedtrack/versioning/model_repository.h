@@ -9,10 +9,22 @@
 // metrics file beside the model declared in dvc.yaml (with the model under
 // `artifacts:`, type model), and a commit made with libgit2. A missing
 // repository is created first (git init + the files `dvc init` makes).
+//
+// Crash recovery: opening the repository and committing a round each hold
+// `<git dir>/fedtrack.lock` (flock; pid, host and start time recorded).
+// Another live writer is waited for up to options.lock_wait_seconds, then
+// Error(kUnavailable) "repository busy (pid N)"; its lock is never broken.
+// After a fedtrack process was killed while holding it, the next one removes
+// the git `*.lock` and libgit2 temporary files it left, the
+// `*.tmp-<pid>-<n>` files of dead processes (work tree, DVC cache, the
+// object's remote folder) and finishes a half-initialised repository; a
+// git lock fedtrack did not leave is reported (kUnavailable when a live
+// process holds it open, else kFailedPrecondition), never removed.
 // Not thread-safe; one per job.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +41,8 @@ struct VersioningOptions {
   std::string remote;                    // DVC remote (a folder) ; "" = none
   bool push = false;                     // push commits and tags to git remote `origin`
   std::string author;                    // "Name <email>" when git has no identity
+  double lock_wait_seconds = 10;         // how long to wait for another live writer (then "repository busy")
+  std::function<void(const std::string&)> log;  // one line per crash-recovery action; may be empty
 };
 
 struct RoundCommit {
@@ -66,7 +80,8 @@ class ModelRepository {
   // Writes, caches, commits and tags one round's global model. `trailers`
   // end the commit message ("mlflow-run-id", ...). A round that already has
   // its tag (or is HEAD's untagged commit) with the same md5 is reused
-  // (result.reused); with another md5 it is Error(kAlreadyExists).
+  // (result.reused); with another md5 it is Error(kCorruption) naming the
+  // tag, both md5s and what to do.
   RoundCommit commit_round(const std::string& job_id, const std::string& job_name, int round,
                            int total_rounds, const std::string& checkpoint_bytes, const Metrics& metrics,
                            const std::vector<std::pair<std::string, std::string>>& trailers);
