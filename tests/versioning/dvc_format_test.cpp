@@ -79,6 +79,13 @@ TEST(DvcFile, PathsThatAreNotUtf8AreRefused) {
   EXPECT_EQ(parse_dvc_file(utf8, "y.dvc").path, "mod\xc3\xa8le \x02.pt");
 }
 
+// Found by tests/fuzz (dvc_file): yaml-cpp writes U+FFFF in a quoted scalar
+// (quoted because of the control character) as U+FFFD; such a path is refused
+// rather than written as the name of another file.
+TEST(DvcFile, APathThatWouldNotReadBackIsRefused) {
+  EXPECT_THROW(render_dvc_file({"0d8e0cbbed5521a4e1275f644c2ad846", 3, "md5", "a\x15\xef\xbf\xbf.pt"}), Error);
+}
+
 TEST(Gitignore, AddsOnceKeepsTheRestAndMendsTheLastLine) {
   EXPECT_EQ(gitignore_with("", "/global.pt"), "/global.pt\n");
   EXPECT_EQ(gitignore_with("*.log\n", "/global.pt"), "*.log\n/global.pt\n");

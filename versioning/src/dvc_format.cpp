@@ -39,9 +39,20 @@ std::string render_dvc_file(const DvcOutput& out) {
   if (!is_valid_utf8(out.path)) {
     throw Error::invalid_argument("'" + to_valid_utf8(out.path) + "': a DVC output path must be valid UTF-8");
   }
+  // yaml-cpp writes a few code points (U+FFFE, U+FFFF in a quoted scalar) as
+  // U+FFFD: a path is written only if it reads back as itself.
+  const std::string path = yaml_scalar(out.path);
+  std::string back;
+  try {
+    back = YAML::Load("p: " + path)["p"].as<std::string>();
+  } catch (const YAML::Exception&) {
+  }
+  if (back != out.path) {
+    throw Error::invalid_argument("'" + out.path + "': this path cannot be written in a .dvc file");
+  }
   std::string text = "outs:\n- md5: " + out.md5 + "\n  size: " + std::to_string(out.size) + "\n";
   if (!out.hash.empty()) text += "  hash: " + out.hash + "\n";
-  text += "  path: " + yaml_scalar(out.path) + "\n";
+  text += "  path: " + path + "\n";
   return text;
 }
 
