@@ -18,12 +18,15 @@ DEBIAN_PACKAGES=(
   dataset-fashion-mnist
   python3 python3-venv openssl
 )
+# Only the test suite needs these: clang with its libFuzzer and sanitizer
+# runtimes for the fuzz targets (tests/fuzz, scripts/fuzz.sh).
+TEST_DEBIAN_PACKAGES=(clang libclang-rt-14-dev)
 
 log() { echo "[setup] $*" >&2; }
 
 install_debian_packages() {
   local missing=()
-  for p in "${DEBIAN_PACKAGES[@]}"; do
+  for p in "$@"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
       missing+=("$p")
     fi
@@ -72,8 +75,12 @@ configure_and_build() {
 }
 
 fedtrack_setup() {
-  install_debian_packages
-  if [ "${1:-}" = "--tests" ]; then setup_test_venv; fi
+  if [ "${1:-}" = "--tests" ]; then
+    install_debian_packages "${DEBIAN_PACKAGES[@]}" "${TEST_DEBIAN_PACKAGES[@]}"
+    setup_test_venv
+  else
+    install_debian_packages "${DEBIAN_PACKAGES[@]}"
+  fi
   configure_and_build
 }
 

@@ -50,7 +50,10 @@ bool bitwise_equal(const Parameters& a, const Parameters& b) {
     const auto& x = a.tensors[i];
     const auto& y = b.tensors[i];
     if (x.scalar_type() != y.scalar_type() || x.sizes() != y.sizes()) return false;
-    if (std::memcmp(x.data_ptr(), y.data_ptr(), x.numel() * x.element_size()) != 0) return false;
+    // An empty tensor's data_ptr() is null, and memcmp's arguments must not be
+    // null even for a length of 0 (UBSan: nonnull-attribute).
+    const std::size_t n = x.numel() * x.element_size();
+    if (n != 0 && std::memcmp(x.data_ptr(), y.data_ptr(), n) != 0) return false;
   }
   return true;
 }

@@ -64,6 +64,28 @@ TEST(DvcFile, GarbageIsCorruption) {
   }
 }
 
+// Found by tests/fuzz (dvc_file): YAML is UTF-8, so a Latin-1 byte in a path
+// came back from render + parse as U+FFFD, naming a file that does not exist.
+TEST(DvcFile, PathsThatAreNotUtf8AreRefused) {
+  try {
+    parse_dvc_file("outs:\n- md5: 0d8e0cbbed5521a4e1275f644c2ad846\n  size: 3\n  path: mod\xe8le.pt\n", "x.dvc");
+    FAIL() << "a non-UTF-8 path was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorruption);
+    EXPECT_NE(std::string(e.what()).find("x.dvc"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(render_dvc_file({"0d8e0cbbed5521a4e1275f644c2ad846", 3, "md5", "mod\xe8le.pt"}), Error);
+  const std::string utf8 = render_dvc_file({"0d8e0cbbed5521a4e1275f644c2ad846", 3, "md5", "mod\xc3\xa8le \x02.pt"});
+  EXPECT_EQ(parse_dvc_file(utf8, "y.dvc").path, "mod\xc3\xa8le \x02.pt");
+}
+
+// Found by tests/fuzz (dvc_file): yaml-cpp writes U+FFFF in a quoted scalar
+// (quoted because of the control character) as U+FFFD; such a path is refused
+// rather than written as the name of another file.
+TEST(DvcFile, APathThatWouldNotReadBackIsRefused) {
+  EXPECT_THROW(render_dvc_file({"0d8e0cbbed5521a4e1275f644c2ad846", 3, "md5", "a\x15\xef\xbf\xbf.pt"}), Error);
+}
+
 TEST(Gitignore, AddsOnceKeepsTheRestAndMendsTheLastLine) {
   EXPECT_EQ(gitignore_with("", "/global.pt"), "/global.pt\n");
   EXPECT_EQ(gitignore_with("*.log\n", "/global.pt"), "*.log\n/global.pt\n");
@@ -86,6 +108,20 @@ TEST(DvcConfig, DefaultRemoteIsWrittenTheWayDvcWritesIt) {
   // Other settings survive.
   const std::string kept = dvc_config_with_remote("[core]\n    autostage = true\n", "r", "/x");
   EXPECT_EQ(parse_dvc_config(kept).at("core").at("autostage"), "true");
+}
+
+// Found by tests/fuzz (dvc_config): a section whose name has blanks or quotes
+// at its edges was written bare, read back trimmed or unquoted, and so its
+// keys moved to another section when fedtrack added its remote.
+TEST(DvcConfig, AddingTheRemoteKeepsSectionsWhoseNamesNeedQuotes) {
+  const std::string existing = "['\tcache']\n    dir = /a\n[''x'']\n    y = 1\n";
+  const auto before = parse_dvc_config(existing);
+  ASSERT_EQ(before.count("\tcache"), 1u);
+  ASSERT_EQ(before.count("'x'"), 1u);
+  const auto after = parse_dvc_config(dvc_config_with_remote(existing, "storage", "/r"));
+  EXPECT_EQ(after.at("\tcache").at("dir"), "/a");
+  EXPECT_EQ(after.at("'x'").at("y"), "1");
+  EXPECT_EQ(after.at("core").at("remote"), "storage");
 }
 
 TEST(DvcInit, FilesMatchDvcInit) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/text.h"
 
 namespace fedtrack {
 
@@ -33,9 +34,25 @@ std::string trim(const std::string& s) {
 }  // namespace
 
 std::string render_dvc_file(const DvcOutput& out) {
+  // YAML is UTF-8: any other byte would be written as U+FFFD, naming a file
+  // that does not exist.
+  if (!is_valid_utf8(out.path)) {
+    throw Error::invalid_argument("'" + to_valid_utf8(out.path) + "': a DVC output path must be valid UTF-8");
+  }
+  // yaml-cpp writes a few code points (U+FFFE, U+FFFF in a quoted scalar) as
+  // U+FFFD: a path is written only if it reads back as itself.
+  const std::string path = yaml_scalar(out.path);
+  std::string back;
+  try {
+    back = YAML::Load("p: " + path)["p"].as<std::string>();
+  } catch (const YAML::Exception&) {
+  }
+  if (back != out.path) {
+    throw Error::invalid_argument("'" + out.path + "': this path cannot be written in a .dvc file");
+  }
   std::string text = "outs:\n- md5: " + out.md5 + "\n  size: " + std::to_string(out.size) + "\n";
   if (!out.hash.empty()) text += "  hash: " + out.hash + "\n";
-  text += "  path: " + yaml_scalar(out.path) + "\n";
+  text += "  path: " + path + "\n";
   return text;
 }
 
@@ -53,6 +70,7 @@ DvcOutput parse_dvc_file(const std::string& text, const std::string& name) {
     out.path = o["path"].as<std::string>();
     if (o["size"]) out.size = o["size"].as<std::uint64_t>();
     if (o["hash"]) out.hash = o["hash"].as<std::string>();
+    if (!is_valid_utf8(out.path)) throw Error::corruption(name + ": the output path is not valid UTF-8");
     if (out.md5.size() != 32 || out.md5.find_first_not_of("0123456789abcdef") != std::string::npos) {
       throw Error::corruption(name + ": '" + out.md5 + "' is not an MD5 (a directory output is not supported)");
     }
@@ -105,7 +123,11 @@ std::string dvc_config_with_remote(const std::string& existing, const std::strin
   config["remote \"" + name + "\""]["url"] = url;
   std::string out;
   auto emit = [&](const std::string& section) {
-    const bool quoted = section.find(' ') != std::string::npos;
+    // Quoted the way DVC writes ['remote "x"'], and whenever the bare form
+    // would read back differently (edge blanks are trimmed, edge quotes taken off).
+    const bool edge_quotes = section.size() >= 2 && (section.front() == '\'' || section.front() == '"') &&
+                             section.back() == section.front();
+    const bool quoted = section.find(' ') != std::string::npos || trim(section) != section || edge_quotes;
     out += "[" + (quoted ? "'" + section + "'" : section) + "]\n";
     for (const auto& [k, v] : config.at(section)) out += "    " + k + " = " + v + "\n";
   };
