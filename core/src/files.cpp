@@ -99,6 +99,8 @@ int open_regular_file(const std::string& path) {
   return fd;
 }
 
+void check_regular_file(const std::string& path) { ::close(open_regular_file(path)); }
+
 std::string read_file(const std::string& path) {
   const int fd = open_regular_file(path);
   std::string out;

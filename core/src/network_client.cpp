@@ -28,6 +28,7 @@
 #include "fedtrack/core/client_app.h"
 #include "fedtrack/core/datasets.h"
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/files.h"
 #include "fedtrack/core/models.h"
 #include "fedtrack/core/network.h"
 #include "fedtrack/core/parameters.h"
@@ -248,6 +249,7 @@ void run_network_client(const NetworkClientOptions& options) {
     throw Error::invalid_argument("--server " + options.server + ": expected http://HOST:PORT or https://HOST:PORT");
   }
   if (options.token.empty()) throw Error::invalid_argument("--token is required");
+  if (!options.tls_ca.empty()) check_regular_file(options.tls_ca);  // OpenSSL would block on a FIFO
   Poco::Net::Context::Ptr context;
   if (uri.getScheme() == "https") {
     Poco::Net::initializeSSL();

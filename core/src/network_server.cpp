@@ -837,6 +837,10 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
   if (options.tls_cert.empty() != options.tls_key.empty()) {
     throw Error::invalid_argument("--tls-cert and --tls-key go together");
   }
+  if (!options.tls_cert.empty()) {  // OpenSSL would block on a FIFO
+    check_regular_file(options.tls_cert);
+    check_regular_file(options.tls_key);
+  }
   torch::set_num_threads(static_cast<int>(ThreadPool::cores()));
 
   DatasetSplits data = at_key(job, "data.dataset", [&] { return load_dataset(job.data, job.seed); });

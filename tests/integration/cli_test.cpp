@@ -1,6 +1,7 @@
 // Drives the real `fedtrack` executable as a user would.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <torch/nn/module.h>
 #include <torch/serialize.h>
@@ -39,11 +40,13 @@ class Cli : public ::testing::Test {
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
   // Runs fedtrack with `args` (already shell-quoted where needed).
-  Outcome fedtrack(const std::string& args) const {
+  // With `kill_after` > 0 a fedtrack still running then is SIGKILLed (status 137): a hang fails the test.
+  Outcome fedtrack(const std::string& args, int kill_after = 0) const {
     const std::string out = path("stdout"), err = path("stderr");
+    const std::string limit = kill_after > 0 ? "timeout -s KILL " + std::to_string(kill_after) + " " : "";
     // Its own folder: the job's journal and model repository stay per test.
-    const std::string cmd = "cd " + dir_.string() + " && " + std::string(FEDTRACK_EXE) + " " + args + " >" + out +
-                            " 2>" + err;
+    const std::string cmd = "cd " + dir_.string() + " && " + limit + std::string(FEDTRACK_EXE) + " " + args +
+                            " >" + out + " 2>" + err;
     const int raw = std::system(cmd.c_str());
     Outcome o;
     o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
@@ -137,6 +140,22 @@ TEST_F(Cli, DefaultJobReachesEightyPercentAccuracy) {
   EXPECT_GE(report["rounds"].size(), 5u);
   EXPECT_GE(report["final"]["eval_accuracy"].get<double>(), 0.80);
   EXPECT_EQ(report["clients"].size(), 10u);
+}
+
+TEST_F(Cli, TlsFilesThatAreFifosAreRefusedNotWaitedOn) {
+  // OpenSSL blocking on a FIFO would hang: each run is killed after 60 s, which fails the test.
+  ASSERT_EQ(::mkfifo(path("cert.pem").c_str(), 0644), 0);
+  write_file_atomically(path("tokens"), "alpha 0123456789abcdef0123\nbravo fedcba9876543210fedc\n");
+  write_file_atomically(path("job.yaml"), "clients:\n  count: 2\n");
+  write_file_atomically(path("key.pem"), "not a key\n");
+  Outcome o = fedtrack("server " + path("job.yaml") + " --tokens " + path("tokens") + " --tls-cert " +
+                       path("cert.pem") + " --tls-key " + path("key.pem") + " --listen 127.0.0.1:0", 60);
+  EXPECT_EQ(o.status, 2) << o.err;
+  EXPECT_EQ(last_line(o.err), "fedtrack: " + path("cert.pem") + " is not a regular file (a FIFO)");
+  o = fedtrack("client --server https://127.0.0.1:9 --token 0123456789abcdef0123 --data " + dir_.string() +
+               " --tls-ca " + path("cert.pem") + " --give-up-after 1", 60);
+  EXPECT_EQ(o.status, 2) << o.err;
+  EXPECT_EQ(last_line(o.err), "fedtrack client: " + path("cert.pem") + " is not a regular file (a FIFO)");
 }
 
 TEST_F(Cli, SigintEndsTheJobAsKilledWithStatus130) {

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "fake_mlflow.h"
@@ -75,6 +78,22 @@ TEST_F(JournalTest, WritesSurviveReopeningInOrder) {
   j.mark_done(ops[0].seq);
   EXPECT_EQ(j.pending_count(), 1u);
   EXPECT_EQ(j.run("job-1")->run_name, "demo");
+}
+
+TEST_F(JournalTest, AFifoOrDirectoryAtTheJournalPathIsRefusedNotWaitedOn) {
+  ::alarm(30);  // SQLite blocking on a FIFO fails the test instead of hanging the suite
+  const std::string fifo = (dir_ / "fifo.sqlite").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  try {
+    Journal journal(fifo);
+    ADD_FAILURE() << "a FIFO was opened as a journal";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_EQ(std::string(e.what()), fifo + " is not a regular file (a FIFO)");
+  }
+  fs::create_directories(dir_ / "folder.sqlite");
+  EXPECT_THROW(Journal((dir_ / "folder.sqlite").string()), Error);
+  ::alarm(0);
 }
 
 TEST_F(JournalTest, AFailedTransactionLeavesNothing) {

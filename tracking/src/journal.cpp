@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/files.h"
 
 namespace fedtrack {
 namespace {
@@ -88,6 +89,9 @@ Journal::Journal(std::string path) : path_(std::move(path)) {
     std::error_code ec;
     std::filesystem::create_directories(p.parent_path(), ec);
   }
+  // SQLite would block on a FIFO and fail late on a directory: refuse them here.
+  std::error_code exists_ec;
+  if (std::filesystem::exists(std::filesystem::symlink_status(p, exists_ec))) check_regular_file(path_);
   if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
     const std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";

@@ -26,6 +26,11 @@ void write_file_atomically(const std::string& path, std::string_view bytes);
 // kInvalidArgument into kCorruption.
 int open_regular_file(const std::string& path);
 
+// Error (as open_regular_file) unless `path` is a regular file that can be
+// opened for reading; for paths handed to a library that would block on a
+// FIFO (TLS certificates, SQLite files).
+void check_regular_file(const std::string& path);
+
 // The whole file, through open_regular_file (same errors).
 std::string read_file(const std::string& path);
 
