@@ -4,7 +4,7 @@
 #include <numeric>
 
 #include "fedtrack/core/error.h"
-#include "fedtrack/core/robust_aggregate.h"
+#include "robust_aggregate.h"
 
 namespace fedtrack {
 

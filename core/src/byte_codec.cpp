@@ -1,4 +1,4 @@
-#include "fedtrack/core/byte_codec.h"
+#include "byte_codec.h"
 
 #include <limits>
 

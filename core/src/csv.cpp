@@ -1,4 +1,4 @@
-#include "fedtrack/core/csv.h"
+#include "csv.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -7,10 +7,10 @@
 #include <numeric>
 #include <random>
 
-#include "fedtrack/core/csv.h"
+#include "csv.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
-#include "fedtrack/core/idx.h"
+#include "idx.h"
 
 namespace fedtrack {
 namespace {

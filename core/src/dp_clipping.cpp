@@ -1,4 +1,4 @@
-#include "fedtrack/core/dp_clipping.h"
+#include "dp_clipping.h"
 
 #include <algorithm>
 #include <cmath>

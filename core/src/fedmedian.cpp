@@ -1,7 +1,7 @@
 #include "fedtrack/core/fedmedian.h"
 
 #include "fedtrack/core/error.h"
-#include "fedtrack/core/robust_aggregate.h"
+#include "robust_aggregate.h"
 
 namespace fedtrack {
 

@@ -1,4 +1,4 @@
-#include "fedtrack/core/idx.h"
+#include "idx.h"
 
 #include <Poco/InflatingStream.h>
 

@@ -15,7 +15,7 @@
 #include "fedtrack/core/job_spec.h"
 #include "fedtrack/core/models.h"
 #include "fedtrack/core/server.h"
-#include "fedtrack/core/server_state.h"
+#include "server_state.h"
 #include "fedtrack/core/simulation.h"
 #include "fedtrack/core/strategy.h"
 

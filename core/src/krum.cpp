@@ -5,7 +5,7 @@
 
 #include "fedtrack/core/aggregate.h"
 #include "fedtrack/core/error.h"
-#include "fedtrack/core/robust_aggregate.h"
+#include "robust_aggregate.h"
 
 namespace fedtrack {
 

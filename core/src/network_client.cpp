@@ -33,9 +33,9 @@
 #include "fedtrack/core/network.h"
 #include "fedtrack/core/parameters.h"
 #include "fedtrack/core/text.h"
-#include "fedtrack/core/thread_pool.h"
+#include "thread_pool.h"
 #include "fedtrack/core/torch_client.h"
-#include "fedtrack/core/wire.h"
+#include "wire.h"
 
 namespace fedtrack {
 namespace {

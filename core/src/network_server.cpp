@@ -42,8 +42,8 @@
 #include "fedtrack/core/network.h"
 #include "fedtrack/core/parameters.h"
 #include "fedtrack/core/text.h"
-#include "fedtrack/core/thread_pool.h"
-#include "fedtrack/core/wire.h"
+#include "thread_pool.h"
+#include "wire.h"
 #include "job_runtime.h"
 #include "network_gate.h"
 

@@ -8,7 +8,7 @@
 #include <map>
 #include <sstream>
 
-#include "fedtrack/core/byte_codec.h"
+#include "byte_codec.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
 

@@ -1,4 +1,4 @@
-#include "fedtrack/core/robust_aggregate.h"
+#include "robust_aggregate.h"
 
 #include <algorithm>
 #include <numeric>

@@ -9,7 +9,7 @@
 #include "fedtrack/core/client_proxy.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/strategy.h"
-#include "fedtrack/core/thread_pool.h"
+#include "thread_pool.h"
 
 namespace fedtrack {
 namespace {

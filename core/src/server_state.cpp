@@ -1,4 +1,4 @@
-#include "fedtrack/core/server_state.h"
+#include "server_state.h"
 
 #include <sqlite3.h>
 
@@ -11,7 +11,7 @@
 #include "fedtrack/core/digest.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/state_record.h"
-#include "fedtrack/core/wire.h"
+#include "wire.h"
 
 namespace fedtrack {
 namespace {

@@ -16,7 +16,7 @@
 #include "fedtrack/core/models.h"
 #include "fedtrack/core/partition.h"
 #include "fedtrack/core/server.h"
-#include "fedtrack/core/thread_pool.h"
+#include "thread_pool.h"
 #include "fedtrack/core/torch_client.h"
 #include "job_runtime.h"
 

@@ -2,7 +2,7 @@
 
 #include <sstream>
 
-#include "fedtrack/core/byte_codec.h"
+#include "byte_codec.h"
 #include "fedtrack/core/error.h"
 
 namespace fedtrack {

@@ -1,4 +1,4 @@
-#include "fedtrack/core/thread_pool.h"
+#include "thread_pool.h"
 
 namespace fedtrack {
 

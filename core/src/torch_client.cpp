@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "fedtrack/core/dp_clipping.h"
+#include "dp_clipping.h"
 #include "fedtrack/core/error.h"
 
 namespace fedtrack {

@@ -1,6 +1,6 @@
-#include "fedtrack/core/wire.h"
+#include "wire.h"
 
-#include "fedtrack/core/byte_codec.h"
+#include "byte_codec.h"
 #include "fedtrack/core/error.h"
 
 namespace fedtrack {

@@ -8,7 +8,7 @@
 #include "fedtrack/core/files.h"
 #include "fedtrack/core/records.h"
 #include "fedtrack/core/round_listener.h"
-#include "fedtrack/core/thread_pool.h"
+#include "thread_pool.h"
 
 namespace fedtrack {
 namespace {

@@ -7,7 +7,7 @@
 #include "fedtrack/core/datasets.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
-#include "fedtrack/core/idx.h"
+#include "idx.h"
 #include "support/test_dir.h"
 
 namespace fedtrack {

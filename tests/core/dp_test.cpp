@@ -10,7 +10,7 @@
 #include "fedtrack/core/client_manager.h"
 #include "fedtrack/core/client_proxy.h"
 #include "fedtrack/core/dp_adaptive_clipping.h"
-#include "fedtrack/core/dp_clipping.h"
+#include "dp_clipping.h"
 #include "fedtrack/core/dp_fixed_clipping.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/fedavg.h"

@@ -6,10 +6,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "fedtrack/core/csv.h"
+#include "csv.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
-#include "fedtrack/core/idx.h"
+#include "idx.h"
 #include "support/test_dir.h"
 
 namespace fedtrack {

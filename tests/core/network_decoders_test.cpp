@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "fedtrack/core/byte_codec.h"
+#include "byte_codec.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/parameters.h"
-#include "fedtrack/core/wire.h"
+#include "wire.h"
 
 namespace fedtrack {
 namespace {

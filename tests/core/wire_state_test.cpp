@@ -8,9 +8,9 @@
 
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
-#include "fedtrack/core/server_state.h"
+#include "server_state.h"
 #include "fedtrack/core/state_record.h"
-#include "fedtrack/core/wire.h"
+#include "wire.h"
 #include "support/test_dir.h"
 
 namespace fedtrack {

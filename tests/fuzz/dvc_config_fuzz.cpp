@@ -8,7 +8,7 @@
 // entry is idempotent.
 #include <cstdint>
 
-#include "fedtrack/versioning/dvc_format.h"
+#include "dvc_format.h"
 #include "fuzz_contract.h"
 
 namespace {

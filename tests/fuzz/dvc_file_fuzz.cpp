@@ -6,7 +6,7 @@
 // fedtrack::Error.
 #include <cstdint>
 
-#include "fedtrack/versioning/dvc_format.h"
+#include "dvc_format.h"
 #include "fuzz_contract.h"
 
 namespace {

@@ -11,11 +11,11 @@
 #include <fstream>
 #include <random>
 
-#include "fedtrack/core/byte_codec.h"
+#include "byte_codec.h"
 #include "fedtrack/core/parameters.h"
-#include "fedtrack/core/server_state.h"
+#include "server_state.h"
 #include "fedtrack/core/state_record.h"
-#include "fedtrack/core/wire.h"
+#include "wire.h"
 
 namespace {
 

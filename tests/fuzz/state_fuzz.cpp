@@ -7,7 +7,7 @@
 // and read back, is the same engine.
 #include <cstdint>
 
-#include "fedtrack/core/server_state.h"
+#include "server_state.h"
 #include "fedtrack/core/state_record.h"
 #include "fuzz_contract.h"
 

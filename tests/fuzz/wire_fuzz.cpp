@@ -5,7 +5,7 @@
 // NaN in the header compares bit for bit).
 #include <cstdint>
 
-#include "fedtrack/core/wire.h"
+#include "wire.h"
 #include "fuzz_contract.h"
 
 namespace {

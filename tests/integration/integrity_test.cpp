@@ -18,9 +18,9 @@
 
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
-#include "fedtrack/core/idx.h"
+#include "idx.h"
 #include "fedtrack/core/parameters.h"
-#include "fedtrack/core/server_state.h"
+#include "server_state.h"
 #include "support/test_dir.h"
 
 namespace fedtrack {

@@ -5,7 +5,7 @@
 
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
-#include "fedtrack/versioning/dvc_format.h"
+#include "dvc_format.h"
 #include "fedtrack/versioning/md5.h"
 
 namespace fedtrack {

@@ -1,4 +1,4 @@
-#include "fedtrack/versioning/dvc_format.h"
+#include "dvc_format.h"
 
 #include <yaml-cpp/yaml.h>
 
