@@ -322,6 +322,7 @@ std::string default_doc(const JobKey& k, const JobSpec& defaults) {
 std::string digest_doc(const JobKey& k) {
   switch (k.digest) {
     case InDigest::kYes:
+      if (k.listed == Listed::kWhenPrivacy) return "yes, when DP is on";
       return k.listed == Listed::kAlways ? "yes" : "yes, when set";
     case InDigest::kNo:
       return "no (operational)";
@@ -365,7 +366,9 @@ std::string job_file_markdown() {
     if (path == "strategy" && k.listed == Listed::kWhenSet) path = "strategy options";
     if (path != section) {
       section = path;
-      md << "\n## " << (path.empty() ? "Top level" : "`" + path + "`") << "\n\n";
+      const bool named = !path.empty() && path != "strategy options";
+      md << "\n## " << (named ? "`" + path + "`" : path.empty() ? std::string("Top level") : std::string("Strategy options"))
+         << "\n\n";
       if (const JobSection* s = find_job_section(path); s != nullptr && !s->doc.empty()) md << s->doc << ".\n\n";
       if (path == "strategy options") {
         md << "Each belongs to the strategies listed under Strategies; another strategy's option is an error.\n\n";
