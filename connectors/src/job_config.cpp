@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <optional>
@@ -11,17 +13,21 @@
 #include <set>
 #include <sstream>
 
+#include "fedtrack/connectors/job_schema.h"
 #include "fedtrack/core/client_manager.h"
 #include "fedtrack/core/digest.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
 #include "fedtrack/core/records.h"
+#include "fedtrack/core/strategy_registry.h"
 
 namespace fedtrack {
 namespace {
 
-// Walks the YAML tree, checking each key against what fedtrack knows and
-// recording where each came from.
+// Walks the YAML tree against the schema table (job_schema.h): each mapping's
+// keys must be rows or sections of the table, each value is read by its row's
+// kind and range into the JobSpec member the row binds, and where each key
+// came from is recorded. Checks across keys follow each section.
 class JobReader {
  public:
   JobReader(std::string source, std::set<std::string> overridden, JobSpec& job)
@@ -61,8 +67,6 @@ class JobReader {
     }
     return out;
   }
-
-  static const YAML::Node& node_of(const YAML::Node& n) { return n; }
 
   std::string location(const YAML::Node& node, const std::string& key) const {
     std::string w = where(node, key);
@@ -128,161 +132,244 @@ class JobReader {
   }
 
   void read(const YAML::Node& root) {
-    constexpr std::int64_t kMaxInt = std::numeric_limits<std::int64_t>::max();
-    constexpr double kMax = std::numeric_limits<double>::max();
     if (root.IsNull()) return;
-    auto top = section(root, "", {"name", "seed", "rounds", "model", "data", "clients", "train",
-                                  "strategy", "evaluation", "runtime", "tracking", "versioning", "attack",
-                                  "privacy", "server"});
-    if (top.count("name")) job_.name = string(top["name"], "name");
-    if (top.count("seed")) job_.seed = static_cast<std::uint64_t>(integer(top["seed"], "seed", 0, kMaxInt));
-    if (top.count("rounds")) job_.rounds = integer(top["rounds"], "rounds", 1, 1000000);
-    if (top.count("model")) job_.model = string(top["model"], "model");
-    if (top.count("data")) read_data(top["data"]);
-    if (top.count("clients")) {
-      auto c = section(top["clients"], "clients",
-                       {"count", "fraction_fit", "min_fit", "fraction_evaluate", "min_evaluate", "min_available"});
-      auto& s = job_.clients;
-      if (c.count("count")) s.count = integer(c["count"], "clients.count", 1, 100000);
-      if (c.count("fraction_fit")) s.fraction_fit = number(c["fraction_fit"], "clients.fraction_fit", 0, 1, true);
-      if (c.count("min_fit")) s.min_fit = integer(c["min_fit"], "clients.min_fit", 1, kMaxInt);
-      if (c.count("fraction_evaluate")) {
-        s.fraction_evaluate = number(c["fraction_evaluate"], "clients.fraction_evaluate", 0, 1, false);
-      }
-      if (c.count("min_evaluate")) s.min_evaluate = integer(c["min_evaluate"], "clients.min_evaluate", 0, kMaxInt);
-      if (c.count("min_available")) s.min_available = integer(c["min_available"], "clients.min_available", 1, kMaxInt);
-      // Defaults of 2 shrink to fit a smaller federation; explicit values must fit.
-      auto fits = [&](const char* key, std::int64_t value) {
-        if (value > s.count) {
-          fail(c[key], std::string("clients.") + key,
-               "is " + std::to_string(value) + " but clients.count is " + std::to_string(s.count));
-        }
-      };
-      if (c.count("min_fit")) fits("min_fit", s.min_fit); else s.min_fit = std::min(s.min_fit, s.count);
-      if (c.count("min_evaluate")) fits("min_evaluate", s.min_evaluate); else s.min_evaluate = std::min(s.min_evaluate, s.count);
-      if (c.count("min_available")) fits("min_available", s.min_available); else s.min_available = std::min(s.min_available, s.count);
-    }
-    if (top.count("train")) {
-      auto t = section(top["train"], "train", {"epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay"});
-      auto& s = job_.train;
-      if (t.count("epochs")) s.epochs = integer(t["epochs"], "train.epochs", 1, 10000);
-      if (t.count("batch_size")) s.batch_size = integer(t["batch_size"], "train.batch_size", 1, 1 << 20);
-      if (t.count("lr")) s.lr = number(t["lr"], "train.lr", 0, kMax, true);
-      if (t.count("optimizer")) s.optimizer = string(t["optimizer"], "train.optimizer", {"sgd", "adam"});
-      if (t.count("momentum")) s.momentum = number(t["momentum"], "train.momentum", 0, 1, false);
-      if (t.count("weight_decay")) s.weight_decay = number(t["weight_decay"], "train.weight_decay", 0, kMax, false);
-    }
-    if (top.count("strategy")) read_strategy(top["strategy"]);
-    if (top.count("evaluation")) {
-      auto e = section(top["evaluation"], "evaluation", {"initial", "federated", "batch_size"});
-      if (e.count("initial")) job_.evaluation.initial = boolean(e["initial"], "evaluation.initial");
-      if (e.count("federated")) job_.evaluation.federated = boolean(e["federated"], "evaluation.federated");
-      if (e.count("batch_size")) job_.evaluation.batch_size = integer(e["batch_size"], "evaluation.batch_size", 1, 1 << 24);
-    }
-    if (top.count("tracking")) {
-      auto t = section(top["tracking"], "tracking", {"uri", "experiment", "journal", "timeout"});
-      auto& s = job_.tracking;
-      if (t.count("uri")) s.uri = string(t["uri"], "tracking.uri");
-      if (t.count("experiment")) s.experiment = string(t["experiment"], "tracking.experiment");
-      if (t.count("journal")) s.journal = string(t["journal"], "tracking.journal");
-      if (t.count("timeout")) s.timeout = number(t["timeout"], "tracking.timeout", 0, 3600, true);
-      if (!s.uri.empty() && s.uri.rfind("http://", 0) != 0 && s.uri.rfind("https://", 0) != 0) {
-        fail(t["uri"], "tracking.uri", "must be an http:// or https:// MLflow server, got '" + s.uri + "'");
-      }
-    }
-    if (top.count("versioning")) {
-      auto v = section(top["versioning"], "versioning", {"enabled", "repo", "path", "remote", "push", "author"});
-      auto& s = job_.versioning;
-      if (v.count("enabled")) s.enabled = boolean(v["enabled"], "versioning.enabled");
-      if (v.count("repo")) s.repo = string(v["repo"], "versioning.repo");
-      if (v.count("path")) s.path = string(v["path"], "versioning.path");
-      if (v.count("remote")) s.remote = string(v["remote"], "versioning.remote");
-      if (v.count("push")) s.push = boolean(v["push"], "versioning.push");
-      if (v.count("author")) {
-        s.author = string(v["author"], "versioning.author");
-        if (s.author.find('<') == std::string::npos || s.author.back() != '>') {
-          fail(v["author"], "versioning.author", "must look like 'Name <email>', got '" + s.author + "'");
+    read_section(root, "");
+  }
+
+ private:
+  // The keys and sections directly under `path` ("" = the top level), in
+  // table order: what the unknown-key message lists.
+  static std::vector<std::string> children(const std::string& path) {
+    if (path == "strategy") {
+      // name, accept_failures, then the options in registry order.
+      std::vector<std::string> out = {"name", "accept_failures"};
+      for (const auto& info : strategy_registry()) {
+        for (const auto& o : info.options) {
+          if (std::find(out.begin(), out.end(), o.key) == out.end()) out.emplace_back(o.key);
         }
       }
-      if (s.path.front() == '/' || s.path.find("..") != std::string::npos) {
-        fail(v.count("path") ? v["path"] : node_of(top["versioning"]), "versioning.path",
-             "must be a path inside the repository, got '" + s.path + "'");
+      return out;
+    }
+    std::vector<std::string> out;
+    const std::string prefix = path.empty() ? "" : path + ".";
+    for (const auto& k : job_keys()) {
+      if (k.key.compare(0, prefix.size(), prefix) != 0) continue;
+      const std::string rest = k.key.substr(prefix.size());
+      const std::string child = rest.substr(0, rest.find('.'));
+      if (std::find(out.begin(), out.end(), child) == out.end()) out.push_back(child);
+    }
+    return out;
+  }
+
+  static std::string join_key(const std::string& path, const std::string& child) {
+    return path.empty() ? child : path + "." + child;
+  }
+
+  // Checks a mapping against the schema, reads its keys in table order,
+  // then the checks that involve several of them.
+  void read_section(const YAML::Node& node, const std::string& path) {
+    const std::vector<std::string> known = children(path);
+    auto m = section(node, path, known);
+    std::set<std::string> done;
+    before_keys(path, node, m, done);
+    for (const auto& child : known) {
+      if (!m.count(child) || done.count(child)) continue;
+      const std::string full = join_key(path, child);
+      if (const JobKey* row = find_job_key(full)) {
+        read_key(*row, m[child], full);
+      } else {
+        read_subsection(m[child], full);
       }
     }
-    if (top.count("attack")) {
-      auto a = section(top["attack"], "attack", {"clients", "scale"});
-      if (a.count("clients")) job_.attack.clients = integer(a["clients"], "attack.clients", 0, 100000);
-      if (a.count("scale")) job_.attack.scale = number(a["scale"], "attack.scale", -1e6, 1e6, false);
-      if (job_.attack.clients > job_.clients.count) {
-        fail(a["clients"], "attack.clients", "is " + std::to_string(job_.attack.clients) + " but clients.count is " +
-                                                 std::to_string(job_.clients.count));
+    after_keys(path, node, m);
+  }
+
+  // A section may be a scalar shorthand for one of its keys.
+  void read_subsection(const YAML::Node& node, const std::string& path) {
+    const JobSection* section_def = find_job_section(path);
+    if (node.IsScalar() && section_def != nullptr && !section_def->shorthand.empty()) {
+      const std::string target = path + "." + section_def->shorthand;
+      job_.sources[target] = job_.sources[path];
+      if (path == "strategy") {
+        // Unchecked here as before: an unknown name is Error(kNotFound) from
+        // make_strategy (exit 3). A strategy with a required option still needs it.
+        job_.strategy.name = string(node, path);
+        if (const StrategyInfo* info = find_strategy(job_.strategy.name)) require_strategy_options(*info, node);
+      } else {
+        read_key(*find_job_key(target), node, path);
       }
+      return;
     }
-    if (top.count("privacy")) read_privacy(top["privacy"]);
-    if (top.count("server")) {
-      auto v = section(top["server"], "server",
-                       {"round_timeout", "client_timeout", "state", "max_message_mb", "linger"});
-      auto& sv = job_.server;
-      if (v.count("round_timeout")) sv.round_timeout = number(v["round_timeout"], "server.round_timeout", 0, 1e7, false);
-      if (v.count("client_timeout")) {
-        sv.client_timeout = number(v["client_timeout"], "server.client_timeout", 0, 1e7, true);
+    read_section(node, path);
+  }
+
+  // Parses one key's value into its JobSpec member; `key` names it in errors.
+  void read_key(const JobKey& row, const YAML::Node& node, const std::string& key) {
+    switch (row.kind) {
+      case KeyKind::kString:
+        assign(row, string(node, key));
+        break;
+      case KeyKind::kChoice:
+        assign(row, string(node, key, row.choices));
+        break;
+      case KeyKind::kInteger:
+        assign(row, integer(node, key, row.int_lo, row.int_hi));
+        break;
+      case KeyKind::kNumber:
+        assign(row, number(node, key, row.lo, row.hi, row.lo_open));
+        break;
+      case KeyKind::kBoolean:
+        assign(row, boolean(node, key));
+        break;
+      case KeyKind::kClassList:
+        assign(row, class_list(node, key));
+        break;
+    }
+    after_key(key, node);
+  }
+
+  template <typename V>
+  void assign(const JobKey& row, V value) {
+    std::visit(
+        [&](const auto& get) {
+          auto& member = get(job_);
+          using M = std::decay_t<decltype(member)>;
+          if constexpr (std::is_same_v<M, V> || std::is_same_v<M, std::optional<V>>) {
+            member = std::move(value);
+          } else if constexpr (std::is_same_v<M, std::uint64_t> && std::is_same_v<V, std::int64_t>) {
+            member = static_cast<std::uint64_t>(value);  // seed: read as an integer >= 0
+          } else {
+            throw Error::invalid_argument(row.key + ": the schema binds it to a member of another type");
+          }
+        },
+        row.bind);
+  }
+
+  std::vector<std::string> class_list(const YAML::Node& c, const std::string& key) {
+    std::vector<std::string> classes;
+    if (c.IsScalar()) {
+      const std::int64_t n = integer(c, key, 1, 100000);
+      for (std::int64_t k = 0; k < n; ++k) classes.push_back(std::to_string(k));
+    } else if (c.IsSequence() && c.size() > 0) {
+      for (std::size_t i = 0; i < c.size(); ++i) {
+        const std::string name = string(c[i], key);
+        if (std::find(classes.begin(), classes.end(), name) != classes.end()) {
+          fail(c[i], key, "names class '" + name + "' twice");
+        }
+        classes.push_back(name);
       }
-      if (v.count("state")) sv.state = string(v["state"], "server.state");
-      if (v.count("max_message_mb")) sv.max_message_mb = integer(v["max_message_mb"], "server.max_message_mb", 1, 1 << 20);
-      if (v.count("linger")) sv.linger = number(v["linger"], "server.linger", 0, 3600, false);
+    } else {
+      fail(c, key, "expected a number of classes or a list of class names, got '" + text(c) + "'");
     }
-    if (top.count("runtime")) {
-      auto r = section(top["runtime"], "runtime", {"parallelism", "threads_per_client"});
-      if (r.count("parallelism")) job_.runtime.parallelism = integer(r["parallelism"], "runtime.parallelism", 0, 4096);
-      if (r.count("threads_per_client")) {
-        job_.runtime.threads_per_client = integer(r["threads_per_client"], "runtime.threads_per_client", 0, 4096);
+    return classes;
+  }
+
+  // Checks of one key beyond its type and range.
+  void after_key(const std::string& key, const YAML::Node& node) {
+    if (key == "data.classes" && job_.data.dataset != "csv") {
+      fail(node, key, "only applies to csv data (" + job_.data.dataset + " has its own 10 classes)");
+    }
+    if (key == "privacy.dp.delta" && job_.privacy.dp.delta >= 1) {
+      fail(node, key, "must be < 1, got " + scalar_to_string(job_.privacy.dp.delta));
+    }
+    if (key == "versioning.author") {
+      const std::string& author = job_.versioning.author;
+      if (author.find('<') == std::string::npos || author.back() != '>') {
+        fail(node, key, "must look like 'Name <email>', got '" + author + "'");
       }
     }
   }
 
-  void read_privacy(const YAML::Node& node) {
-    auto p = section(node, "privacy", {"dp"});
-    if (!p.count("dp")) return;
-    auto d = section(p["dp"], "privacy.dp",
-                     {"mode", "noise_multiplier", "clipping_norm", "target_clipped_quantile", "clip_norm_lr",
-                      "clipped_count_stddev", "delta"});
-    DpSpec& dp = job_.privacy.dp;
-    if (!d.count("mode")) fail(p["dp"], "privacy.dp.mode", "is required (one of " + join(dp_mode_names()) + ")");
-    dp.mode = string(d["mode"], "privacy.dp.mode", dp_mode_names());
-    constexpr double kMax = std::numeric_limits<double>::max();
-    if (d.count("noise_multiplier")) {
-      dp.noise_multiplier = number(d["noise_multiplier"], "privacy.dp.noise_multiplier", 0, kMax, true);
-    }
-    if (d.count("clipping_norm")) dp.clipping_norm = number(d["clipping_norm"], "privacy.dp.clipping_norm", 0, kMax, true);
-    if (d.count("delta")) {
-      dp.delta = number(d["delta"], "privacy.dp.delta", 0, 1, true);
-      if (dp.delta >= 1) fail(d["delta"], "privacy.dp.delta", "must be < 1, got " + scalar_to_string(dp.delta));
-    }
-    const bool adaptive = dp.mode == "server_adaptive" || dp.mode == "client_adaptive";
-    for (const char* key : {"target_clipped_quantile", "clip_norm_lr", "clipped_count_stddev"}) {
-      if (d.count(key) && !adaptive) {
-        fail(d[key], std::string("privacy.dp.") + key,
-             "only applies to the adaptive modes (server_adaptive, client_adaptive), not " + dp.mode);
+  // Checks that decide whether a section's other keys may be read at all.
+  void before_keys(const std::string& path, const YAML::Node& node, std::map<std::string, YAML::Node>& m,
+                   std::set<std::string>& done) {
+    if (path == "strategy") {
+      auto& st = job_.strategy;
+      for (const char* key : {"name", "accept_failures"}) {
+        if (m.count(key)) read_key(*find_job_key(std::string("strategy.") + key), m[key], std::string("strategy.") + key);
+        done.insert(key);
+      }
+      const StrategyInfo& info = *find_strategy(st.name);
+      for (const auto& [key, value] : m) {
+        if (key == "name" || key == "accept_failures" || info.option(key) != nullptr) continue;
+        std::string list;
+        for (const auto& o : info.options) list += (list.empty() ? "" : ", ") + std::string(o.key);
+        fail(value, "strategy." + key,
+             "is not an option of strategy '" + st.name + "' (its options: " + (list.empty() ? "none" : list) + ")");
       }
     }
-    if (d.count("target_clipped_quantile")) {
-      dp.target_clipped_quantile = number(d["target_clipped_quantile"], "privacy.dp.target_clipped_quantile", 0, 1, false);
+    if (path == "privacy.dp") {
+      DpSpec& dp = job_.privacy.dp;
+      if (!m.count("mode")) fail(node, "privacy.dp.mode", "is required (one of " + join(dp_mode_names()) + ")");
+      read_key(*find_job_key("privacy.dp.mode"), m["mode"], "privacy.dp.mode");
+      done.insert("mode");
+      const bool adaptive = dp.mode == "server_adaptive" || dp.mode == "client_adaptive";
+      for (const char* key : {"target_clipped_quantile", "clip_norm_lr", "clipped_count_stddev"}) {
+        if (m.count(key) && !adaptive) {
+          fail(m[key], std::string("privacy.dp.") + key,
+               "only applies to the adaptive modes (server_adaptive, client_adaptive), not " + dp.mode);
+        }
+      }
     }
-    if (d.count("clip_norm_lr")) dp.clip_norm_lr = number(d["clip_norm_lr"], "privacy.dp.clip_norm_lr", 0, kMax, true);
-    if (d.count("clipped_count_stddev")) {
-      dp.clipped_count_stddev = number(d["clipped_count_stddev"], "privacy.dp.clipped_count_stddev", 0, kMax, true);
+  }
+
+  void require_strategy_options(const StrategyInfo& info, const YAML::Node& node) {
+    for (const auto& o : info.options) {
+      if (o.flower_default) continue;
+      if (job_key_listed(*find_job_key(std::string("strategy.") + o.key), job_)) continue;
+      fail(node, std::string("strategy.") + o.key, std::string("is required by ") + info.name);
     }
-    if (adaptive) {
-      // Part of sigma pays for the noisy clipped count; it must leave some for the model.
-      const double sampled = static_cast<double>(clients_to_sample(
-          static_cast<std::size_t>(job_.clients.count), job_.clients.fraction_fit,
-          static_cast<std::size_t>(job_.clients.min_fit)));
-      const double count_stddev = dp.clipped_count_stddev.value_or(sampled / 20);
-      if (dp.noise_multiplier >= 2 * count_stddev) {
-        fail(d.count("noise_multiplier") ? d["noise_multiplier"] : d["mode"], "privacy.dp.noise_multiplier",
-             "must be below 2 * clipped_count_stddev = " + scalar_to_string(2 * count_stddev) +
-                 " in adaptive modes, got " + scalar_to_string(dp.noise_multiplier) +
-                 (dp.clipped_count_stddev ? "" : " (clipped_count_stddev defaults to sampled clients / 20; set it higher)"));
+  }
+
+  // Checks that involve several keys of a section (or of earlier ones).
+  void after_keys(const std::string& path, const YAML::Node& node, std::map<std::string, YAML::Node>& m) {
+    if (path == "data") {
+      if (job_.data.dataset == "csv" && job_.data.path.empty()) fail(node, "data.path", "is required when data.dataset is csv");
+    } else if (path == "clients") {
+      // Defaults of 2 shrink to fit a smaller federation; explicit values must fit.
+      auto& s = job_.clients;
+      auto fits = [&](const char* key, std::int64_t& value) {
+        if (!m.count(key)) {
+          value = std::min(value, s.count);
+        } else if (value > s.count) {
+          fail(m[key], std::string("clients.") + key,
+               "is " + std::to_string(value) + " but clients.count is " + std::to_string(s.count));
+        }
+      };
+      fits("min_fit", s.min_fit);
+      fits("min_evaluate", s.min_evaluate);
+      fits("min_available", s.min_available);
+    } else if (path == "strategy") {
+      require_strategy_options(*find_strategy(job_.strategy.name), node);
+    } else if (path == "tracking") {
+      const std::string& uri = job_.tracking.uri;
+      if (!uri.empty() && uri.rfind("http://", 0) != 0 && uri.rfind("https://", 0) != 0) {
+        fail(m["uri"], "tracking.uri", "must be an http:// or https:// MLflow server, got '" + uri + "'");
+      }
+    } else if (path == "versioning") {
+      const std::string& p = job_.versioning.path;
+      if (p.front() == '/' || p.find("..") != std::string::npos) {
+        fail(m.count("path") ? m["path"] : node, "versioning.path", "must be a path inside the repository, got '" + p + "'");
+      }
+    } else if (path == "attack") {
+      if (job_.attack.clients > job_.clients.count) {
+        fail(m["clients"], "attack.clients", "is " + std::to_string(job_.attack.clients) + " but clients.count is " +
+                                                 std::to_string(job_.clients.count));
+      }
+    } else if (path == "privacy.dp") {
+      DpSpec& dp = job_.privacy.dp;
+      if (dp.mode == "server_adaptive" || dp.mode == "client_adaptive") {
+        // Part of sigma pays for the noisy clipped count; it must leave some for the model.
+        const double sampled = static_cast<double>(clients_to_sample(
+            static_cast<std::size_t>(job_.clients.count), job_.clients.fraction_fit,
+            static_cast<std::size_t>(job_.clients.min_fit)));
+        const double count_stddev = dp.clipped_count_stddev.value_or(sampled / 20);
+        if (dp.noise_multiplier >= 2 * count_stddev) {
+          fail(m.count("noise_multiplier") ? m["noise_multiplier"] : m["mode"], "privacy.dp.noise_multiplier",
+               "must be below 2 * clipped_count_stddev = " + scalar_to_string(2 * count_stddev) +
+                   " in adaptive modes, got " + scalar_to_string(dp.noise_multiplier) +
+                   (dp.clipped_count_stddev ? "" : " (clipped_count_stddev defaults to sampled clients / 20; set it higher)"));
+        }
       }
     }
   }
@@ -293,134 +380,6 @@ class JobReader {
     return out;
   }
 
-  void read_strategy(const YAML::Node& node) {
-    auto& st = job_.strategy;
-    if (node.IsScalar()) {
-      st.name = string(node, "strategy");
-      job_.sources["strategy.name"] = job_.sources["strategy"];
-      return;
-    }
-    // Each strategy's own options, with Flower's names.
-    static const std::map<std::string, std::vector<std::string>> options = {
-        {"fedavg", {}},
-        {"fedprox", {"proximal_mu"}},
-        {"fedavgm", {"server_learning_rate", "server_momentum"}},
-        {"fedadam", {"eta", "eta_l", "beta_1", "beta_2", "tau"}},
-        {"fedyogi", {"eta", "eta_l", "beta_1", "beta_2", "tau"}},
-        {"fedadagrad", {"eta", "eta_l", "tau"}},
-        {"fedmedian", {}},
-        {"fedtrimmedavg", {"beta"}},
-        {"krum", {"num_malicious_clients"}},
-        {"multikrum", {"num_malicious_clients", "num_clients_to_keep"}},
-        {"bulyan", {"num_malicious_clients"}},
-        {"qfedavg", {"q", "client_learning_rate"}},
-    };
-    std::vector<std::string> all = {"name", "accept_failures"};
-    for (const auto& [n, opts] : options) {
-      for (const auto& o : opts) {
-        if (std::find(all.begin(), all.end(), o) == all.end()) all.push_back(o);
-      }
-    }
-    auto m = section(node, "strategy", all);
-    std::vector<std::string> names;
-    for (const auto& [n, opts] : options) names.push_back(n);
-    if (m.count("name")) st.name = string(m["name"], "strategy.name", names);
-    if (m.count("accept_failures")) st.accept_failures = boolean(m["accept_failures"], "strategy.accept_failures");
-    const auto& allowed = options.at(st.name);
-    for (const auto& [key, value] : m) {
-      if (key == "name" || key == "accept_failures") continue;
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-        std::string list;
-        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-        fail(value, "strategy." + key,
-             "is not an option of strategy '" + st.name + "' (its options: " + (list.empty() ? "none" : list) + ")");
-      }
-    }
-    constexpr double kMax = std::numeric_limits<double>::max();
-    auto num = [&](const char* key, double lo, double hi, bool lo_open) -> std::optional<double> {
-      if (!m.count(key)) return std::nullopt;
-      return number(m[key], std::string("strategy.") + key, lo, hi, lo_open);
-    };
-    st.proximal_mu = num("proximal_mu", 0, kMax, false);
-    st.server_learning_rate = num("server_learning_rate", 0, kMax, true);
-    st.server_momentum = num("server_momentum", 0, 1, false);
-    st.eta = num("eta", 0, kMax, true);
-    st.eta_l = num("eta_l", 0, kMax, true);
-    st.beta_1 = num("beta_1", 0, 0.999999, false);
-    st.beta_2 = num("beta_2", 0, 0.999999, false);
-    st.tau = num("tau", 0, kMax, true);
-    st.beta = num("beta", 0, 0.499999, false);
-    st.q = num("q", 0, kMax, false);
-    st.client_learning_rate = num("client_learning_rate", 0, kMax, true);
-    if (m.count("num_malicious_clients")) {
-      st.num_malicious_clients = integer(m["num_malicious_clients"], "strategy.num_malicious_clients", 0, 100000);
-    }
-    if (m.count("num_clients_to_keep")) {
-      st.num_clients_to_keep = integer(m["num_clients_to_keep"], "strategy.num_clients_to_keep", 1, 100000);
-    }
-    if (st.name == "fedprox" && !st.proximal_mu) fail(node, "strategy.proximal_mu", "is required by fedprox");
-    if (st.name == "multikrum" && !st.num_clients_to_keep) {
-      fail(node, "strategy.num_clients_to_keep", "is required by multikrum");
-    }
-  }
-
-  void read_data(const YAML::Node& node) {
-    constexpr std::int64_t kMaxInt = std::numeric_limits<std::int64_t>::max();
-    auto d = section(node, "data", {"dataset", "path", "test_path", "label", "classes", "test_fraction",
-                                    "val_fraction", "limit_train", "limit_test", "partition"});
-    auto& s = job_.data;
-    if (d.count("dataset")) s.dataset = string(d["dataset"], "data.dataset", {"fashion-mnist", "mnist", "csv"});
-    if (d.count("path")) s.path = string(d["path"], "data.path");
-    if (d.count("test_path")) s.test_path = string(d["test_path"], "data.test_path");
-    if (d.count("label")) s.label = string(d["label"], "data.label");
-    if (d.count("classes")) {
-      const YAML::Node& c = d["classes"];
-      s.classes.clear();
-      if (c.IsScalar()) {
-        const std::int64_t n = integer(c, "data.classes", 1, 100000);
-        for (std::int64_t k = 0; k < n; ++k) s.classes.push_back(std::to_string(k));
-      } else if (c.IsSequence() && c.size() > 0) {
-        for (std::size_t i = 0; i < c.size(); ++i) {
-          const std::string name = string(c[i], "data.classes");
-          if (std::find(s.classes.begin(), s.classes.end(), name) != s.classes.end()) {
-            fail(c[i], "data.classes", "names class '" + name + "' twice");
-          }
-          s.classes.push_back(name);
-        }
-      } else {
-        fail(c, "data.classes", "expected a number of classes or a list of class names, got '" + text(c) + "'");
-      }
-      if (s.dataset != "csv") {
-        fail(c, "data.classes", "only applies to csv data (" + s.dataset + " has its own 10 classes)");
-      }
-    }
-    if (d.count("test_fraction")) s.test_fraction = number(d["test_fraction"], "data.test_fraction", 0, 1, true);
-    if (d.count("val_fraction")) s.val_fraction = number(d["val_fraction"], "data.val_fraction", 0, 0.9, false);
-    if (d.count("limit_train")) s.limit_train = integer(d["limit_train"], "data.limit_train", 0, kMaxInt);
-    if (d.count("limit_test")) s.limit_test = integer(d["limit_test"], "data.limit_test", 0, kMaxInt);
-    if (s.dataset == "csv" && s.path.empty()) {
-      fail(node, "data.path", "is required when data.dataset is csv");
-    }
-    if (d.count("partition")) {
-      const YAML::Node& p = d["partition"];
-      auto& ps = s.partition;
-      if (p.IsScalar()) {
-        ps.kind = string(p, "data.partition", {"iid", "dirichlet", "shard"});
-      } else {
-        auto m = section(p, "data.partition", {"kind", "alpha", "min_partition_size", "classes_per_client"});
-        if (m.count("kind")) ps.kind = string(m["kind"], "data.partition.kind", {"iid", "dirichlet", "shard"});
-        if (m.count("alpha")) ps.alpha = number(m["alpha"], "data.partition.alpha", 0, 1e6, true);
-        if (m.count("min_partition_size")) {
-          ps.min_partition_size = integer(m["min_partition_size"], "data.partition.min_partition_size", 0, kMaxInt);
-        }
-        if (m.count("classes_per_client")) {
-          ps.classes_per_client = integer(m["classes_per_client"], "data.partition.classes_per_client", 1, 100000);
-        }
-      }
-    }
-  }
-
- private:
   std::string source_;
   std::set<std::string> overridden_;
   JobSpec& job_;
@@ -469,7 +428,12 @@ void set_path(YAML::Node node, const std::vector<std::string>& parts, std::size_
     // A scalar shorthand (partition: iid, strategy: fedavg) becomes a mapping
     // that keeps its value under kind / name.
     YAML::Node replacement(YAML::NodeType::Map);
-    if (current.IsScalar()) replacement[parts[i] == "strategy" ? "name" : "kind"] = current.Scalar();
+    if (current.IsScalar()) {
+      std::string section_path;
+      for (std::size_t k = 0; k <= i; ++k) section_path += (k ? "." : "") + parts[k];
+      const JobSection* section = find_job_section(section_path);
+      replacement[section != nullptr && !section->shorthand.empty() ? section->shorthand : "kind"] = current.Scalar();
+    }
     node[parts[i]] = replacement;
   }
   set_path(node[parts[i]], parts, i + 1, value, path);
@@ -534,101 +498,63 @@ JobSpec load_job(const std::string& path, const std::vector<std::string>& overri
 }
 
 std::vector<std::pair<std::string, std::string>> flatten_job(const JobSpec& j) {
-  auto s = [](const Scalar& v) { return scalar_to_string(v); };
-  std::vector<std::pair<std::string, std::string>> out = {
-      {"name", j.name},
-      {"seed", std::to_string(j.seed)},
-      {"rounds", s(j.rounds)},
-      {"model", j.model},
-      {"data.dataset", j.data.dataset},
-      {"data.path", j.data.path},
-      {"data.test_path", j.data.test_path},
-      {"data.label", j.data.label},
-      {"data.test_fraction", s(j.data.test_fraction)},
-      {"data.val_fraction", s(j.data.val_fraction)},
-      {"data.limit_train", s(j.data.limit_train)},
-      {"data.limit_test", s(j.data.limit_test)},
-      {"data.partition.kind", j.data.partition.kind},
-      {"data.partition.alpha", s(j.data.partition.alpha)},
-      {"data.partition.min_partition_size", s(j.data.partition.min_partition_size)},
-      {"data.partition.classes_per_client", s(j.data.partition.classes_per_client)},
-      {"clients.count", s(j.clients.count)},
-      {"clients.fraction_fit", s(j.clients.fraction_fit)},
-      {"clients.min_fit", s(j.clients.min_fit)},
-      {"clients.fraction_evaluate", s(j.clients.fraction_evaluate)},
-      {"clients.min_evaluate", s(j.clients.min_evaluate)},
-      {"clients.min_available", s(j.clients.min_available)},
-      {"train.epochs", s(j.train.epochs)},
-      {"train.batch_size", s(j.train.batch_size)},
-      {"train.lr", s(j.train.lr)},
-      {"train.optimizer", j.train.optimizer},
-      {"train.momentum", s(j.train.momentum)},
-      {"train.weight_decay", s(j.train.weight_decay)},
-      {"strategy.name", j.strategy.name},
-      {"strategy.accept_failures", s(j.strategy.accept_failures)},
-      {"evaluation.initial", s(j.evaluation.initial)},
-      {"evaluation.federated", s(j.evaluation.federated)},
-      {"evaluation.batch_size", s(j.evaluation.batch_size)},
-      {"runtime.parallelism", s(j.runtime.parallelism)},
-      {"runtime.threads_per_client", s(j.runtime.threads_per_client)},
-      {"tracking.uri", j.tracking.uri},
-      {"tracking.experiment", j.tracking.experiment},
-      {"tracking.journal", j.tracking.journal},
-      {"tracking.timeout", s(j.tracking.timeout)},
-      {"versioning.enabled", s(j.versioning.enabled)},
-      {"versioning.repo", j.versioning.repo},
-      {"versioning.path", j.versioning.path},
-      {"versioning.remote", j.versioning.remote},
-      {"versioning.push", s(j.versioning.push)},
-      {"server.round_timeout", s(j.server.round_timeout)},
-      {"server.client_timeout", s(j.server.client_timeout)},
-  };
-  if (!j.data.classes.empty()) {  // only when declared: the digest of other jobs stays
-    std::string list;
-    for (const auto& c : j.data.classes) list += (list.empty() ? "" : ",") + c;
-    out.emplace_back("data.classes", list);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& row : job_keys()) {
+    if (job_key_listed(row, j)) out.emplace_back(row.key, job_key_text(row, j));
   }
-  if (j.attack.clients > 0) {
-    out.emplace_back("attack.clients", s(j.attack.clients));
-    out.emplace_back("attack.scale", s(j.attack.scale));
-  }
-  const DpSpec& dp = j.privacy.dp;
-  if (j.privacy.enabled()) {
-    out.emplace_back("privacy.dp.mode", dp.mode);
-    out.emplace_back("privacy.dp.noise_multiplier", s(dp.noise_multiplier));
-    out.emplace_back("privacy.dp.clipping_norm", s(dp.clipping_norm));
-    out.emplace_back("privacy.dp.delta", s(dp.delta));
-    if (dp.target_clipped_quantile) out.emplace_back("privacy.dp.target_clipped_quantile", s(*dp.target_clipped_quantile));
-    if (dp.clip_norm_lr) out.emplace_back("privacy.dp.clip_norm_lr", s(*dp.clip_norm_lr));
-    if (dp.clipped_count_stddev) out.emplace_back("privacy.dp.clipped_count_stddev", s(*dp.clipped_count_stddev));
-  }
-  // Strategy options only where the job sets them (else Flower's defaults apply).
-  const auto& st = j.strategy;
-  const std::pair<const char*, std::optional<double>> options[] = {
-      {"proximal_mu", st.proximal_mu}, {"server_learning_rate", st.server_learning_rate},
-      {"server_momentum", st.server_momentum}, {"eta", st.eta}, {"eta_l", st.eta_l}, {"beta_1", st.beta_1},
-      {"beta_2", st.beta_2}, {"tau", st.tau}, {"beta", st.beta}, {"q", st.q},
-      {"client_learning_rate", st.client_learning_rate}};
-  for (const auto& [key, value] : options) {
-    if (value) out.emplace_back(std::string("strategy.") + key, s(*value));
-  }
-  if (st.num_malicious_clients) out.emplace_back("strategy.num_malicious_clients", s(*st.num_malicious_clients));
-  if (st.num_clients_to_keep) out.emplace_back("strategy.num_clients_to_keep", s(*st.num_clients_to_keep));
   return out;
 }
 
-std::string job_digest(const JobSpec& job) {
-  auto operational = [](const std::string& key) {
-    for (const char* prefix : {"tracking.", "versioning.", "server.", "runtime."}) {
-      if (key.rfind(prefix, 0) == 0) return true;
-    }
-    return false;
-  };
-  std::string canonical;
-  for (const auto& [key, value] : flatten_job(job)) {
-    if (!operational(key)) canonical += key + "=" + value + "\n";
+namespace {
+
+// The number text fedtrack's params used when the digest was defined: %g
+// with the fewest digits that read back (600 is "6e+02"). The digest keeps
+// it so that a job's digest, and so its resume state, stays what it was.
+std::string digest_number_text(double d) {
+  for (int precision = 1; precision <= 17; ++precision) {
+    char shorter[40];
+    std::snprintf(shorter, sizeof shorter, "%.*g", precision, d);
+    if (std::strtod(shorter, nullptr) == d) return shorter;
   }
-  return sha256_hex(canonical);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", d);
+  return buf;
+}
+
+bool in_digest(const JobKey& row, const JobSpec& job) {
+  switch (row.digest) {
+    case InDigest::kYes: return job_key_listed(row, job);
+    case InDigest::kNo: return false;
+    case InDigest::kWhenAttacking: return job.attack.clients > 0;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string job_digest(const JobSpec& job) {
+  // Canonical text: "key=value\n" for the keys every job has, in table
+  // order, then for the keys only some jobs have (declared classes, an
+  // attack, privacy, strategy options), in table order.
+  std::string every_job, some_jobs;
+  for (const auto& row : job_keys()) {
+    if (!in_digest(row, job)) continue;
+    std::string value = job_key_text(row, job);
+    if (row.kind == KeyKind::kNumber) {
+      JobSpec& j = const_cast<JobSpec&>(job);
+      std::visit(
+          [&](const auto& get) {
+            const auto& v = get(j);
+            using T = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<T, double>) value = digest_number_text(v);
+            if constexpr (std::is_same_v<T, std::optional<double>>) value = digest_number_text(*v);
+          },
+          row.bind);
+    }
+    const bool every = row.listed == Listed::kAlways && row.digest == InDigest::kYes;
+    (every ? every_job : some_jobs) += row.key + "=" + value + "\n";
+  }
+  return sha256_hex(every_job + some_jobs);
 }
 
 std::string state_path_of(const JobSpec& job) {

@@ -1,27 +1,32 @@
 #include "fedtrack/core/records.h"
 
-#include <cstdio>
-#include <cstdlib>
+#include <charconv>
+#include <cmath>
 
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/number_text.h"
 
 namespace fedtrack {
+
+std::string number_text(double d) {
+  char buf[64];
+  const double magnitude = std::fabs(d);
+  std::to_chars_result r;
+  if (!std::isfinite(d) || magnitude >= 1 || d == 0) {
+    r = std::to_chars(buf, buf + sizeof buf, d);
+  } else if (magnitude >= 1e-4) {
+    r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
+  } else {
+    r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+  }
+  return std::string(buf, r.ptr);
+}
 
 std::string scalar_to_string(const Scalar& value) {
   struct Visitor {
     std::string operator()(bool b) const { return b ? "true" : "false"; }
     std::string operator()(std::int64_t i) const { return std::to_string(i); }
-    std::string operator()(double d) const {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.17g", d);
-      // Prefer the shortest text that reads back as the same double.
-      for (int precision = 1; precision <= 17; ++precision) {
-        char shorter[32];
-        std::snprintf(shorter, sizeof shorter, "%.*g", precision, d);
-        if (std::strtod(shorter, nullptr) == d) return shorter;
-      }
-      return buf;
-    }
+    std::string operator()(double d) const { return number_text(d); }
     std::string operator()(const std::string& s) const { return s; }
   };
   return std::visit(Visitor{}, value);

@@ -4,10 +4,12 @@
 #include <torch/nn/modules/linear.h>
 
 #include "fedtrack/core/client_manager.h"
+#include "fedtrack/core/error.h"
 #include "fedtrack/core/fedavgm.h"
 #include "fedtrack/core/fedmedian.h"
 #include "fedtrack/core/fedtrimmedavg.h"
 #include "fedtrack/core/krum.h"
+#include "fedtrack/core/strategy_factory.h"
 #include "fedtrack/core/torch_client.h"
 
 namespace fedtrack {
@@ -80,6 +82,26 @@ TEST(Strategies, FedProxKeepsTheClientCloserToTheGlobalModel) {
     return d;
   };
   EXPECT_LT(drift(1.0), drift(0.0) * 0.5);  // lr * mu < 2 keeps the proximal step stable
+}
+
+// make_strategy builds every strategy the registry (which the job reader
+// checks names and options against) lists, and nothing else.
+TEST(Strategies, EveryRegisteredStrategyHasAFactory) {
+  for (const auto& info : strategy_registry()) {
+    StrategySpec spec;
+    spec.name = info.name;
+    if (info.option("proximal_mu")) spec.proximal_mu = 0.1;         // required by fedprox
+    if (info.option("num_clients_to_keep")) spec.num_clients_to_keep = 1;  // required by multikrum
+    EXPECT_EQ(make_strategy(spec, FedAvgOptions{})->name(), info.name);
+  }
+  StrategySpec unknown;
+  unknown.name = "fedsgd";
+  try {
+    make_strategy(unknown, FedAvgOptions{});
+    ADD_FAILURE() << "fedsgd was built";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+  }
 }
 
 }  // namespace

@@ -5,7 +5,8 @@
 // range is Error(kInvalidArgument) whose message starts with where the key was
 // written ("job.yaml:7: train.lr: expected a number > 0, got 'fast'", or
 // "--set train.lr: ..." for a command-line override). The CLI exits with
-// status 2 on those. Keys and defaults are listed in README.md.
+// status 2 on those. The keys are the rows of the schema table (job_schema.h),
+// listed with their defaults in docs/job-file.md.
 #pragma once
 
 #include <string>
@@ -24,12 +25,15 @@ JobSpec load_job(const std::string& path, const std::vector<std::string>& overri
 JobSpec parse_job(const std::string& yaml_text, const std::string& source_name,
                   const std::vector<std::string>& overrides = {});
 
-// Every setting as ("section.key", "value") in a fixed order, e.g.
-// ("train.lr", "0.05"). Used for MLflow params and reports.
+// Every setting as ("section.key", "value") in the schema table's order, e.g.
+// ("train.lr", "0.05"); optional keys only when set, privacy.dp.* only when
+// DP is on. Used for MLflow params and reports.
 std::vector<std::pair<std::string, std::string>> flatten_job(const JobSpec& job);
 
-// sha256 of the keys that decide the model (everything but tracking.*,
-// versioning.*, server.*, runtime.*): a resume must run the same job.
+// sha256 of the keys that decide the model (the schema's non-operational
+// keys: everything but tracking.*, versioning.*, server.*, runtime.*): a
+// resume must run the same job. Its canonical text is frozen so that a job
+// keeps its digest across fedtrack versions.
 std::string job_digest(const JobSpec& job);
 
 // The job's resume state file: server.state, else "<name>.state.db".

@@ -9,13 +9,16 @@
 
 #include "fedtrack/core/fedavg.h"
 #include "fedtrack/core/job_spec.h"
+#include "fedtrack/core/strategy_registry.h"
 
 namespace fedtrack {
 
-// Error(kNotFound) naming the known strategies for an unknown name.
+// The strategy spec.name names in the registry (strategy_registry.h), with
+// the job's options or else the registry's Flower defaults. Error(kNotFound)
+// naming the known strategies for an unknown name; Error(kInvalidArgument)
+// for a required option left unset (fedprox's proximal_mu, multikrum's
+// num_clients_to_keep).
 std::unique_ptr<Strategy> make_strategy(const StrategySpec& spec, FedAvgOptions base);
-
-std::vector<std::string> strategy_names();
 
 // The job's strategy: make_strategy(job.strategy, base), wrapped in the
 // central-DP wrapper that job.privacy.dp.mode names (dp_fixed_clipping.h,
