@@ -237,7 +237,7 @@ class JobReader {
           if constexpr (std::is_same_v<M, V> || std::is_same_v<M, std::optional<V>>) {
             member = std::move(value);
           } else if constexpr (std::is_same_v<M, std::uint64_t> && std::is_same_v<V, std::int64_t>) {
-            member = static_cast<std::uint64_t>(value);  // seed: read as an integer >= 0
+            member = static_cast<M>(value);  // seed: read as an integer >= 0
           } else {
             throw Error::invalid_argument(row.key + ": the schema binds it to a member of another type");
           }
