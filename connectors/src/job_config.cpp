@@ -114,14 +114,17 @@ class JobReader {
     return value;
   }
 
+  // A name outside `allowed` fails with `unknown` (kNotFound for names of
+  // things: a strategy, a dataset; README: exit 3).
   std::string string(const YAML::Node& node, const std::string& key,
-                     const std::vector<std::string>& allowed = {}) {
+                     const std::vector<std::string>& allowed = {},
+                     ErrorCode unknown = ErrorCode::kInvalidArgument) {
     if (!node.IsScalar()) fail(node, key, "expected a string, got '" + text(node) + "'");
     const std::string value = node.Scalar();
     if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
       std::string list;
       for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-      fail(node, key, "must be one of " + list + ", got '" + value + "'");
+      throw Error(unknown, where(node, key) + key + ": must be one of " + list + ", got '" + value + "'");
     }
     if (allowed.empty() && value.empty()) fail(node, key, "must not be empty");
     return value;
@@ -324,7 +327,7 @@ class JobReader {
     auto m = section(node, "strategy", all);
     std::vector<std::string> names;
     for (const auto& [n, opts] : options) names.push_back(n);
-    if (m.count("name")) st.name = string(m["name"], "strategy.name", names);
+    if (m.count("name")) st.name = string(m["name"], "strategy.name", names, ErrorCode::kNotFound);
     if (m.count("accept_failures")) st.accept_failures = boolean(m["accept_failures"], "strategy.accept_failures");
     const auto& allowed = options.at(st.name);
     for (const auto& [key, value] : m) {
@@ -369,7 +372,7 @@ class JobReader {
     auto d = section(node, "data", {"dataset", "path", "test_path", "label", "classes", "test_fraction",
                                     "val_fraction", "limit_train", "limit_test", "partition"});
     auto& s = job_.data;
-    if (d.count("dataset")) s.dataset = string(d["dataset"], "data.dataset", {"fashion-mnist", "mnist", "csv"});
+    if (d.count("dataset")) s.dataset = string(d["dataset"], "data.dataset", {"fashion-mnist", "mnist", "csv"}, ErrorCode::kNotFound);
     if (d.count("path")) s.path = string(d["path"], "data.path");
     if (d.count("test_path")) s.test_path = string(d["test_path"], "data.test_path");
     if (d.count("label")) s.label = string(d["label"], "data.label");
