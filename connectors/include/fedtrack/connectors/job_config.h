@@ -5,7 +5,8 @@
 // range is Error(kInvalidArgument) whose message starts with where the key was
 // written ("job.yaml:7: train.lr: expected a number > 0, got 'fast'", or
 // "--set train.lr: ..." for a command-line override). The CLI exits with
-// status 2 on those. Keys and defaults are listed in README.md.
+// status 2 on those; an unknown strategy or dataset name and a missing job
+// file are Error(kNotFound), status 3. Keys and defaults are listed in README.md.
 #pragma once
 
 #include <string>
