@@ -201,8 +201,16 @@ int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& er
       // --- promote ---
       const std::string tmp = (fs::temp_directory_path() / ("fedtrack-promote-" + std::to_string(::getpid()))).string();
       const RestoreResult restored = restore_model(args.repo, commit, args.path, tmp);
-      const std::string bytes = read_file(tmp);
-      fs::remove(tmp);
+      std::string bytes;
+      try {
+        bytes = read_file(tmp);
+      } catch (...) {
+        std::error_code ignored;
+        fs::remove(tmp, ignored);
+        throw;
+      }
+      std::error_code ignored;
+      fs::remove(tmp, ignored);
       if (restored.md5 != md5) {
         throw Error::corruption("commit " + commit + " holds md5 " + restored.md5 + " but the run records " + md5);
       }

@@ -22,9 +22,10 @@ namespace {
 using json = nlohmann::json;
 
 void require_journal(const std::string& path) {
-  if (!std::filesystem::exists(path)) {
-    throw Error::not_found("no tracking journal at " + path + " (pass --journal PATH)");
-  }
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(path, ec);
+  if (ec) throw Error::invalid_argument("--journal " + path + ": " + ec.message());
+  if (!exists) throw Error::not_found("no tracking journal at " + path + " (pass --journal PATH)");
 }
 
 // JSON for a terminal or a pipe: text that is not UTF-8 becomes U+FFFD.

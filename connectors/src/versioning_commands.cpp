@@ -25,17 +25,19 @@ RestoreResult restore_checked(const RestoreArgs& args, const std::string& rev, c
   try {
     r = restore_model(args.repo, rev, args.path, tmp);
   } catch (...) {
-    std::filesystem::remove(tmp);
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
     throw;
   }
+  std::error_code ec;
   if (!expected_md5.empty() && r.md5 != expected_md5) {
-    std::filesystem::remove(tmp);
+    std::filesystem::remove(tmp, ec);
     throw Error::corruption("revision " + rev + " holds md5 " + r.md5 + " but the promotion recorded " + expected_md5);
   }
-  std::error_code ec;
   std::filesystem::rename(tmp, args.out, ec);
   if (ec) {
-    std::filesystem::remove(tmp);
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
     const std::string what = "--out " + args.out + ": cannot write it: " + ec.message();
     throw ec == std::errc::permission_denied ? Error::permission_denied(what) : Error::invalid_argument(what);
   }

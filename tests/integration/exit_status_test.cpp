@@ -145,6 +145,15 @@ TEST_F(ExitStatus, OneForAnyOtherExceptionWithItsMessageNeverATerminate) {
   EXPECT_EQ(unknown.err, "fedtrack: internal error: an unknown exception\n");
 }
 
+// std::filesystem::exists throws for a name longer than NAME_MAX: that
+// used to end in std::terminate (SIGABRT).
+TEST_F(ExitStatus, AFilesystemErrorIsOneLineAndAStatusNeverATerminate) {
+  make_work();
+  const Outcome o = fedtrack("runs --journal " + std::string(300, 'j'));
+  EXPECT_EQ(o.status, 2);
+  EXPECT_EQ(o.err, "fedtrack: --journal " + std::string(300, 'j') + ": File name too long\n");
+}
+
 TEST_F(ExitStatus, TwoForAnUnknownCommandWhichListsTheCommands) {
   make_work();
   const Outcome typo = fedtrack("rnu");
