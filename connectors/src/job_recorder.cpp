@@ -51,9 +51,11 @@ JobRecorder::JobRecorder(JobSpec& job, const std::string& job_path, std::ostream
 
 void JobRecorder::open() {
   if (tracking_) return;
+  // The repository first: when it refuses (not a model repository, locked
+  // by another job), no journal was created for nothing.
+  if (versioning_ && !repository_) repository_ = std::make_unique<ModelRepository>(*versioning_);
   journal_ = std::make_unique<Journal>(journal_path_);
   tracking_ = std::make_unique<TrackingListener>(*journal_, client_.get(), tracking_options_);
-  if (versioning_) repository_ = std::make_unique<ModelRepository>(*versioning_);
 }
 
 void JobRecorder::check_resume(const ResumeCheck& check) {

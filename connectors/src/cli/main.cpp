@@ -3,14 +3,13 @@
 
 #include <iostream>
 #include <string>
-#include <vector>
 
 #include "fedtrack/connectors/exit_status.h"
-
 #include "fedtrack/connectors/promote_command.h"
 #include "fedtrack/connectors/run_command.h"
 #include "fedtrack/connectors/tracking_commands.h"
 #include "fedtrack/connectors/versioning_commands.h"
+#include "fedtrack/core/text.h"
 
 #ifndef FEDTRACK_VERSION
 #define FEDTRACK_VERSION "unknown"
@@ -139,14 +138,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (argv[1][0] != '-' && !known) {
-    std::cerr << "fedtrack: unknown command '" << argv[1] << "'; commands: " << commands << std::endl;
+    std::cerr << "fedtrack: unknown command '" << fedtrack::to_valid_utf8(argv[1]) << "'; commands: " << commands << std::endl;
     return 2;
   }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    std::cerr << "fedtrack: " << e.what() << " (see fedtrack --help)" << std::endl;
+    std::cerr << "fedtrack: " << fedtrack::to_valid_utf8(e.what()) << " (see fedtrack --help)" << std::endl;
     return 2;
   }
   // Every command runs through the one error edge: one exit table, one line.
