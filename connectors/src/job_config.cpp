@@ -118,14 +118,17 @@ class JobReader {
     return value;
   }
 
+  // A name outside `allowed` fails with `unknown` (kNotFound for names of
+  // things: a strategy, a dataset; README: exit 3).
   std::string string(const YAML::Node& node, const std::string& key,
-                     const std::vector<std::string>& allowed = {}) {
+                     const std::vector<std::string>& allowed = {},
+                     ErrorCode unknown = ErrorCode::kInvalidArgument) {
     if (!node.IsScalar()) fail(node, key, "expected a string, got '" + text(node) + "'");
     const std::string value = node.Scalar();
     if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
       std::string list;
       for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-      fail(node, key, "must be one of " + list + ", got '" + value + "'");
+      throw Error(unknown, where(node, key) + key + ": must be one of " + list + ", got '" + value + "'");
     }
     if (allowed.empty() && value.empty()) fail(node, key, "must not be empty");
     return value;
@@ -209,9 +212,14 @@ class JobReader {
       case KeyKind::kString:
         assign(row, string(node, key));
         break;
-      case KeyKind::kChoice:
-        assign(row, string(node, key, row.choices));
+      case KeyKind::kChoice: {
+        // The names of things that may not exist (a strategy, a dataset) are "not found"; other choices
+        // (an optimizer, a partition kind, a mode) are invalid arguments.
+        const bool names_a_thing = row.key == "strategy.name" || row.key == "data.dataset";
+        assign(row, string(node, key, row.choices,
+                           names_a_thing ? ErrorCode::kNotFound : ErrorCode::kInvalidArgument));
         break;
+      }
       case KeyKind::kInteger:
         assign(row, integer(node, key, row.int_lo, row.int_hi));
         break;

@@ -19,11 +19,11 @@ JobRecorder::JobRecorder(JobSpec& job, const std::string& job_path, std::ostream
     const char* name = std::getenv("MLFLOW_EXPERIMENT_NAME");
     job.tracking.experiment = name && *name ? name : "Default";
   }
-  journal_ = std::make_unique<Journal>(job.tracking.journal);
+  journal_path_ = job.tracking.journal;
   if (!job.tracking.uri.empty()) {
     client_ = std::make_unique<MlflowClient>(MlflowConfig::from_environment(job.tracking.uri));
   }
-  TrackingOptions options;
+  TrackingOptions& options = tracking_options_;
   options.experiment = job.tracking.experiment;
   options.timeout_seconds = job.tracking.timeout;
   // Secrets never persist: URLs in the job's values (tracking.uri,
@@ -36,21 +36,30 @@ JobRecorder::JobRecorder(JobSpec& job, const std::string& job_path, std::ostream
   const std::string commit = git_commit_of(job_path.empty() ? "." : job_path);
   if (!commit.empty()) options.job_tags.push_back({"mlflow.source.git.commit", commit});
   options.warn = [this](const std::string& line) { err_ << line << std::endl; };
-  tracking_ = std::make_unique<TrackingListener>(*journal_, client_.get(), std::move(options));
   uri_ = redact_uri(job.tracking.uri);  // for what is printed and committed; the client keeps the real one
   if (job.versioning.enabled) {
-    VersioningOptions v;
+    versioning_ = std::make_unique<VersioningOptions>();
+    VersioningOptions& v = *versioning_;
     v.repo = job.versioning.repo;
     v.path = job.versioning.path;
     v.remote = job.versioning.remote;
     v.push = job.versioning.push;
     v.author = job.versioning.author;
     v.log = [this](const std::string& line) { err_ << line << std::endl; };
-    repository_ = std::make_unique<ModelRepository>(v);
   }
 }
 
+void JobRecorder::open() {
+  if (tracking_) return;
+  // The repository first: when it refuses (not a model repository, locked
+  // by another job), no journal was created for nothing.
+  if (versioning_ && !repository_) repository_ = std::make_unique<ModelRepository>(*versioning_);
+  journal_ = std::make_unique<Journal>(journal_path_);
+  tracking_ = std::make_unique<TrackingListener>(*journal_, client_.get(), tracking_options_);
+}
+
 void JobRecorder::check_resume(const ResumeCheck& check) {
+  open();
   const std::string round = std::to_string(check.round);
   const std::string& bytes = check.model->checkpoint_bytes();
   const auto corrupt = [&](const std::string& what, const std::string& rev) {
@@ -88,6 +97,7 @@ void JobRecorder::check_resume(const ResumeCheck& check) {
 }
 
 void JobRecorder::on_job_start(const JobStart& start) {
+  open();
   start_ = start;
   tracking_->on_job_start(start);
 }
@@ -122,6 +132,7 @@ void JobRecorder::on_job_end(const JobEnd& end) { tracking_->on_job_end(end); }
 
 JobRecorder::Report JobRecorder::finish() {
   Report report;
+  if (!tracking_) return report;  // the job never started: nothing recorded, nothing to say
   const TrackingReport r = tracking_->report();
   const std::string& path = journal_->path();
   if (!client_) {

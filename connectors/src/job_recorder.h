@@ -28,8 +28,10 @@ namespace fedtrack {
 class JobRecorder : public RoundListener {
  public:
   // Fills tracking.uri / experiment from MLFLOW_TRACKING_URI /
-  // MLFLOW_EXPERIMENT_NAME when the job leaves them empty; opens (or
-  // creates) the journal and the model repository.
+  // MLFLOW_EXPERIMENT_NAME when the job leaves them empty. The journal and
+  // the model repository are opened (or created) once the job starts
+  // (check_resume / on_job_start): a job that fails before that (a bad
+  // data path, an unknown model) leaves neither behind.
   JobRecorder(JobSpec& job, const std::string& job_path, std::ostream& err);
 
   // A resumed job's model must be the one committed for that round (the
@@ -46,9 +48,15 @@ class JobRecorder : public RoundListener {
     nlohmann::json versioning;  // null when versioning is off
   };
   // Prints where the job's records are (or what still waits) on stderr.
+  // Before the job started: prints nothing, both parts null.
   Report finish();
 
  private:
+  void open();  // the journal and the model repository; idempotent
+
+  std::string journal_path_;
+  TrackingOptions tracking_options_;
+  std::unique_ptr<VersioningOptions> versioning_;  // null when versioning is off
   std::ostream& err_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<MlflowClient> client_;

@@ -3,9 +3,11 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -15,6 +17,7 @@
 
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
+#include "fedtrack/core/text.h"
 #include "fedtrack/tracking/mlflow_client.h"
 #include "fedtrack/versioning/gto_tags.h"
 #include "fedtrack/versioning/md5.h"
@@ -99,6 +102,7 @@ int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& er
   Outputs o;
   o.set("promoted", "false");
   int status = 0;
+  std::exception_ptr failure;
   std::vector<std::string> failed;
   std::string summary_table;
   try {
@@ -197,8 +201,16 @@ int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& er
       // --- promote ---
       const std::string tmp = (fs::temp_directory_path() / ("fedtrack-promote-" + std::to_string(::getpid()))).string();
       const RestoreResult restored = restore_model(args.repo, commit, args.path, tmp);
-      const std::string bytes = read_file(tmp);
-      fs::remove(tmp);
+      std::string bytes;
+      try {
+        bytes = read_file(tmp);
+      } catch (...) {
+        std::error_code ignored;
+        fs::remove(tmp, ignored);
+        throw;
+      }
+      std::error_code ignored;
+      fs::remove(tmp, ignored);
       if (restored.md5 != md5) {
         throw Error::corruption("commit " + commit + " holds md5 " + restored.md5 + " but the run records " + md5);
       }
@@ -240,9 +252,8 @@ int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& er
           << (args.alias.empty() ? "" : ", alias " + args.alias) << (args.stage.empty() ? "" : ", stage " + args.stage)
           << (pushed ? "; tags pushed to origin" : "") << std::endl;
     }
-  } catch (const Error& e) {
-    err << "fedtrack: " << e.what() << std::endl;
-    status = e.code() == ErrorCode::kInvalidArgument ? 2 : 1;
+  } catch (...) {
+    failure = std::current_exception();  // reported by the CLI's error edge once the outputs are written
   }
   // CI outputs, whatever the outcome.
   try {
@@ -251,7 +262,7 @@ int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& er
     if (const char* gh = std::getenv("GITHUB_OUTPUT"); gh && *gh) append(gh, lines);
     if (const char* summary = std::getenv("GITHUB_STEP_SUMMARY"); summary && *summary && !summary_table.empty()) {
       append(summary, "### fedtrack promote " + args.model_name + ": " +
-                          (status == 0 ? std::string(args.dry_run ? "would promote" : "promoted") : "not promoted") +
+                          (status == 0 && !failure ? std::string(args.dry_run ? "would promote" : "promoted") : "not promoted") +
                           "\n\n" + summary_table + "\n");
     }
     if (!args.dotenv.empty()) {
@@ -269,10 +280,11 @@ int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& er
       j["gates_failed"] = failed;
       out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
     }
-  } catch (const Error& e) {
-    err << "fedtrack: " << e.what() << std::endl;
-    if (status == 0) status = 1;
+  } catch (const std::exception& e) {
+    if (!failure) throw;
+    err << "warning: the CI outputs could not be written: " << to_valid_utf8(redact_secrets(e.what())) << std::endl;
   }
+  if (failure) std::rethrow_exception(failure);
   return status;
 }
 

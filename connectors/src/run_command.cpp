@@ -53,22 +53,6 @@ nlohmann::json metrics_json(const Metrics& m) {
 
 }  // namespace
 
-int exit_status_for(int error_code) {
-  switch (static_cast<ErrorCode>(error_code)) {
-    case ErrorCode::kInvalidArgument: return 2;
-    case ErrorCode::kNotFound: return 3;
-    case ErrorCode::kUnavailable: return 4;
-    case ErrorCode::kCorruption: return 5;
-    case ErrorCode::kPermissionDenied:
-    case ErrorCode::kUnauthenticated: return 6;
-    case ErrorCode::kFailedPrecondition:
-    case ErrorCode::kAlreadyExists: return 7;
-    case ErrorCode::kCancelled: return 130;
-    case ErrorCode::kInternal: return 1;
-  }
-  return 1;
-}
-
 void install_stop_handlers() {
   std::signal(SIGINT, handle_stop_signal);
   std::signal(SIGTERM, handle_stop_signal);
@@ -100,96 +84,81 @@ class CrashAfterRound : public RoundListener {
   int round_;
 };
 
-// Runs `body`, turning its errors into the exit status.
-int guarded(std::ostream& err, const std::string& prefix, const std::function<void()>& body) {
-  try {
-    body();
-    return 0;
-  } catch (const Error& e) {
-    err << prefix << redact_secrets(e.what()) << std::endl;
-    return exit_status_for(static_cast<int>(e.code()));
-  } catch (const std::exception& e) {
-    err << prefix << "internal error: " << redact_secrets(e.what()) << std::endl;
-    return 1;
-  }
-}
-
 // One job in either runtime, with tracking, versioning, the resume point and
 // the report.
 int run_job(const RunArgs& args, std::ostream& out, std::ostream& err, const Runtime& runtime) {
   const auto start = std::chrono::steady_clock::now();
-  return guarded(err, "fedtrack: ", [&] {
-    JobSpec job = load_job(args.job_path, args.overrides);
-    if (job.privacy.enabled() && !dp_epsilon_bounds(job.strategy.name)) {
-      err << "warning: privacy.dp: dp_epsilon assumes a strategy that averages the clipped updates; "
-          << job.strategy.name << " does not, so the reported epsilon does not bound it" << std::endl;
-    }
-    JobRecorder recorder(job, args.job_path, err);
-    ProgressPrinter progress(err);
-    SimulationOptions options;
-    options.job_id = make_job_id(job.name);
-    // Tracking first: a round's progress line appears once its writes are journalled (and sent).
-    options.listeners = {&recorder, &progress};
-    std::unique_ptr<CrashAfterRound> crash;
-    if (const char* at = std::getenv("FEDTRACK_TEST_EXIT_AFTER_ROUND")) {
-      crash = std::make_unique<CrashAfterRound>(std::atoi(at));
-      options.listeners.push_back(crash.get());
-    }
-    options.stop_requested = [] { return stop_requested(); };
-    options.log = [&err](const std::string& line) { err << line << std::endl; };
-    options.state_path = state_path_of(job);
-    options.resume = args.resume;
-    options.job_digest = job_digest(job);
-    SimulationResult result;
-    try {
-      result = runtime(job, options);
-    } catch (const Error&) {
-      recorder.finish();  // the failure is journalled; say where it waits
-      throw;
-    }
-    const JobRecorder::Report recorded = recorder.finish();
-    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  JobSpec job = load_job(args.job_path, args.overrides);
+  if (job.privacy.enabled() && !dp_epsilon_bounds(job.strategy.name)) {
+    err << "warning: privacy.dp: dp_epsilon assumes a strategy that averages the clipped updates; "
+        << job.strategy.name << " does not, so the reported epsilon does not bound it" << std::endl;
+  }
+  JobRecorder recorder(job, args.job_path, err);
+  ProgressPrinter progress(err);
+  SimulationOptions options;
+  options.job_id = make_job_id(job.name);
+  // Tracking first: a round's progress line appears once its writes are journalled (and sent).
+  options.listeners = {&recorder, &progress};
+  std::unique_ptr<CrashAfterRound> crash;
+  if (const char* at = std::getenv("FEDTRACK_TEST_EXIT_AFTER_ROUND")) {
+    crash = std::make_unique<CrashAfterRound>(std::atoi(at));
+    options.listeners.push_back(crash.get());
+  }
+  options.stop_requested = [] { return stop_requested(); };
+  options.log = [&err](const std::string& line) { err << line << std::endl; };
+  options.state_path = state_path_of(job);
+  options.resume = args.resume;
+  options.job_digest = job_digest(job);
+  SimulationResult result;
+  try {
+    result = runtime(job, options);
+  } catch (...) {
+    recorder.finish();  // a started job's failure is journalled; say where it waits
+    throw;
+  }
+  const JobRecorder::Report recorded = recorder.finish();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-    const std::string& checkpoint = result.final_model->checkpoint_bytes();
-    const std::string model_sha256 = sha256_hex(checkpoint);
-    if (!args.model_out.empty()) {
-      write_file_atomically(args.model_out, checkpoint);
-      err << "final model written to " << args.model_out << std::endl;
+  const std::string& checkpoint = result.final_model->checkpoint_bytes();
+  const std::string model_sha256 = sha256_hex(checkpoint);
+  if (!args.model_out.empty()) {
+    write_file_atomically(args.model_out, checkpoint);
+    err << "final model written to " << args.model_out << std::endl;
+  }
+  const auto metric = [&](const char* key) {
+    auto it = result.final_metrics.find(key);
+    return it == result.final_metrics.end() ? 0.0 : it->second;
+  };
+  if (args.json) {
+    nlohmann::json report;
+    report["job_id"] = result.job_id;
+    report["name"] = job.name;
+    if (result.resumed_after > 0) report["resumed_after"] = result.resumed_after;
+    if (result.initial) report["initial"] = metrics_json(*result.initial);
+    report["rounds"] = nlohmann::json::array();
+    for (const auto& [round, metrics] : result.rounds) {
+      report["rounds"].push_back({{"round", round}, {"metrics", metrics_json(metrics)}});
     }
-    const auto metric = [&](const char* key) {
-      auto it = result.final_metrics.find(key);
-      return it == result.final_metrics.end() ? 0.0 : it->second;
-    };
-    if (args.json) {
-      nlohmann::json report;
-      report["job_id"] = result.job_id;
-      report["name"] = job.name;
-      if (result.resumed_after > 0) report["resumed_after"] = result.resumed_after;
-      if (result.initial) report["initial"] = metrics_json(*result.initial);
-      report["rounds"] = nlohmann::json::array();
-      for (const auto& [round, metrics] : result.rounds) {
-        report["rounds"].push_back({{"round", round}, {"metrics", metrics_json(metrics)}});
-      }
-      report["final"] = {{"eval_accuracy", metric("eval_accuracy")},
-                         {"eval_loss", metric("eval_loss")},
-                         {"model_sha256", model_sha256}};
-      if (result.final_metrics.count("dp_epsilon")) report["final"]["dp_epsilon"] = metric("dp_epsilon");
-      report["clients"] = nlohmann::json::array();
-      for (std::size_t c = 0; c < result.client_fingerprints.size(); ++c) {
-        report["clients"].push_back({{"index", c}, {"data_fingerprint", result.client_fingerprints[c]}});
-      }
-      report["tracking"] = recorded.tracking;
-      if (!recorded.versioning.is_null()) report["versioning"] = recorded.versioning;
-      report["wall_seconds"] = wall;
-      out << report.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
-    } else {
-      std::ostringstream line;
-      line << std::fixed << std::setprecision(4) << "test accuracy " << metric("eval_accuracy")
-           << " (loss " << metric("eval_loss") << ") after " << result.rounds.size() << " rounds in "
-           << std::setprecision(1) << wall << " s; model sha256 " << model_sha256.substr(0, 16);
-      out << line.str() << std::endl;
+    report["final"] = {{"eval_accuracy", metric("eval_accuracy")},
+                       {"eval_loss", metric("eval_loss")},
+                       {"model_sha256", model_sha256}};
+    if (result.final_metrics.count("dp_epsilon")) report["final"]["dp_epsilon"] = metric("dp_epsilon");
+    report["clients"] = nlohmann::json::array();
+    for (std::size_t c = 0; c < result.client_fingerprints.size(); ++c) {
+      report["clients"].push_back({{"index", c}, {"data_fingerprint", result.client_fingerprints[c]}});
     }
-  });
+    report["tracking"] = recorded.tracking;
+    if (!recorded.versioning.is_null()) report["versioning"] = recorded.versioning;
+    report["wall_seconds"] = wall;
+    out << report.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+  } else {
+    std::ostringstream line;
+    line << std::fixed << std::setprecision(4) << "test accuracy " << metric("eval_accuracy")
+         << " (loss " << metric("eval_loss") << ") after " << result.rounds.size() << " rounds in "
+         << std::setprecision(1) << wall << " s; model sha256 " << model_sha256.substr(0, 16);
+    out << line.str() << std::endl;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -217,28 +186,26 @@ int server_command(const ServerArgs& args, std::ostream& out, std::ostream& err)
 }
 
 int client_command(const ClientArgs& args, std::ostream&, std::ostream& err) {
-  return guarded(err, "fedtrack client: ", [&] {
-    NetworkClientOptions options;
-    options.server = args.server;
-    options.token = args.token;
-    options.data = args.data;
-    options.tls_ca = args.tls_ca;
-    options.give_up_after = args.give_up_after;
-    options.threads = args.threads;
-    options.max_message_mb = args.max_message_mb;
-    options.stop_requested = [] { return stop_requested(); };
-    options.log = [&err](const std::string& line) { err << "fedtrack client: " << line << std::endl; };
-    run_network_client(options);
-  });
+  NetworkClientOptions options;
+  options.server = args.server;
+  options.token = args.token;
+  options.data = args.data;
+  options.tls_ca = args.tls_ca;
+  options.give_up_after = args.give_up_after;
+  options.threads = args.threads;
+  options.max_message_mb = args.max_message_mb;
+  options.stop_requested = [] { return stop_requested(); };
+  options.log = [&err](const std::string& line) { err << "fedtrack client: " << line << std::endl; };
+  run_network_client(options);
+  return 0;
 }
 
 int partition_command(const PartitionArgs& args, std::ostream& out, std::ostream& err) {
-  return guarded(err, "fedtrack: ", [&] {
-    const JobSpec job = load_job(args.job_path, args.overrides);
-    const auto sizes = write_job_shards(job, args.out, [&out](const std::string& line) { out << line << std::endl; });
-    err << sizes.size() << " shards of " << job.data.dataset << " (" << job.data.partition.kind << ") in " << args.out
-        << std::endl;
-  });
+  const JobSpec job = load_job(args.job_path, args.overrides);
+  const auto sizes = write_job_shards(job, args.out, [&out](const std::string& line) { out << line << std::endl; });
+  err << sizes.size() << " shards of " << job.data.dataset << " (" << job.data.partition.kind << ") in " << args.out
+      << std::endl;
+  return 0;
 }
 
 }  // namespace fedtrack

@@ -71,8 +71,12 @@ StateKeeper::StateKeeper(const std::string& path, bool resume, const JobSpec& jo
   if (resume && !existed) {
     throw Error::invalid_argument("--resume: no state file " + path + " (nothing to resume)");
   }
-  file_ = std::make_unique<ServerStateFile>(path);
-  std::optional<SavedState> saved = file_->load();
+  path_ = path;
+  std::optional<SavedState> saved;
+  if (existed) {  // a new file is created by the first save: a job that fails before round 1 leaves none
+    file_ = std::make_unique<ServerStateFile>(path);
+    saved = file_->load();
+  }
   if (!resume) {
     if (saved && !saved->finished) {
       throw Error::invalid_argument("state file " + path + " holds unfinished job " + saved->job_id + " (round " +
@@ -125,7 +129,8 @@ std::string StateKeeper::adopt_job_id(const std::string& fresh) {
 }
 
 void StateKeeper::save(const ResumePoint& point) {
-  if (!file_) return;
+  if (path_.empty()) return;
+  if (!file_) file_ = std::make_unique<ServerStateFile>(path_);
   saved_.completed_round = point.completed_round;
   saved_.finished = false;
   saved_.model = encode_parameters(point.global);

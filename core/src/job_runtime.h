@@ -46,7 +46,9 @@ ServerSide make_server_side(const JobSpec& job, const DatasetSplits& data,
 // Round-loop options every runtime shares.
 ServerOptions server_options_for(const JobSpec& job, const std::string& job_id);
 
-// The resume point of a job on disk. Without a path, does nothing.
+// The resume point of a job on disk. Without a path, does nothing. A new
+// state file is created by the first save (after round 1), so a job that
+// fails before it leaves no file behind.
 class StateKeeper {
  public:
   // Refuses (kInvalidArgument) an unfinished state without `resume`, a
@@ -64,6 +66,7 @@ class StateKeeper {
   void finished();
 
  private:
+  std::string path_;
   std::unique_ptr<ServerStateFile> file_;
   SavedState saved_;
   std::optional<ResumePoint> point_;

@@ -57,6 +57,9 @@ std::vector<Outcome<Result>> run_on_clients(ThreadPool& pool, const std::vector<
         auto res = call(ins, transfer);
         transfer.seconds = seconds_since(start);
         out.ok = Result{id, std::move(res), transfer};
+      } catch (const Error& e) {
+        transfer.seconds = seconds_since(start);
+        out.failed = ClientFailure{id, e.what(), transfer, e.code()};
       } catch (const std::exception& e) {
         transfer.seconds = seconds_since(start);
         out.failed = ClientFailure{id, e.what(), transfer};
@@ -252,9 +255,14 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
   if (static_cast<std::int64_t>(results.size()) < options_.min_fit_results) {
     std::string reasons;
     for (const auto& f : failures) reasons += "; " + f.client_id + ": " + f.reason;
-    throw Error::unavailable("round " + std::to_string(round) + ": " + std::to_string(results.size()) + " of " +
-                             std::to_string(fit_plan.size()) + " sampled clients returned a result, fewer than " +
-                             "clients.min_fit = " + std::to_string(options_.min_fit_results) + reasons);
+    // Every failed client diverged (its loss went NaN): the job's settings
+    // (e.g. train.lr) cannot work, which retrying will not change.
+    bool diverged = !failures.empty();
+    for (const auto& f : failures) diverged = diverged && f.code == ErrorCode::kFailedPrecondition;
+    throw Error(diverged ? ErrorCode::kFailedPrecondition : ErrorCode::kUnavailable,
+                "round " + std::to_string(round) + ": " + std::to_string(results.size()) + " of " +
+                    std::to_string(fit_plan.size()) + " sampled clients returned a result, fewer than " +
+                    "clients.min_fit = " + std::to_string(options_.min_fit_results) + reasons);
   }
 
   // --- aggregate ---

@@ -196,7 +196,14 @@ TEST(JobConfigStrategies, OptionsBelongToTheirStrategy) {
   EXPECT_EQ(error_of("strategy: {name: fedprox}\n"), "job.yaml:1: strategy.proximal_mu: is required by fedprox");
   EXPECT_EQ(error_of("strategy: {name: fedtrimmedavg, beta: 0.5}\n"),
             "job.yaml:1: strategy.beta: must be >= 0 and <= 0.499999, got 0.5");
-  EXPECT_EQ(error_of("strategy: {name: fedsgd}\n").rfind("job.yaml:1: strategy.name: must be one of ", 0), 0u);
+  // An unknown strategy name is not found (README: exit 3), not a malformed value.
+  try {
+    parse_job("strategy: {name: fedsgd}\n", "job.yaml");
+    ADD_FAILURE() << "fedsgd was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+    EXPECT_EQ(std::string(e.what()).rfind("job.yaml:1: strategy.name: must be one of ", 0), 0u) << e.what();
+  }
   const auto flat = flatten_job(parse_job("strategy: {name: fedprox, proximal_mu: 0.01}\n", "job.yaml"));
   std::map<std::string, std::string> m(flat.begin(), flat.end());
   EXPECT_EQ(m.at("strategy.name"), "fedprox");

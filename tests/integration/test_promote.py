@@ -94,6 +94,16 @@ def test_gate_promote_and_restore(mlflow_server, tmp_path):
     assert client.get_model_version_by_alias("fashion-mlp", "champion").version == version.version
 
 
+def test_unknown_experiment_is_not_found_like_an_unknown_revision(mlflow_server, tmp_path):
+    # README's exit table: 3 for a name that does not exist, whichever command meets it.
+    gh_out = tmp_path / "github_output"
+    env = tool_env(mlflow_server, "Default", GITHUB_OUTPUT=str(gh_out))
+    r = fedtrack(["promote", "--experiment", "no-such-experiment", "--model-name", "fashion-mlp"], tmp_path, env)
+    assert r.returncode == 3, r.stderr
+    assert r.stderr == "fedtrack: no MLflow experiment 'no-such-experiment'\n", r.stderr
+    assert outputs(gh_out)["promoted"] == "false"  # CI outputs are written whatever the outcome
+
+
 def test_ci_pipeline_script(mlflow_server, tmp_path):
     env = tool_env(mlflow_server, "ci", FEDTRACK=os.environ["FEDTRACK_EXE"], EXPERIMENT="ci", MODEL_NAME="ci-model",
                    MIN_ACCURACY="0.2", RUN_ARGS=" ".join(["--set", "rounds=2"] + SMALL_JOB))

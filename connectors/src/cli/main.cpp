@@ -2,11 +2,14 @@
 #include <CLI/CLI.hpp>
 
 #include <iostream>
+#include <string>
 
+#include "fedtrack/connectors/exit_status.h"
 #include "fedtrack/connectors/promote_command.h"
 #include "fedtrack/connectors/run_command.h"
 #include "fedtrack/connectors/tracking_commands.h"
 #include "fedtrack/connectors/versioning_commands.h"
+#include "fedtrack/core/text.h"
 
 #ifndef FEDTRACK_VERSION
 #define FEDTRACK_VERSION "unknown"
@@ -21,7 +24,7 @@ int main(int argc, char** argv) {
   CLI::App* run = app.add_subcommand(
       "run", "Run a federated job in-process (N virtual clients). Without JOB, runs the embedded "
              "defaults: 10 clients, Dirichlet(0.5) Fashion-MNIST, FedAvg, an MLP.");
-  run->add_option("job", run_args.job_path, "Job file (YAML or JSON)")->check(CLI::ExistingFile);
+  run->add_option("job", run_args.job_path, "Job file (YAML or JSON)");  // a missing file: exit 3, not a usage error
   run->add_option("--set", run_args.overrides,
                   "Override a job key, e.g. --set train.lr=0.01 (repeatable)")
       ->allow_extra_args(false);
@@ -34,7 +37,7 @@ int main(int argc, char** argv) {
   fedtrack::ServerArgs server_args;
   CLI::App* server = app.add_subcommand(
       "server", "Serve a federated job to real clients over the network (one `fedtrack client` per site)");
-  server->add_option("job", server_args.job_path, "Job file (YAML or JSON)")->check(CLI::ExistingFile);
+  server->add_option("job", server_args.job_path, "Job file (YAML or JSON)");
   server->add_option("--set", server_args.overrides, "Override a job key (repeatable)")->allow_extra_args(false);
   server->add_option("--listen", server_args.listen, "HOST:PORT to listen on")->capture_default_str();
   server->add_option("--tokens", server_args.tokens, "File of 'name token' lines, one per client")
@@ -63,7 +66,7 @@ int main(int argc, char** argv) {
   fedtrack::PartitionArgs partition_args;
   CLI::App* part = app.add_subcommand(
       "partition", "Write the job's partition of its training data as one folder per client (demos and tests)");
-  part->add_option("job", partition_args.job_path, "Job file (YAML or JSON)")->check(CLI::ExistingFile);
+  part->add_option("job", partition_args.job_path, "Job file (YAML or JSON)");
   part->add_option("--set", partition_args.overrides, "Override a job key (repeatable)")->allow_extra_args(false);
   part->add_option("--out", partition_args.out, "Folder for the shards: OUT/0 .. OUT/<count-1>")->required();
 
@@ -82,7 +85,8 @@ int main(int argc, char** argv) {
   fedtrack::RestoreArgs restore_args;
   CLI::App* restore = app.add_subcommand(
       "restore", "Give back the exact bytes of a versioned model at any git revision");
-  restore->add_option("--repo", restore_args.repo, "The model repository")->capture_default_str();
+  restore->add_option("--repo", restore_args.repo,
+                     "The model repository (default: the one around the current folder, else fedtrack-models)");
   restore->add_option("--rev", restore_args.rev, "Any git revision: sha, short sha, tag, branch, HEAD~2");
   restore->add_option("--model-name", restore_args.model_name, "A promoted model (with --alias, --stage or --version)");
   restore->add_option("--alias", restore_args.alias, "MLflow alias of the promoted model, e.g. champion");
@@ -96,7 +100,8 @@ int main(int argc, char** argv) {
 
   fedtrack::HistoryArgs history_args;
   CLI::App* history = app.add_subcommand("history", "List the versioned round commits of a model repository");
-  history->add_option("--repo", history_args.repo, "The model repository")->capture_default_str();
+  history->add_option("--repo", history_args.repo,
+                     "The model repository (default: the one around the current folder, else fedtrack-models)");
   history->add_flag("--json", history_args.json, "Print one JSON object instead of text");
 
   fedtrack::PromoteArgs promote_args;
@@ -120,29 +125,49 @@ int main(int argc, char** argv) {
   promote->add_flag("--dry-run", promote_args.dry_run, "Evaluate the gates, change nothing");
   promote->add_flag("--json", promote_args.json, "Print the outputs as one JSON object");
 
+  // An unknown command is named as such (CLI11 would only say that a
+  // subcommand is required).
+  std::string commands;
+  bool known = false;
+  for (const CLI::App* sub : {run, server, client, part, runs, sync, restore, history, promote}) {
+    commands += (commands.empty() ? "" : ", ") + sub->get_name();
+    known = known || (argc >= 2 && sub->check_name(argv[1]));
+  }
+  if (argc < 2) {
+    std::cerr << "fedtrack: a command is required; commands: " << commands << std::endl;
+    return 2;
+  }
+  if (argv[1][0] != '-' && !known) {
+    std::cerr << "fedtrack: unknown command '" << fedtrack::to_valid_utf8(argv[1]) << "'; commands: " << commands << std::endl;
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int status = app.exit(e);
-    return status == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::cerr << "fedtrack: " << fedtrack::to_valid_utf8(e.what()) << " (see fedtrack --help)" << std::endl;
+    return 2;
   }
-  if (run->parsed()) {
-    fedtrack::install_stop_handlers();
-    return fedtrack::run_command(run_args, std::cout, std::cerr);
-  }
-  if (server->parsed()) {
-    fedtrack::install_stop_handlers();
-    return fedtrack::server_command(server_args, std::cout, std::cerr);
-  }
-  if (client->parsed()) {
-    fedtrack::install_stop_handlers();
-    return fedtrack::client_command(client_args, std::cout, std::cerr);
-  }
-  if (part->parsed()) return fedtrack::partition_command(partition_args, std::cout, std::cerr);
-  if (promote->parsed()) return fedtrack::promote_command(promote_args, std::cout, std::cerr);
-  if (restore->parsed()) return fedtrack::restore_command(restore_args, std::cout, std::cerr);
-  if (history->parsed()) return fedtrack::history_command(history_args, std::cout, std::cerr);
-  if (runs->parsed()) return fedtrack::runs_command(runs_args, std::cout, std::cerr);
-  if (sync->parsed()) return fedtrack::sync_command(sync_args, std::cout, std::cerr);
-  return 2;
+  // Every command runs through the one error edge: one exit table, one line.
+  return fedtrack::run_guarded(std::cerr, [&]() -> int {
+    if (run->parsed()) {
+      fedtrack::install_stop_handlers();
+      return fedtrack::run_command(run_args, std::cout, std::cerr);
+    }
+    if (server->parsed()) {
+      fedtrack::install_stop_handlers();
+      return fedtrack::server_command(server_args, std::cout, std::cerr);
+    }
+    if (client->parsed()) {
+      fedtrack::install_stop_handlers();
+      return fedtrack::client_command(client_args, std::cout, std::cerr);
+    }
+    if (part->parsed()) return fedtrack::partition_command(partition_args, std::cout, std::cerr);
+    if (promote->parsed()) return fedtrack::promote_command(promote_args, std::cout, std::cerr);
+    if (restore->parsed()) return fedtrack::restore_command(restore_args, std::cout, std::cerr);
+    if (history->parsed()) return fedtrack::history_command(history_args, std::cout, std::cerr);
+    if (runs->parsed()) return fedtrack::runs_command(runs_args, std::cout, std::cerr);
+    if (sync->parsed()) return fedtrack::sync_command(sync_args, std::cout, std::cerr);
+    throw fedtrack::Error::invalid_argument("a command is required; commands: " + commands);
+  }, client->parsed() ? "fedtrack client: " : "fedtrack: ");
 }

@@ -5,8 +5,9 @@
 // range is Error(kInvalidArgument) whose message starts with where the key was
 // written ("job.yaml:7: train.lr: expected a number > 0, got 'fast'", or
 // "--set train.lr: ..." for a command-line override). The CLI exits with
-// status 2 on those. The keys are the rows of the schema table (job_schema.h),
-// listed with their defaults in docs/job-file.md.
+// status 2 on those; an unknown strategy or dataset name and a missing job
+// file are Error(kNotFound), status 3. The keys are the rows of the schema
+// table (job_schema.h), listed with their defaults in docs/job-file.md.
 #pragma once
 
 #include <string>

@@ -29,7 +29,8 @@ struct PromoteArgs {
 };
 
 // 0 promoted (or, with --dry-run, would be); 3 a gate did not hold (nothing
-// changed); 2 usage; 1 any other error.
+// changed). Any other failure throws fedtrack::Error once the CI outputs are
+// written (the CLI maps it to its exit status: 3 unknown experiment, ...).
 int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& err);
 
 }  // namespace fedtrack

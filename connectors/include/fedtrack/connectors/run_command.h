@@ -44,16 +44,12 @@ struct PartitionArgs {
   std::string out;
 };
 
-// Each returns the process exit status (see exit_status_for); never throws.
+// Each returns 0 and throws fedtrack::Error on failure; the CLI runs them
+// through run_guarded (exit_status.h), which maps the error to the exit status.
 int run_command(const RunArgs& args, std::ostream& out, std::ostream& err);
 int server_command(const ServerArgs& args, std::ostream& out, std::ostream& err);
 int client_command(const ClientArgs& args, std::ostream& out, std::ostream& err);
 int partition_command(const PartitionArgs& args, std::ostream& out, std::ostream& err);
-
-// 0 ok; 1 internal; 2 invalid argument; 3 not found; 4 unavailable;
-// 5 corruption; 6 permission denied / unauthenticated; 7 failed
-// precondition / already exists; 130 cancelled (SIGINT / SIGTERM).
-int exit_status_for(int error_code);
 
 // Installs SIGINT / SIGTERM handlers that request a stop; a second signal
 // kills the process the default way.

@@ -7,8 +7,15 @@
 
 namespace fedtrack {
 
+// Without --repo (repo empty), the model repository is found as git finds
+// its repository: the first folder from the current one upward that holds
+// .git, when it is a model repository (it also holds .dvc and PATH.dvc);
+// else "fedtrack-models" (versioning.repo's default).
+inline constexpr const char* kDefaultModelRepository = "fedtrack-models";
+std::string find_model_repository(const std::string& repo, const std::string& path);
+
 struct RestoreArgs {
-  std::string repo = "fedtrack-models";
+  std::string repo;  // empty: find_model_repository
   std::string rev;
   std::string path = "models/global.pt";
   std::string out;
@@ -21,12 +28,12 @@ struct RestoreArgs {
 };
 
 struct HistoryArgs {
-  std::string repo = "fedtrack-models";
+  std::string repo;  // empty: find_model_repository (with the default path models/global.pt)
   bool json = false;
 };
 
-// Exit 0 on success; 3 unknown revision / missing .dvc / object nowhere;
-// 5 corruption. Writes nothing on failure.
+// Return 0; throw fedtrack::Error (3 unknown revision / missing .dvc /
+// object nowhere; 5 corruption). Restore writes nothing on failure.
 int restore_command(const RestoreArgs& args, std::ostream& out, std::ostream& err);
 int history_command(const HistoryArgs& args, std::ostream& out, std::ostream& err);
 

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "fedtrack/core/error.h"
 #include "fedtrack/core/parameters.h"
 #include "fedtrack/core/records.h"
 #include "fedtrack/core/state_record.h"
@@ -93,6 +94,9 @@ struct ClientFailure {
   std::string client_id;
   std::string reason;
   TransferStats transfer;
+  // Why, when the client said so (kFailedPrecondition: its training
+  // diverged); a lost or silent client is kUnavailable.
+  ErrorCode code = ErrorCode::kUnavailable;
 };
 
 struct AggregateFitOutcome {
