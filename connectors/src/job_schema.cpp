@@ -184,8 +184,15 @@ std::vector<JobKey> build_keys() {
     k.lo = def.lo;
     k.hi = def.hi;
     k.lo_open = def.lo_open;
-    k.int_lo = static_cast<std::int64_t>(def.lo);
-    k.int_hi = static_cast<std::int64_t>(def.hi);
+    // A double bound (DBL_MAX for "no limit") converted without overflow (casting one out of range is UB).
+    const auto to_int = [](double v) {
+      constexpr double kLimit = 9.2e18;  // below 2^63
+      if (v >= kLimit) return std::numeric_limits<std::int64_t>::max();
+      if (v <= -kLimit) return std::numeric_limits<std::int64_t>::min();
+      return static_cast<std::int64_t>(v);
+    };
+    k.int_lo = to_int(def.lo);
+    k.int_hi = to_int(def.hi);
     k.listed = Listed::kWhenSet;
     k.default_doc = "the strategy's (Flower's)";
     keys.push_back(std::move(k));
