@@ -1,7 +1,7 @@
 // FedAdam: v = beta_2 v + (1 - beta_2) delta^2, with Adam's bias-corrected
 // step eta * sqrt(1 - beta_2^t) / (1 - beta_1^t). Flower uses t = round + 1
 // (one step ahead of Kingma & Ba's t = round); fedtrack does the same so the
-// two agree, and says so in the README.
+// two agree, and says so in docs/jobs.md ("Strategies").
 #pragma once
 
 #include <cmath>
