@@ -5,6 +5,7 @@
 #include "fedtrack/connectors/job_config.h"
 #include "fedtrack/core/digest.h"
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/lineage.h"
 #include "fedtrack/versioning/md5.h"
 #include "fedtrack/core/text.h"
 #include "source_info.h"
@@ -108,22 +109,24 @@ void JobRecorder::on_round(const RoundSummary& s) {
   tracking_->begin_round(s);
   std::vector<KeyValue> lineage;
   if (repository_) {
-    const std::string run_key = TrackingListener::round_key(start_.job_id, s.round);
-    const RoundCommit c = repository_->commit_round(
-        start_.job_id, start_.name, s.round, s.total_rounds, s.model->checkpoint_bytes(), s.metrics,
-        {{"fedtrack-run-key", run_key},
-         {"mlflow-run-id", tracking_->round_run_id(s.round)},
-         {"mlflow-tracking-uri", uri_}});
+    Lineage links;
+    links.run_key = TrackingListener::round_key(start_.job_id, s.round);
+    links.run_id = tracking_->round_run_id(s.round);
+    links.tracking_uri = uri_;
+    const RoundCommit c = repository_->commit_round(start_.job_id, start_.name, s.round, s.total_rounds,
+                                                    s.model->checkpoint_bytes(), s.metrics, links);
     if (c.reused) {
       err_ << "versioning: round " << s.round << " was committed before the stop; its commit "
            << c.commit.substr(0, 12) << " and tag " << c.tag << " stay" << std::endl;
     }
     commits_.push_back(c);
-    lineage = {{"fedtrack.git.commit", c.commit},
-               {"fedtrack.git.tag", c.tag},
-               {"fedtrack.dvc.md5", c.md5},
-               {"fedtrack.dvc.path", c.path},
-               {"fedtrack.dvc.repo", repository_->root()}};
+    Lineage recorded;
+    recorded.commit = c.commit;
+    recorded.tag = c.tag;
+    recorded.md5 = c.md5;
+    recorded.path = c.path;
+    recorded.repo = repository_->root();
+    for (const auto& [k, v] : recorded.to_run_tags()) lineage.push_back({k, v});
   }
   tracking_->finish_round(s, lineage);
 }

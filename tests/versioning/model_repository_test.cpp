@@ -36,7 +36,11 @@ TEST_F(Repo, EachRoundIsACommitRestorableByTagAndSha) {
   ModelRepository repo(options_);
   const RoundCommit r1 = repo.commit_round("job-1", "demo", 1, 2, "weights one", {{"eval_accuracy", 0.5}}, {});
   const RoundCommit r2 = repo.commit_round("job-1", "demo", 2, 2, "weights two", {{"eval_accuracy", 0.7}},
-                                           {{"mlflow-run-id", "abc"}});
+                                           [] {
+                                             Lineage l;
+                                             l.run_id = "abc";
+                                             return l;
+                                           }());
   EXPECT_EQ(r1.md5, md5_hex("weights one"));
   EXPECT_EQ(r2.tag, "fedtrack/job-1/round-002");
   const fs::path object = fs::path(options_.repo) / ".dvc/cache/files/md5" / r1.md5.substr(0, 2) / r1.md5.substr(2);
