@@ -7,19 +7,19 @@
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/lineage.h"
 #include "fedtrack/versioning/md5.h"
+#include "fedtrack/versioning/source_commit.h"
 #include "fedtrack/core/text.h"
 #include "source_info.h"
 
 namespace fedtrack {
 
-JobRecorder::JobRecorder(JobSpec& job, const std::string& job_path, std::ostream& err) : err_(err) {
-  if (job.tracking.uri.empty()) {
-    if (const char* uri = std::getenv("MLFLOW_TRACKING_URI")) job.tracking.uri = uri;
-  }
-  if (job.tracking.experiment.empty()) {
-    const char* name = std::getenv("MLFLOW_EXPERIMENT_NAME");
-    job.tracking.experiment = name && *name ? name : "Default";
-  }
+JobRecorder::JobRecorder(const JobSpec& spec, const std::string& job_path, std::ostream& err) : err_(err) {
+  // The job's params name the MLflow server and experiment actually used:
+  // tracking resolves what the job left empty from MLFLOW_* (the caller's
+  // JobSpec stays as written).
+  JobSpec job = spec;
+  job.tracking.uri = MlflowConfig::resolve_tracking_uri(job.tracking.uri);
+  job.tracking.experiment = MlflowConfig::resolve_experiment(job.tracking.experiment);
   journal_path_ = job.tracking.journal;
   if (!job.tracking.uri.empty()) {
     client_ = std::make_unique<MlflowClient>(MlflowConfig::from_environment(job.tracking.uri));
@@ -34,7 +34,7 @@ JobRecorder::JobRecorder(JobSpec& job, const std::string& job_path, std::ostream
   options.user = current_user();
   options.job_tags.push_back({"mlflow.source.type", "LOCAL"});
   options.job_tags.push_back({"mlflow.source.name", "fedtrack run" + (job_path.empty() ? std::string() : " " + job_path)});
-  const std::string commit = git_commit_of(job_path.empty() ? "." : job_path);
+  const std::string commit = checked_out_commit(job_path.empty() ? "." : job_path);
   if (!commit.empty()) options.job_tags.push_back({"mlflow.source.git.commit", commit});
   options.warn = [this](const std::string& line) { err_ << line << std::endl; };
   uri_ = redact_uri(job.tracking.uri);  // for what is printed and committed; the client keeps the real one
