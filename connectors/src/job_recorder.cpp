@@ -5,20 +5,21 @@
 #include "fedtrack/connectors/job_config.h"
 #include "fedtrack/core/digest.h"
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/lineage.h"
 #include "fedtrack/versioning/md5.h"
+#include "fedtrack/versioning/source_commit.h"
 #include "fedtrack/core/text.h"
 #include "source_info.h"
 
 namespace fedtrack {
 
-JobRecorder::JobRecorder(JobSpec& job, const std::string& job_path, std::ostream& err) : err_(err) {
-  if (job.tracking.uri.empty()) {
-    if (const char* uri = std::getenv("MLFLOW_TRACKING_URI")) job.tracking.uri = uri;
-  }
-  if (job.tracking.experiment.empty()) {
-    const char* name = std::getenv("MLFLOW_EXPERIMENT_NAME");
-    job.tracking.experiment = name && *name ? name : "Default";
-  }
+JobRecorder::JobRecorder(const JobSpec& spec, const std::string& job_path, std::ostream& err) : err_(err) {
+  // The job's params name the MLflow server and experiment actually used:
+  // tracking resolves what the job left empty from MLFLOW_* (the caller's
+  // JobSpec stays as written).
+  JobSpec job = spec;
+  job.tracking.uri = MlflowConfig::resolve_tracking_uri(job.tracking.uri);
+  job.tracking.experiment = MlflowConfig::resolve_experiment(job.tracking.experiment);
   journal_path_ = job.tracking.journal;
   if (!job.tracking.uri.empty()) {
     client_ = std::make_unique<MlflowClient>(MlflowConfig::from_environment(job.tracking.uri));
@@ -33,7 +34,7 @@ JobRecorder::JobRecorder(JobSpec& job, const std::string& job_path, std::ostream
   options.user = current_user();
   options.job_tags.push_back({"mlflow.source.type", "LOCAL"});
   options.job_tags.push_back({"mlflow.source.name", "fedtrack run" + (job_path.empty() ? std::string() : " " + job_path)});
-  const std::string commit = git_commit_of(job_path.empty() ? "." : job_path);
+  const std::string commit = checked_out_commit(job_path.empty() ? "." : job_path);
   if (!commit.empty()) options.job_tags.push_back({"mlflow.source.git.commit", commit});
   options.warn = [this](const std::string& line) { err_ << line << std::endl; };
   uri_ = redact_uri(job.tracking.uri);  // for what is printed and committed; the client keeps the real one
@@ -108,22 +109,24 @@ void JobRecorder::on_round(const RoundSummary& s) {
   tracking_->begin_round(s);
   std::vector<KeyValue> lineage;
   if (repository_) {
-    const std::string run_key = TrackingListener::round_key(start_.job_id, s.round);
-    const RoundCommit c = repository_->commit_round(
-        start_.job_id, start_.name, s.round, s.total_rounds, s.model->checkpoint_bytes(), s.metrics,
-        {{"fedtrack-run-key", run_key},
-         {"mlflow-run-id", tracking_->round_run_id(s.round)},
-         {"mlflow-tracking-uri", uri_}});
+    Lineage links;
+    links.run_key = TrackingListener::round_key(start_.job_id, s.round);
+    links.run_id = tracking_->round_run_id(s.round);
+    links.tracking_uri = uri_;
+    const RoundCommit c = repository_->commit_round(start_.job_id, start_.name, s.round, s.total_rounds,
+                                                    s.model->checkpoint_bytes(), s.metrics, links);
     if (c.reused) {
       err_ << "versioning: round " << s.round << " was committed before the stop; its commit "
            << c.commit.substr(0, 12) << " and tag " << c.tag << " stay" << std::endl;
     }
     commits_.push_back(c);
-    lineage = {{"fedtrack.git.commit", c.commit},
-               {"fedtrack.git.tag", c.tag},
-               {"fedtrack.dvc.md5", c.md5},
-               {"fedtrack.dvc.path", c.path},
-               {"fedtrack.dvc.repo", repository_->root()}};
+    Lineage recorded;
+    recorded.commit = c.commit;
+    recorded.tag = c.tag;
+    recorded.md5 = c.md5;
+    recorded.path = c.path;
+    recorded.repo = repository_->root();
+    for (const auto& [k, v] : recorded.to_run_tags()) lineage.push_back({k, v});
   }
   tracking_->finish_round(s, lineage);
 }

@@ -27,12 +27,13 @@ namespace fedtrack {
 
 class JobRecorder : public RoundListener {
  public:
-  // Fills tracking.uri / experiment from MLFLOW_TRACKING_URI /
-  // MLFLOW_EXPERIMENT_NAME when the job leaves them empty. The journal and
+  // Records to the job's tracking.uri / experiment, or, when the job leaves
+  // them empty, MLFLOW_TRACKING_URI / MLFLOW_EXPERIMENT_NAME ("Default"),
+  // and logs the job's params with those values. The journal and
   // the model repository are opened (or created) once the job starts
   // (check_resume / on_job_start): a job that fails before that (a bad
   // data path, an unknown model) leaves neither behind.
-  JobRecorder(JobSpec& job, const std::string& job_path, std::ostream& err);
+  JobRecorder(const JobSpec& job, const std::string& job_path, std::ostream& err);
 
   // A resumed job's model must be the one committed for that round (the
   // md5 in its tag's .dvc) and the one journalled (fedtrack.model_sha256),

@@ -16,6 +16,7 @@
 #include <regex>
 
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/lineage.h"
 #include "fedtrack/core/files.h"
 #include "fedtrack/core/text.h"
 #include "fedtrack/tracking/mlflow_client.h"
@@ -69,9 +70,9 @@ bool is_round_run(const MlflowRun& run) { return run.tags.count("mlflow.parentRu
 MlflowRun find_job(MlflowClient& client, const std::string& experiment_id, const PromoteArgs& args) {
   if (!args.run_id.empty()) return client.get_run(args.run_id);  // a job's run or a single round's
   std::string filter = "attributes.status = 'FINISHED'";
-  if (!args.job_id.empty()) filter = "tags.`fedtrack.job_id` = '" + args.job_id + "'";
+  if (!args.job_id.empty()) filter = std::string("tags.`") + lineage_tag::kJobId + "` = '" + args.job_id + "'";
   for (const auto& run : client.search_runs({experiment_id}, filter, {"attributes.start_time DESC"})) {
-    if (!is_round_run(run) && run.tags.count("fedtrack.job_id")) return run;
+    if (!is_round_run(run) && !Lineage::from_run_tags(run.tags).job_id.empty()) return run;
   }
   throw Error::not_found(args.job_id.empty() ? "no finished fedtrack job in experiment '" + args.experiment + "'"
                                              : "no job '" + args.job_id + "' in experiment '" + args.experiment + "'");
@@ -141,15 +142,17 @@ int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& er
     if (!best) throw Error::not_found("no round of run " + job.info.run_id + " has metric '" + args.metric + "'");
     const MlflowRun& candidate = *best;
     const double value = candidate.metrics.at(args.metric);
-    const std::string commit = tag_of(candidate, "fedtrack.git.commit");
-    const std::string md5 = tag_of(candidate, "fedtrack.dvc.md5");
-    if (commit.empty() || md5.empty()) {
+    const Lineage lineage = Lineage::from_run_tags(candidate.tags);
+    const std::string& commit = lineage.commit;
+    const std::string& md5 = lineage.md5;
+    if (!lineage.has_commit()) {
       throw Error::failed_precondition("round run " + candidate.info.run_id +
-                                       " carries no versioning lineage (fedtrack.git.commit / fedtrack.dvc.md5)");
+                                       " carries no versioning lineage (" + lineage_tag::kGitCommit + " / " +
+                                       lineage_tag::kDvcMd5 + ")");
     }
     o.set("run_id", candidate.info.run_id);
-    o.set("job_id", tag_of(candidate, "fedtrack.job_id"));
-    o.set("round", tag_of(candidate, "fedtrack.round"));
+    o.set("job_id", lineage.job_id);
+    o.set("round", lineage.round > 0 ? std::to_string(lineage.round) : tag_of(candidate, lineage_tag::kRound));
     o.set("commit", commit);
     o.set("md5", md5);
     o.set(args.metric, number(value));
@@ -227,9 +230,11 @@ int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& er
       }
       const ModelVersion mv =
           client.create_model_version(args.model_name, candidate.info.artifact_uri + "/model", candidate.info.run_id);
-      client.set_model_version_tag(args.model_name, mv.version, "fedtrack.git.commit", commit);
-      client.set_model_version_tag(args.model_name, mv.version, "fedtrack.dvc.md5", md5);
-      client.set_model_version_tag(args.model_name, mv.version, "fedtrack.dvc.path", args.path);
+      Lineage registered;
+      registered.commit = commit;
+      registered.md5 = md5;
+      registered.path = args.path;
+      for (const auto& [k, v] : registered.to_run_tags()) client.set_model_version_tag(args.model_name, mv.version, k, v);
       if (!args.alias.empty()) client.set_registered_model_alias(args.model_name, args.alias, mv.version);
 
       std::vector<std::string> tags;

@@ -31,31 +31,6 @@ void require_journal(const std::string& path) {
 // JSON for a terminal or a pipe: text that is not UTF-8 becomes U+FFFD.
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-// The global metrics a run's batches carry (client/... keys left out). A
-// corrupt write is skipped and its reason added to `corrupt`.
-std::map<std::string, double> run_metrics(Journal& journal, const std::string& run_key,
-                                          std::vector<std::string>& corrupt) {
-  std::map<std::string, double> out;
-  for (const auto& op : journal.ops_for_run(run_key)) {
-    if (op.op != "batch") continue;
-    try {
-      for (const auto& m : decode_write(op, journal.path()).batch.metrics) {
-        if (m.key.rfind("client/", 0) == 0) continue;
-        out[to_valid_utf8(m.key)] = m.value;
-      }
-    } catch (const Error& e) {
-      corrupt.push_back(e.what());
-    }
-  }
-  return out;
-}
-
-std::size_t pending_for(Journal& journal, const std::string& run_key) {
-  std::size_t n = 0;
-  for (const auto& op : journal.ops_for_run(run_key)) n += op.state == "pending" && op.op != "verify";
-  return n;
-}
-
 std::string fixed(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.4f", v);
@@ -63,7 +38,7 @@ std::string fixed(double v) {
 }
 
 std::string sync_state(Journal& journal, const JournalRun& run) {
-  const std::size_t pending = pending_for(journal, run.run_key);
+  const std::size_t pending = journal.pending_count(run.run_key);
   std::string s = run.run_id.empty() ? "not on a server" : "mlflow run " + run.run_id;
   if (pending > 0) s += ", " + std::to_string(pending) + " write(s) pending";
   return s;
@@ -82,17 +57,17 @@ int runs_command(const RunsArgs& args, std::ostream& out, std::ostream& err) {
     json j = {{"job_id", to_valid_utf8(job.job_id)}, {"name", to_valid_utf8(job.run_name)},
               {"status", job.status}, {"experiment", to_valid_utf8(job.experiment)},
               {"tracking_uri", redact_uri(job.tracking_uri)}, {"run_id", job.run_id},
-              {"pending_writes", pending_for(journal, job.run_key)},
-              {"metrics", run_metrics(journal, job.run_key, corrupt)}, {"rounds", json::array()}};
+              {"pending_writes", journal.pending_count(job.run_key)},
+              {"metrics", journal.run_metrics(job.run_key, &corrupt)}, {"rounds", json::array()}};
     if (!args.json) {
       out << to_valid_utf8(job.job_id) << "  " << job.status << "  experiment " << to_valid_utf8(job.experiment)
           << "  " << sync_state(journal, job) << "\n";
     }
     for (const auto& round : runs) {
       if (round.kind != "round" || round.parent_key != job.run_key) continue;
-      const auto metrics = run_metrics(journal, round.run_key, corrupt);
+      const auto metrics = journal.run_metrics(round.run_key, &corrupt);
       j["rounds"].push_back({{"round", round.round}, {"status", round.status}, {"run_id", round.run_id},
-                             {"pending_writes", pending_for(journal, round.run_key)}, {"metrics", metrics}});
+                             {"pending_writes", journal.pending_count(round.run_key)}, {"metrics", metrics}});
       if (!args.json) {
         out << "  " << round.run_name << "  " << round.status;
         for (const char* key : {"eval_accuracy", "eval_loss", "train_loss"}) {

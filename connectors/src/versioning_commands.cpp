@@ -9,6 +9,7 @@
 #include <ostream>
 
 #include "fedtrack/core/error.h"
+#include "fedtrack/core/lineage.h"
 #include "fedtrack/tracking/mlflow_client.h"
 #include "fedtrack/versioning/gto_tags.h"
 #include "fedtrack/versioning/model_repository.h"
@@ -78,14 +79,9 @@ int restore_command(const RestoreArgs& given, std::ostream& out, std::ostream& /
     MlflowClient client(config);
     const ModelVersion mv = client.get_model_version_by_alias(args.model_name, args.alias);
     const MlflowRun run = client.get_run(mv.run_id);
-    auto tag = [&](const std::string& key) {
-      auto it = mv.tags.find(key);
-      if (it != mv.tags.end()) return it->second;
-      auto rt = run.tags.find(key);
-      return rt == run.tags.end() ? std::string() : rt->second;
-    };
-    rev = tag("fedtrack.git.commit");
-    expected = tag("fedtrack.dvc.md5");
+    const Lineage lineage = Lineage::from_model_version(mv.tags, run.tags);
+    rev = lineage.commit;
+    expected = lineage.md5;
     if (rev.empty() || expected.empty()) {
       throw Error::failed_precondition(args.model_name + "@" + args.alias + " (version " + mv.version +
                                        ") has no fedtrack lineage tags");

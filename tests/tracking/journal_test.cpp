@@ -80,6 +80,28 @@ TEST_F(JournalTest, WritesSurviveReopeningInOrder) {
   EXPECT_EQ(j.run("job-1")->run_name, "demo");
 }
 
+// What `fedtrack runs` shows comes from the journal's own reader: the last
+// value of each global metric; a corrupt write is named, never fatal.
+TEST_F(JournalTest, RunMetricsReadTheRunsBatchesAndNameCorruptWrites) {
+  Journal j(path_);
+  j.transaction([&] {
+    j.add_run({"job-1/round-001", "job-1", "round", 1, "round-001", "Default", "job-1", "RUNNING", 1, 0, "", "", ""});
+    j.add_op("job-1/round-001", "create", "{}");
+    j.add_op("job-1/round-001", "batch", R"({"metrics": [["eval_accuracy", 0.5, 1, 1], ["client/a/loss", 2.0, 1, 1]]})");
+    j.add_op("job-1/round-001", "batch", R"({"metrics": [["eval_accuracy", 0.75, 2, 1]]})");
+    j.add_op("job-1/round-001", "batch", R"({"metrics": "not a list"})");
+    j.add_op("job-1/round-001", "verify", "{}");
+  });
+  std::vector<std::string> corrupt;
+  const auto metrics = j.run_metrics("job-1/round-001", &corrupt);
+  EXPECT_EQ(metrics, (std::map<std::string, double>{{"eval_accuracy", 0.75}}));
+  ASSERT_EQ(corrupt.size(), 1u);
+  EXPECT_NE(corrupt[0].find(path_), std::string::npos) << corrupt[0];
+  EXPECT_EQ(j.run_metrics("job-1/round-001").size(), 1u);  // no list to fill: still no throw
+  EXPECT_EQ(j.pending_count("job-1/round-001"), 4u);      // the check is not a write
+  EXPECT_EQ(j.pending_count("no-such-run"), 0u);
+}
+
 TEST_F(JournalTest, AFifoOrDirectoryAtTheJournalPathIsRefusedNotWaitedOn) {
   ::alarm(30);  // SQLite blocking on a FIFO fails the test instead of hanging the suite
   const std::string fifo = (dir_ / "fifo.sqlite").string();

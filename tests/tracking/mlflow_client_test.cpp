@@ -182,5 +182,23 @@ TEST(MlflowClient, RejectsNonHttpUris) {
   EXPECT_THROW(MlflowClient(config, std::make_unique<FakeMlflow>()), Error);
 }
 
+// A job's own tracking section wins; what it leaves empty comes from the
+// Python client's variables, exactly as given (the job's params log it).
+TEST(MlflowConfig, ResolvesWhatTheJobLeavesEmptyFromTheEnvironment) {
+  setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999/", 1);
+  setenv("MLFLOW_EXPERIMENT_NAME", "from-env", 1);
+  EXPECT_EQ(MlflowConfig::resolve_tracking_uri(""), "http://127.0.0.1:5999/");
+  EXPECT_EQ(MlflowConfig::resolve_tracking_uri("http://127.0.0.1:1"), "http://127.0.0.1:1");
+  EXPECT_EQ(MlflowConfig::resolve_experiment(""), "from-env");
+  EXPECT_EQ(MlflowConfig::resolve_experiment("mine"), "mine");
+  EXPECT_EQ(MlflowConfig::from_environment("").tracking_uri, "http://127.0.0.1:5999");
+  setenv("MLFLOW_EXPERIMENT_NAME", "", 1);
+  EXPECT_EQ(MlflowConfig::resolve_experiment(""), "Default");
+  unsetenv("MLFLOW_TRACKING_URI");
+  unsetenv("MLFLOW_EXPERIMENT_NAME");
+  EXPECT_EQ(MlflowConfig::resolve_tracking_uri(""), "");
+  EXPECT_EQ(MlflowConfig::resolve_experiment(""), "Default");
+}
+
 }  // namespace
 }  // namespace fedtrack

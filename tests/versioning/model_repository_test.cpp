@@ -9,6 +9,7 @@
 #include "fedtrack/core/files.h"
 #include "fedtrack/versioning/md5.h"
 #include "fedtrack/versioning/model_repository.h"
+#include "fedtrack/versioning/source_commit.h"
 #include "support/test_dir.h"
 
 namespace fedtrack {
@@ -32,11 +33,41 @@ class Repo : public ::testing::Test {
   VersioningOptions options_;
 };
 
+// The source commit of a job file comes from libgit2, through loose refs,
+// packed refs, a detached HEAD and paths that do not exist yet.
+TEST_F(Repo, CheckedOutCommitFollowsHead) {
+  EXPECT_EQ(checked_out_commit((dir_ / "no-repo-here" / "job.yaml").string()), "");
+  ModelRepository repo(options_);
+  const RoundCommit r1 = repo.commit_round("job-1", "demo", 1, 2, "weights one", {}, {});
+  EXPECT_EQ(checked_out_commit(options_.repo), r1.commit);
+  EXPECT_EQ(checked_out_commit(options_.repo + "/models/global.pt"), r1.commit);
+  EXPECT_EQ(checked_out_commit(options_.repo + "/jobs/not-yet/job.yaml"), r1.commit);
+
+  const RoundCommit r2 = repo.commit_round("job-1", "demo", 2, 2, "weights two", {}, {});
+  git_repository* g = nullptr;
+  ASSERT_EQ(git_repository_open(&g, options_.repo.c_str()), 0);
+  git_refdb* refdb = nullptr;
+  ASSERT_EQ(git_repository_refdb(&refdb, g), 0);
+  ASSERT_EQ(git_refdb_compress(refdb), 0);  // the branch now lives in packed-refs only
+  git_refdb_free(refdb);
+  EXPECT_EQ(checked_out_commit(options_.repo), r2.commit);
+
+  git_oid first;
+  ASSERT_EQ(git_oid_fromstr(&first, r1.commit.c_str()), 0);
+  ASSERT_EQ(git_repository_set_head_detached(g, &first), 0);
+  git_repository_free(g);
+  EXPECT_EQ(checked_out_commit(options_.repo), r1.commit);
+}
+
 TEST_F(Repo, EachRoundIsACommitRestorableByTagAndSha) {
   ModelRepository repo(options_);
   const RoundCommit r1 = repo.commit_round("job-1", "demo", 1, 2, "weights one", {{"eval_accuracy", 0.5}}, {});
   const RoundCommit r2 = repo.commit_round("job-1", "demo", 2, 2, "weights two", {{"eval_accuracy", 0.7}},
-                                           {{"mlflow-run-id", "abc"}});
+                                           [] {
+                                             Lineage l;
+                                             l.run_id = "abc";
+                                             return l;
+                                           }());
   EXPECT_EQ(r1.md5, md5_hex("weights one"));
   EXPECT_EQ(r2.tag, "fedtrack/job-1/round-002");
   const fs::path object = fs::path(options_.repo) / ".dvc/cache/files/md5" / r1.md5.substr(0, 2) / r1.md5.substr(2);

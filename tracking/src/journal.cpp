@@ -6,6 +6,7 @@
 
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
+#include "fedtrack/core/text.h"
 
 namespace fedtrack {
 namespace {
@@ -227,6 +228,28 @@ std::vector<JournalOp> Journal::ops_for_run(const std::string& run_key) {
   s.bind(1, run_key);
   std::vector<JournalOp> out;
   while (s.step()) out.push_back(read_op(s));
+  return out;
+}
+
+std::size_t Journal::pending_count(const std::string& run_key) {
+  std::size_t n = 0;
+  for (const auto& op : ops_for_run(run_key)) n += op.state == "pending" && op.op != "verify";
+  return n;
+}
+
+std::map<std::string, double> Journal::run_metrics(const std::string& run_key, std::vector<std::string>* corrupt) {
+  std::map<std::string, double> out;
+  for (const auto& op : ops_for_run(run_key)) {
+    if (op.op != "batch") continue;
+    try {
+      for (const auto& m : decode_write(op, path_).batch.metrics) {
+        if (m.key.rfind("client/", 0) == 0) continue;
+        out[to_valid_utf8(m.key)] = m.value;
+      }
+    } catch (const Error& e) {
+      if (corrupt) corrupt->push_back(e.what());
+    }
+  }
   return out;
 }
 

@@ -1,5 +1,6 @@
 #include "fedtrack/tracking/journal_sync.h"
 
+#include "fedtrack/core/lineage.h"
 #include "fedtrack/core/text.h"
 #include "tracking_payload.h"
 
@@ -38,7 +39,7 @@ void JournalSync::send(const JournalOp& op) {
     // attempt looks the run up first.
     const bool may_exist = op.attempts > 0;
     journal_.mark_attempt(op.seq);
-    const CreatedRun created = client_.create_run_once(exp, {"fedtrack.run_key", op.run_key}, run->run_name,
+    const CreatedRun created = client_.create_run_once(exp, {lineage_tag::kRunKey, op.run_key}, run->run_name,
                                                        write.start_time, tags, write.user, may_exist);
     journal_.set_server_ids(op.run_key, uri, exp, created.info.run_id);
     note_duplicates(op.run_key, created, "earliest start, lowest id");
@@ -49,7 +50,7 @@ void JournalSync::send(const JournalOp& op) {
   }
   if (op.op == "verify") {
     if (run->run_id.empty()) return;
-    if (auto found = client_.find_unique_run(run->experiment_id, {"fedtrack.run_key", op.run_key}, run->run_id)) {
+    if (auto found = client_.find_unique_run(run->experiment_id, {lineage_tag::kRunKey, op.run_key}, run->run_id)) {
       note_duplicates(op.run_key, *found, "the run this journal uses");
     }
     return;
@@ -84,7 +85,7 @@ bool JournalSync::same_server(const JournalRun& run, SyncResult& result) {
   // it has this very run: same id, same run key.
   try {
     const MlflowRun there = client_.get_run(run.run_id);
-    auto key = there.tags.find("fedtrack.run_key");
+    auto key = there.tags.find(lineage_tag::kRunKey);
     if (key != there.tags.end() && key->second == json_text(run.run_key)) {
       journal_.set_server_ids(run.run_key, uri, run.experiment_id, run.run_id);
       return true;

@@ -225,9 +225,19 @@ std::string quoted(const std::string& value) {
 
 }  // namespace
 
+std::string MlflowConfig::resolve_tracking_uri(const std::string& tracking_uri) {
+  return tracking_uri.empty() ? env_string("MLFLOW_TRACKING_URI") : tracking_uri;
+}
+
+std::string MlflowConfig::resolve_experiment(const std::string& experiment) {
+  if (!experiment.empty()) return experiment;
+  const std::string name = env_string("MLFLOW_EXPERIMENT_NAME");
+  return name.empty() ? "Default" : name;
+}
+
 MlflowConfig MlflowConfig::from_environment(const std::string& tracking_uri) {
   MlflowConfig c;
-  c.tracking_uri = tracking_uri.empty() ? env_string("MLFLOW_TRACKING_URI") : tracking_uri;
+  c.tracking_uri = resolve_tracking_uri(tracking_uri);
   while (!c.tracking_uri.empty() && c.tracking_uri.back() == '/') c.tracking_uri.pop_back();
   c.token = env_string("MLFLOW_TRACKING_TOKEN");
   c.username = env_string("MLFLOW_TRACKING_USERNAME");

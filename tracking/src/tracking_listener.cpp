@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "fedtrack/core/digest.h"
+#include "fedtrack/core/lineage.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/records.h"
 #include "fedtrack/core/text.h"
@@ -136,7 +137,7 @@ void TrackingListener::on_job_start(const JobStart& start) {
     journal_.add_run(run);
     std::vector<KeyValue> tags;
     for (const auto& t : options_.job_tags) tags.push_back(tag(t.key, t.value));
-    tags.push_back(tag("fedtrack.job_id", job_id_));
+    tags.push_back(tag(lineage_tag::kJobId, job_id_));
     tags.push_back({"fedtrack.rounds", std::to_string(start.total_rounds)});
     if (!options_.user.empty()) tags.push_back(tag("mlflow.user", options_.user));
     journal_.add_op(job_id_, "create",
@@ -213,7 +214,7 @@ void TrackingListener::begin_round(const RoundSummary& s) {
     run.parent_key = job_id_;
     run.created_ms = ts;
     journal_.add_run(run);
-    std::vector<KeyValue> tags = {tag("fedtrack.job_id", job_id_), {"fedtrack.round", std::to_string(s.round)}};
+    std::vector<KeyValue> tags = {tag(lineage_tag::kJobId, job_id_), {lineage_tag::kRound, std::to_string(s.round)}};
     if (!options_.user.empty()) tags.push_back(tag("mlflow.user", options_.user));
     const std::int64_t start_ms = ts - static_cast<std::int64_t>(s.round_seconds * 1000);
     journal_.add_op(key, "create",
@@ -227,7 +228,7 @@ std::string TrackingListener::recorded_model_sha(const std::string& key) {
     if (op.op != "batch") continue;
     try {
       for (const auto& t : decode_write(op, journal_.path()).batch.tags) {
-        if (t.key == "fedtrack.model_sha256") return t.value;
+        if (t.key == lineage_tag::kModelSha256) return t.value;
       }
     } catch (const Error& e) {
       warn(std::string("tracking: ") + e.what());  // that write says nothing we can check
@@ -255,7 +256,7 @@ void TrackingListener::finish_round(const RoundSummary& s, const std::vector<Key
     LogBatch child;
     add_metrics(child, s.metrics, "", ts, s.round);
     for (const auto& [k, v] : s.fit_config) child.params.push_back(param(k, scalar_to_string(v)));
-    if (!model_sha.empty()) child.tags.push_back({"fedtrack.model_sha256", model_sha});
+    if (!model_sha.empty()) child.tags.push_back({lineage_tag::kModelSha256, model_sha});
     for (const auto& t : extra_tags) child.tags.push_back(tag(t.key, t.value));
     for (const auto& c : s.clients) {
       const std::string prefix = "client/" + c.client_id + "/";

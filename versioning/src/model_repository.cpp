@@ -248,7 +248,7 @@ std::string ModelRepository::tag_name(const std::string& job_id, int round) {
 RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::string& job_name, int round,
                                           int total_rounds, const std::string& checkpoint_bytes,
                                           const Metrics& metrics,
-                                          const std::vector<std::pair<std::string, std::string>>& trailers) {
+                                          const Lineage& links) {
   git_repository* repo = git_->repo.get();
   const fs::path top(root());
   // One writer at a time; what a killed one left is cleaned up first.
@@ -275,14 +275,10 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
   // A re-run round (a resumed job that stopped after this round's commit
   // but before its resume point was saved) reuses its commit and tag when
   // they hold the same model, so every round has exactly one of each.
-  const std::string round_trailers =
-      "fedtrack-job: " + job_id + "\nfedtrack-round: " + std::to_string(round) + "\nfedtrack-md5: ";
   auto md5_of = [&](git_commit* c) -> std::optional<std::string> {
-    const std::string message = git_commit_message(c);
-    const auto at = message.find(round_trailers);
-    if (at == std::string::npos) return std::nullopt;
-    const auto begin = at + round_trailers.size();
-    return message.substr(begin, message.find('\n', begin) - begin);
+    const Lineage recorded = Lineage::from_commit_message(git_commit_message(c));
+    if (recorded.job_id != job_id || recorded.round != round || recorded.md5.empty()) return std::nullopt;
+    return recorded.md5;
   };
   std::optional<git_oid> reuse;
   bool tagged = false;
@@ -304,7 +300,7 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
     if (!recorded || !dvc_md5) {
       throw Error::corruption(where + " is not a round commit of job " + job_id + " for round " +
                               std::to_string(round) + ": it has " +
-                              (recorded ? "no readable " + options_.path + ".dvc" : std::string("no fedtrack-md5 trailer")) +
+                              (recorded ? "no readable " + options_.path + ".dvc" : std::string("no md5 trailer")) +
                               "; the tag was moved or the repository was changed by hand. Point the tag back at the "
                               "round's commit, or delete it (git tag -d " + tag + ") to record the round again");
     }
@@ -392,11 +388,12 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
 
       std::string message = job_name + " round " + std::to_string(round) + "/" + std::to_string(total_rounds);
       if (auto it = metrics.find("eval_accuracy"); it != metrics.end()) message += ": eval_accuracy=" + fixed4(it->second);
-      message += "\n\nfedtrack-job: " + job_id + "\nfedtrack-round: " + std::to_string(round) + "\nfedtrack-md5: " +
-                 result.md5 + "\nfedtrack-path: " + model_rel + "\n";
-      for (const auto& [k, v] : trailers) {
-        if (!v.empty()) message += k + ": " + v + "\n";
-      }
+      Lineage trailers = links;
+      trailers.job_id = job_id;
+      trailers.round = round;
+      trailers.md5 = result.md5;
+      trailers.path = model_rel;
+      message += "\n\n" + trailers.to_trailers();
       if (has_parent) check(git_commit_lookup(parent.out(), repo, &parent_oid), "git parent commit");
       const git_commit* parents[] = {parent.get()};
       check(git_commit_create(&commit_oid, repo, "HEAD", sig.get(), sig.get(), nullptr, message.c_str(), tree.get(),
@@ -553,16 +550,11 @@ std::vector<HistoryEntry> model_history(const std::string& repo_dir) {
     e.tag = tag;
     e.commit = oid_hex(*git_commit_id(commit));
     e.time = git_commit_time(commit);
-    std::string path;
-    const std::string message = git_commit_message(commit);
-    std::istringstream lines(message);
-    for (std::string line; std::getline(lines, line);) {
-      auto value = [&](const std::string& key) { return line.rfind(key + ": ", 0) == 0 ? line.substr(key.size() + 2) : ""; };
-      if (auto v = value("fedtrack-job"); !v.empty()) e.job_id = v;
-      if (auto v = value("fedtrack-round"); !v.empty()) e.round = std::stoi(v);
-      if (auto v = value("fedtrack-md5"); !v.empty()) e.md5 = v;
-      if (auto v = value("fedtrack-path"); !v.empty()) path = v;
-    }
+    const Lineage recorded = Lineage::from_commit_message(git_commit_message(commit));
+    e.job_id = recorded.job_id;
+    e.round = recorded.round;
+    e.md5 = recorded.md5;
+    const std::string& path = recorded.path;
     if (!path.empty()) {
       const fs::path p(path);
       const std::string metrics_path = (p.parent_path() / (p.stem().string() + ".metrics.json")).string();

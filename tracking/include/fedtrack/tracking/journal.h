@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,13 @@ class Journal {
   std::vector<JournalOp> ops_for_run(const std::string& run_key);
   std::vector<JournalOp> pending_ops();  // in write order, checks ("verify") included
   std::size_t pending_count();           // writes waiting; checks are not counted
+  std::size_t pending_count(const std::string& run_key);  // the same, for one run
+
+  // The global metrics a run's journalled batches carry: the last value of
+  // each key (client/... keys left out; keys made valid UTF-8). A write that
+  // does not decode is skipped and its Error message appended to `corrupt`
+  // (when given), so one bad write never hides the rest.
+  std::map<std::string, double> run_metrics(const std::string& run_key, std::vector<std::string>* corrupt = nullptr);
   std::size_t failed_count();
 
   void mark_attempt(std::int64_t seq);

@@ -49,6 +49,12 @@ struct MlflowConfig {
   // Reads the variables above; `tracking_uri` (if not empty) wins over
   // MLFLOW_TRACKING_URI. Error(kInvalidArgument) for a malformed number.
   static MlflowConfig from_environment(const std::string& tracking_uri = "");
+
+  // What a job's tracking section resolves to, as given (for the job's
+  // logged params): `tracking_uri`, else $MLFLOW_TRACKING_URI, else "";
+  // `experiment`, else a non-empty $MLFLOW_EXPERIMENT_NAME, else "Default".
+  static std::string resolve_tracking_uri(const std::string& tracking_uri);
+  static std::string resolve_experiment(const std::string& experiment);
 };
 
 struct Metric {

@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "fedtrack/core/lineage.h"
 #include "fedtrack/core/records.h"
 
 namespace fedtrack {
@@ -77,14 +78,15 @@ class ModelRepository {
   const VersioningOptions& options() const { return options_; }
   std::string root() const;  // absolute path of the work tree
 
-  // Writes, caches, commits and tags one round's global model. `trailers`
-  // end the commit message ("mlflow-run-id", ...). A round that already has
+  // Writes, caches, commits and tags one round's global model. The commit
+  // message ends with the round's Lineage trailers: job, round, md5 and path
+  // from here, run_key / run_id / tracking_uri from `links` (when set). A round that already has
   // its tag (or is HEAD's untagged commit) with the same md5 is reused
   // (result.reused); with another md5 it is Error(kCorruption) naming the
   // tag, both md5s and what to do.
   RoundCommit commit_round(const std::string& job_id, const std::string& job_name, int round,
                            int total_rounds, const std::string& checkpoint_bytes, const Metrics& metrics,
-                           const std::vector<std::pair<std::string, std::string>>& trailers);
+                           const Lineage& links);
 
   // The tag name a job's round gets.
   static std::string tag_name(const std::string& job_id, int round);
