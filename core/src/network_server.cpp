@@ -843,8 +843,8 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
   }
   torch::set_num_threads(static_cast<int>(ThreadPool::cores()));
 
-  DatasetSplits data = at_key(job, "data.dataset", [&] { return load_dataset(job.data, job.seed); });
-  data.train = {};  // the server holds only the test split
+  // The server holds only the test split and the training split's scaling.
+  DatasetSplits data = at_key(job, "data.dataset", [&] { return load_test_split(job.data, job.seed); });
   log(data.description + ": " + std::to_string(data.test.size()) + " test examples on the server; " +
       std::to_string(tokens.size()) + " client tokens");
   StateKeeper state(options.state_path, options.resume, job, options.job_digest);
