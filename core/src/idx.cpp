@@ -52,29 +52,6 @@ IdxArray parse_idx(const std::string& bytes, const std::string& name) {
   return out;
 }
 
-IdxArray read_idx(const std::string& path) {
-  std::string raw;
-  try {
-    raw = read_file(path);  // a FIFO or a directory is an Error, never a hang
-  } catch (const Error& e) {
-    if (e.code() == ErrorCode::kNotFound) throw Error::not_found(path + ": cannot open IDX file");
-    throw;
-  }
-  if (raw.size() >= 2 && static_cast<unsigned char>(raw[0]) == 0x1f &&
-      static_cast<unsigned char>(raw[1]) == 0x8b) {
-    std::istringstream compressed(raw);
-    Poco::InflatingInputStream inflate(compressed, Poco::InflatingStreamBuf::STREAM_GZIP);
-    std::ostringstream plain;
-    try {
-      plain << inflate.rdbuf();
-    } catch (const std::exception& e) {
-      throw Error::corruption(path + ": gzip data is corrupt: " + e.what());
-    }
-    return parse_idx(plain.str(), path);
-  }
-  return parse_idx(raw, path);
-}
-
 void stream_idx(const std::string& path, const std::function<void(const std::vector<std::int64_t>&)>& on_dims,
                 const std::function<void(const std::uint8_t*, std::size_t)>& on_bytes) {
   try {
@@ -146,6 +123,16 @@ void stream_idx(const std::string& path, const std::function<void(const std::vec
     throw Error::corruption(path + ": IDX payload is " + std::to_string(total) + " bytes, dimensions say " +
                             std::to_string(count));
   }
+}
+
+// One reader: read_idx collects what stream_idx streams, so a damaged file
+// (a corrupt gzip stream included) gives the same error either way.
+IdxArray read_idx(const std::string& path) {
+  IdxArray out;
+  stream_idx(
+      path, [&](const std::vector<std::int64_t>& dims) { out.dims = dims; },
+      [&](const std::uint8_t* bytes, std::size_t n) { out.data.insert(out.data.end(), bytes, bytes + n); });
+  return out;
 }
 
 std::string encode_idx(const IdxArray& array) {
