@@ -40,8 +40,8 @@ struct JobResult {
   std::shared_ptr<const ModelSnapshot> final_model;
   std::vector<std::string> client_fingerprints;   // run_simulation: by client index
   // The network server's sites: (client name, its last reported data
-  // fingerprint), in name order; a site that never returned a fit result
-  // is absent.
+  // fingerprint), in name order; a site that returned no fit result in this
+  // process (after --resume: since the restart) is absent.
   std::vector<std::pair<std::string, std::string>> site_fingerprints;
 };
 
