@@ -62,7 +62,7 @@ bool stop_requested() { return g_stop.load(); }
 
 namespace {
 
-using Runtime = std::function<SimulationResult(const JobSpec&, const SimulationOptions&)>;
+using Runtime = std::function<JobResult(const JobSpec&, const JobRunOptions&)>;
 
 // A test seam for crash recovery: with FEDTRACK_TEST_EXIT_AFTER_ROUND=N the
 // process dies (exit 137, no cleanup, like SIGKILL) right after round N was
@@ -95,7 +95,7 @@ int run_job(const RunArgs& args, std::ostream& out, std::ostream& err, const Run
   }
   JobRecorder recorder(job, args.job_path, err);
   ProgressPrinter progress(err);
-  SimulationOptions options;
+  JobRunOptions options;
   options.job_id = make_job_id(job.name);
   // Tracking first: a round's progress line appears once its writes are journalled (and sent).
   options.listeners = {&recorder, &progress};
@@ -109,7 +109,7 @@ int run_job(const RunArgs& args, std::ostream& out, std::ostream& err, const Run
   options.state_path = state_path_of(job);
   options.resume = args.resume;
   options.job_digest = job_digest(job);
-  SimulationResult result;
+  JobResult result;
   try {
     result = runtime(job, options);
   } catch (...) {
@@ -147,6 +147,9 @@ int run_job(const RunArgs& args, std::ostream& out, std::ostream& err, const Run
     for (std::size_t c = 0; c < result.client_fingerprints.size(); ++c) {
       report["clients"].push_back({{"index", c}, {"data_fingerprint", result.client_fingerprints[c]}});
     }
+    for (const auto& [name, fingerprint] : result.site_fingerprints) {  // fedtrack server: sites by name
+      report["clients"].push_back({{"name", name}, {"data_fingerprint", fingerprint}});
+    }
     report["tracking"] = recorded.tracking;
     if (!recorded.versioning.is_null()) report["versioning"] = recorded.versioning;
     report["wall_seconds"] = wall;
@@ -168,19 +171,13 @@ int run_command(const RunArgs& args, std::ostream& out, std::ostream& err) {
 }
 
 int server_command(const ServerArgs& args, std::ostream& out, std::ostream& err) {
-  return run_job(args, out, err, [&args](const JobSpec& job, const SimulationOptions& sim) {
+  return run_job(args, out, err, [&args](const JobSpec& job, const JobRunOptions& sim) {
     NetworkServerOptions options;
     options.listen = args.listen;
     options.tokens_file = args.tokens;
     options.tls_cert = args.tls_cert;
     options.tls_key = args.tls_key;
-    options.job_id = sim.job_id;
-    options.listeners = sim.listeners;
-    options.stop_requested = sim.stop_requested;
-    options.log = sim.log;
-    options.state_path = sim.state_path;
-    options.resume = sim.resume;
-    options.job_digest = sim.job_digest;
+    options.run = sim;
     return run_network_server(job, options);
   });
 }

@@ -1,6 +1,8 @@
 #include "fedtrack/core/datasets.h"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -48,7 +50,44 @@ torch::Tensor idx_labels(const IdxArray& a, const std::string& path, std::int64_
   return t.to(torch::kLong);
 }
 
-DatasetSplits load_idx_dataset(const DataSpec& spec, bool scale) {
+// The loader's image standardization, (mean, std) of the training pixels as
+// float32 values v / 255, from a histogram of the raw bytes: the server needs
+// only these two numbers, not a float tensor of every training image (188 MB
+// for Fashion-MNIST). It reproduces what torch computes on that tensor:
+// mean() is the float32 sum divided by the count in float32, std() the square
+// root, rounded to float32, of the double sum of (x - mean)^2 over n - 1. Here
+// the float32 sum is the exactly rounded sum (exact in 128-bit fixed point:
+// every v / 255 in float32 is a multiple of 2^-31) and the squared deviations
+// are summed in long double. torch's float32 sum rounds inside its cascade
+// and per-thread chunks, so its mean can be an ulp away from this one and
+// depends on the thread count; this one is the same on every machine, and
+// both `fedtrack run` and `fedtrack server` use it (datasets_test.cpp checks
+// it against torch within one float32 ulp).
+using ByteCounts = std::array<std::uint64_t, 256>;
+
+FeatureScaling pixel_scaling(const ByteCounts& count) {
+  std::uint64_t n = 0;
+  for (const auto c : count) n += c;
+  std::array<float, 256> value{};
+  unsigned __int128 fixed_sum = 0;  // sum in units of 2^-31
+  for (int v = 0; v < 256; ++v) {
+    value[v] = static_cast<float>(v) / 255.0f;
+    const auto units = static_cast<std::uint64_t>(std::ldexp(static_cast<double>(value[v]), 31));
+    fixed_sum += static_cast<unsigned __int128>(units) * count[v];
+  }
+  const float sum = std::ldexp(static_cast<float>(fixed_sum), -31);
+  const float mean = sum / static_cast<float>(n);
+  long double squares = 0;
+  for (int v = 0; v < 256; ++v) {
+    const long double dx = static_cast<long double>(static_cast<double>(value[v]) - static_cast<double>(mean));
+    squares += static_cast<long double>(count[v]) * dx * dx;
+  }
+  const double var = static_cast<double>(squares) / std::max(0.0, static_cast<double>(n) - 1.0);
+  const float stddev = static_cast<float>(std::sqrt(var));
+  return {{static_cast<double>(mean)}, {static_cast<double>(stddev)}};
+}
+
+DatasetSplits load_idx_dataset(const DataSpec& spec, bool scale, bool keep_train) {
   const std::string dir = spec.path.empty() ? default_dataset_path(spec.dataset) : spec.path;
   if (!std::filesystem::is_directory(dir)) {
     std::string hint = spec.dataset == "fashion-mnist"
@@ -60,25 +99,58 @@ DatasetSplits load_idx_dataset(const DataSpec& spec, bool scale) {
     const std::string path = find_idx_file(dir, stem);
     return std::make_pair(read_idx(path), path);
   };
-  auto [train_x, train_x_path] = read("train-images-idx3-ubyte");
-  auto [train_y, train_y_path] = read("train-labels-idx1-ubyte");
-  auto [test_x, test_x_path] = read("t10k-images-idx3-ubyte");
-  auto [test_y, test_y_path] = read("t10k-labels-idx1-ubyte");
   DatasetSplits out;
-  out.train = {idx_images(train_x, train_x_path), idx_labels(train_y, train_y_path, kIdxClasses)};
-  out.test = {idx_images(test_x, test_x_path), idx_labels(test_y, test_y_path, kIdxClasses)};
-  if (out.train.features.size(0) != out.train.size() || out.test.features.size(0) != out.test.size()) {
+  std::vector<std::int64_t> image_dims;
+  {  // the training split: as tensors, or only its pixel statistics
+    auto [train_y, train_y_path] = read("train-labels-idx1-ubyte");
+    const torch::Tensor labels = idx_labels(train_y, train_y_path, kIdxClasses);
+    const std::string train_x_path = find_idx_file(dir, "train-images-idx3-ubyte");
+    ByteCounts counts{};
+    std::uint64_t counted = 0, to_count = 0;
+    auto check_dims = [&](const std::vector<std::int64_t>& dims) {
+      if (dims.size() != 3) throw Error::corruption(train_x_path + ": expected a 3-dimensional image file");
+      if (dims[0] != labels.size(0)) throw Error::corruption(spec.dataset + ": image and label counts differ in " + dir);
+      image_dims = dims;
+      std::int64_t rows = dims[0];
+      if (spec.limit_train > 0 && spec.limit_train < rows) rows = spec.limit_train;
+      to_count = static_cast<std::uint64_t>(rows * dims[1] * dims[2]);
+    };
+    auto count_bytes = [&](const std::uint8_t* bytes, std::size_t n) {
+      for (std::size_t i = 0; i < n && counted < to_count; ++i, ++counted) ++counts[bytes[i]];
+    };
+    if (keep_train) {
+      const IdxArray train_x = read_idx(train_x_path);
+      check_dims(train_x.dims);
+      count_bytes(train_x.data.data(), train_x.data.size());
+      out.train = head({idx_images(train_x, train_x_path), labels}, spec.limit_train);
+    } else {  // the server: the images pass through a histogram, 64 KiB at a time
+      stream_idx(train_x_path, check_dims, count_bytes);
+    }
+    out.scaling = pixel_scaling(counts);
+  }
+  auto [test_y, test_y_path] = read("t10k-labels-idx1-ubyte");
+  const std::string test_x_path = find_idx_file(dir, "t10k-images-idx3-ubyte");
+  if (keep_train) {
+    out.test = {idx_images(read_idx(test_x_path), test_x_path), idx_labels(test_y, test_y_path, kIdxClasses)};
+  } else {  // the server: no second copy of the file's bytes
+    IdxArray images;
+    stream_idx(
+        test_x_path, [&](const std::vector<std::int64_t>& dims) { images.dims = dims; },
+        [&](const std::uint8_t* bytes, std::size_t n) { images.data.insert(images.data.end(), bytes, bytes + n); });
+    out.test = {idx_images(images, test_x_path), idx_labels(test_y, test_y_path, kIdxClasses)};
+  }
+  if (out.test.features.size(0) != out.test.size()) {
     throw Error::corruption(spec.dataset + ": image and label counts differ in " + dir);
   }
-  out.train = head(out.train, spec.limit_train);
   out.test = head(out.test, spec.limit_test);
-  out.scaling = {{out.train.features.mean().item<double>()}, {out.train.features.std().item<double>()}};
-  if (scale) {
+  if (scale && !keep_train) {  // a tensor no one else holds: standardized in place, as apply_scaling computes it
+    out.test.features.sub_(out.scaling.mean[0]).div_(out.scaling.stddev[0]);
+  } else if (scale) {
     apply_scaling(out.train, out.scaling);
     apply_scaling(out.test, out.scaling);
   }
   out.format = "idx";
-  out.feature_shape = {1, out.train.features.size(2), out.train.features.size(3)};
+  out.feature_shape = {1, image_dims[1], image_dims[2]};
   out.num_classes = kIdxClasses;
   out.description = spec.dataset + " from " + dir;
   return out;
@@ -154,10 +226,17 @@ std::string default_dataset_path(const std::string& dataset) {
 }
 
 DatasetSplits load_dataset(const DataSpec& spec, std::uint64_t seed, bool scale) {
-  if (spec.dataset == "fashion-mnist" || spec.dataset == "mnist") return load_idx_dataset(spec, scale);
+  if (spec.dataset == "fashion-mnist" || spec.dataset == "mnist") return load_idx_dataset(spec, scale, true);
   if (spec.dataset == "csv") return load_csv_dataset(spec, seed, scale);
   throw Error::invalid_argument("unknown dataset '" + spec.dataset +
                                 "' (expected fashion-mnist, mnist or csv)");
+}
+
+DatasetSplits load_test_split(const DataSpec& spec, std::uint64_t seed) {
+  if (spec.dataset == "fashion-mnist" || spec.dataset == "mnist") return load_idx_dataset(spec, true, false);
+  DatasetSplits out = load_dataset(spec, seed, true);
+  out.train = {};
+  return out;
 }
 
 void apply_scaling(TensorData& data, const FeatureScaling& scaling) {

@@ -2,7 +2,9 @@
 
 #include <Poco/InflatingStream.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <fstream>
 #include <sstream>
 
@@ -50,27 +52,87 @@ IdxArray parse_idx(const std::string& bytes, const std::string& name) {
   return out;
 }
 
-IdxArray read_idx(const std::string& path) {
-  std::string raw;
+void stream_idx(const std::string& path, const std::function<void(const std::vector<std::int64_t>&)>& on_dims,
+                const std::function<void(const std::uint8_t*, std::size_t)>& on_bytes) {
   try {
-    raw = read_file(path);  // a FIFO or a directory is an Error, never a hang
+    check_regular_file(path);  // a FIFO or a directory is an Error, never a hang
   } catch (const Error& e) {
     if (e.code() == ErrorCode::kNotFound) throw Error::not_found(path + ": cannot open IDX file");
     throw;
   }
-  if (raw.size() >= 2 && static_cast<unsigned char>(raw[0]) == 0x1f &&
-      static_cast<unsigned char>(raw[1]) == 0x8b) {
-    std::istringstream compressed(raw);
-    Poco::InflatingInputStream inflate(compressed, Poco::InflatingStreamBuf::STREAM_GZIP);
-    std::ostringstream plain;
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw Error::not_found(path + ": cannot open IDX file");
+  char magic[2] = {0, 0};
+  file.read(magic, 2);
+  const bool gzip = file.gcount() == 2 && static_cast<unsigned char>(magic[0]) == 0x1f &&
+                    static_cast<unsigned char>(magic[1]) == 0x8b;
+  file.clear();
+  file.seekg(0);
+  std::unique_ptr<Poco::InflatingInputStream> inflate;
+  std::istream* in = &file;
+  if (gzip) {
+    inflate = std::make_unique<Poco::InflatingInputStream>(file, Poco::InflatingStreamBuf::STREAM_GZIP);
+    in = inflate.get();
+  }
+  in->exceptions(std::ios::badbit);  // a corrupt gzip stream throws rather than looking like its end
+  auto read_some = [&](char* buf, std::size_t size) -> std::size_t {
     try {
-      plain << inflate.rdbuf();
+      in->read(buf, static_cast<std::streamsize>(size));
+      return static_cast<std::size_t>(in->gcount());
     } catch (const std::exception& e) {
+      if (!gzip) throw Error::unavailable(path + ": read failed: " + e.what());
       throw Error::corruption(path + ": gzip data is corrupt: " + e.what());
     }
-    return parse_idx(plain.str(), path);
+  };
+  char head[4];
+  if (read_some(head, 4) < 4 || head[0] != 0 || head[1] != 0) {
+    throw Error::corruption(path + ": not an IDX file (bad magic number)");
   }
-  return parse_idx(raw, path);
+  const auto type = static_cast<unsigned char>(head[2]);
+  const auto ndim = static_cast<unsigned char>(head[3]);
+  if (type != 0x08) {
+    throw Error::invalid_argument(path + ": IDX element type 0x" + std::to_string(type) +
+                                  " is not supported (only unsigned bytes, 0x08)");
+  }
+  if (ndim == 0) throw Error::corruption(path + ": IDX file with zero dimensions");
+  std::string dims_bytes(4 * static_cast<std::size_t>(ndim), '\0');
+  if (read_some(dims_bytes.data(), dims_bytes.size()) < dims_bytes.size()) {
+    throw Error::corruption(path + ": truncated IDX header");
+  }
+  std::vector<std::int64_t> dims;
+  std::uint64_t count = 1;
+  for (std::size_t d = 0; d < ndim; ++d) {
+    const std::uint32_t dim = read_be32(dims_bytes, 4 * d);
+    dims.push_back(dim);
+    count *= dim;
+    if (count > (1ull << 40)) throw Error::corruption(path + ": implausible IDX dimensions");
+  }
+  on_dims(dims);
+  std::vector<char> chunk(1 << 16);
+  std::uint64_t total = 0;
+  for (;;) {
+    const std::size_t n = read_some(chunk.data(), chunk.size());
+    if (n == 0) break;
+    if (total < count) {
+      on_bytes(reinterpret_cast<const std::uint8_t*>(chunk.data()),
+               static_cast<std::size_t>(std::min<std::uint64_t>(n, count - total)));
+    }
+    total += n;
+  }
+  if (total != count) {
+    throw Error::corruption(path + ": IDX payload is " + std::to_string(total) + " bytes, dimensions say " +
+                            std::to_string(count));
+  }
+}
+
+// One reader: read_idx collects what stream_idx streams, so a damaged file
+// (a corrupt gzip stream included) gives the same error either way.
+IdxArray read_idx(const std::string& path) {
+  IdxArray out;
+  stream_idx(
+      path, [&](const std::vector<std::int64_t>& dims) { out.dims = dims; },
+      [&](const std::uint8_t* bytes, std::size_t n) { out.data.insert(out.data.end(), bytes, bytes + n); });
+  return out;
 }
 
 std::string encode_idx(const IdxArray& array) {

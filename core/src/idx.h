@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,5 +29,12 @@ IdxArray parse_idx(const std::string& bytes, const std::string& name);
 std::string encode_idx(const IdxArray& array);
 
 std::string find_idx_file(const std::string& dir, const std::string& stem);
+
+// Reads `path` as read_idx does (same checks and errors) without holding its
+// payload: `on_dims` gets the dimensions, then `on_bytes` the row-major
+// payload in chunks of at most 64 KiB, in order. Memory is one chunk, not
+// the file.
+void stream_idx(const std::string& path, const std::function<void(const std::vector<std::int64_t>&)>& on_dims,
+                const std::function<void(const std::uint8_t*, std::size_t)>& on_bytes);
 
 }  // namespace fedtrack

@@ -153,7 +153,7 @@ void StateKeeper::finished() {
 
 void run_rounds(ClientManager& clients, Strategy& strategy, ServerOptions options, StateKeeper& state,
                 const std::vector<RoundListener*>& listeners, const std::string& state_path,
-                const std::function<void(const std::string&)>& log, SimulationResult& result) {
+                const std::function<void(const std::string&)>& log, JobResult& result) {
   options.on_round_complete = [&state](const ResumePoint& point) { state.save(point); };
   options.on_round_recorded = [&state](int) { state.recorded(); };
   Server server(clients, strategy, options);

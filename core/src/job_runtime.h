@@ -78,6 +78,6 @@ class StateKeeper {
 // `result`'s resumed_after, initial, rounds, final metrics and model.
 void run_rounds(ClientManager& clients, Strategy& strategy, ServerOptions options, StateKeeper& state,
                 const std::vector<RoundListener*>& listeners, const std::string& state_path,
-                const std::function<void(const std::string&)>& log, SimulationResult& result);
+                const std::function<void(const std::string&)>& log, JobResult& result);
 
 }  // namespace fedtrack

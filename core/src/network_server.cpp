@@ -823,9 +823,9 @@ std::vector<std::pair<std::string, std::string>> read_tokens_file(const std::str
   return out;
 }
 
-SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptions& options) {
+JobResult run_network_server(const JobSpec& job, const NetworkServerOptions& options) {
   auto log = [&](const std::string& line) {
-    if (options.log) options.log(line);
+    if (options.run.log) options.run.log(line);
   };
   if (options.tokens_file.empty()) throw Error::invalid_argument("--tokens FILE is required (lines 'name token')");
   const auto tokens = read_tokens_file(options.tokens_file);
@@ -843,18 +843,18 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
   }
   torch::set_num_threads(static_cast<int>(ThreadPool::cores()));
 
-  DatasetSplits data = at_key(job, "data.dataset", [&] { return load_dataset(job.data, job.seed); });
-  data.train = {};  // the server holds only the test split
+  // The server holds only the test split and the training split's scaling.
+  DatasetSplits data = at_key(job, "data.dataset", [&] { return load_test_split(job.data, job.seed); });
   log(data.description + ": " + std::to_string(data.test.size()) + " test examples on the server; " +
       std::to_string(tokens.size()) + " client tokens");
-  StateKeeper state(options.state_path, options.resume, job, options.job_digest);
-  const std::string job_id = state.adopt_job_id(options.job_id);
+  StateKeeper state(options.run.state_path, options.run.resume, job, options.run.job_digest);
+  const std::string job_id = state.adopt_job_id(options.run.job_id);
   ServerSide side = make_server_side(job, data, log);
 
   ClientManager clients(job.seed);
-  Hub hub(job, job_id, clients, job_header_for(job, job_id, data), options.log);
+  Hub hub(job, job_id, clients, job_header_for(job, job_id, data), options.run.log);
   for (const auto& [name, token] : tokens) hub.names_by_token[token] = name;
-  hub.stop_requested = options.stop_requested;
+  hub.stop_requested = options.run.stop_requested;
 
   // --- listen ---
   Poco::Net::SocketAddress address;
@@ -961,13 +961,13 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
   if (!tls) log("warning: plain http: updates and tokens travel unencrypted (use --tls-cert/--tls-key beyond loopback)");
   if (options.on_listening) options.on_listening(port);
 
-  SimulationResult result;
+  JobResult result;
   result.job_id = job_id;
   const auto& resume = state.resume_point();
   const int first_round = resume ? resume->completed_round + 1 : 1;
   ServerOptions server_options = server_options_for(job, job_id);
   server_options.parallelism = static_cast<std::size_t>(tokens.size());
-  server_options.stop_requested = options.stop_requested;
+  server_options.stop_requested = options.run.stop_requested;
   server_options.task_seed = job.seed;
   server_options.round_timeout = job.server.round_timeout;
   // The first round this process runs waits for clients.count clients;
@@ -981,7 +981,7 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
     auto noted = start;
     hub.prune_silent_locked();
     while (hub.registered_count_locked() < need) {
-      if (options.stop_requested && options.stop_requested()) return;  // the round loop raises kCancelled
+      if (options.run.stop_requested && options.run.stop_requested()) return;  // the round loop raises kCancelled
       if (!first && seconds(Clock::now() - start) > job.server.client_timeout) return;  // sampling says what is missing
       if (first && seconds(Clock::now() - noted) >= 10) {
         hub.log("waiting for clients: " + std::to_string(hub.registered_count_locked()) + " of " +
@@ -992,8 +992,20 @@ SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptio
       hub.prune_silent_locked();
     }
   };
+  // The sites' data fingerprints, as their fit results report them.
+  struct FingerprintListener : RoundListener {
+    std::map<std::string, std::string> by_name;
+    void on_round(const RoundSummary& summary) override {
+      for (const auto& c : summary.clients) {
+        if (c.ok && !c.data_fingerprint.empty()) by_name[c.client_id] = c.data_fingerprint;
+      }
+    }
+  } fingerprints;
+  std::vector<RoundListener*> listeners = options.run.listeners;
+  listeners.push_back(&fingerprints);
   // On a throw, stop_on_exit stops serving.
-  run_rounds(clients, *side.strategy, server_options, state, options.listeners, options.state_path, log, result);
+  run_rounds(clients, *side.strategy, server_options, state, listeners, options.run.state_path, log, result);
+  result.site_fingerprints.assign(fingerprints.by_name.begin(), fingerprints.by_name.end());
   log("job " + job_id + " finished; telling the clients");
   stop_serving(true);
   return result;

@@ -79,7 +79,7 @@ std::string client_id(std::int64_t index, std::int64_t count) {
 
 }  // namespace
 
-SimulationResult run_simulation(const JobSpec& job, const SimulationOptions& options) {
+JobResult run_simulation(const JobSpec& job, const JobRunOptions& options) {
   auto log = [&](const std::string& line) {
     if (options.log) options.log(line);
   };
@@ -118,7 +118,7 @@ SimulationResult run_simulation(const JobSpec& job, const SimulationOptions& opt
   log(std::to_string(parallelism) + " clients in parallel x " + std::to_string(threads_per_client) + " threads");
 
   ClientManager clients(job.seed);
-  SimulationResult result;
+  JobResult result;
   result.job_id = job_id;
   for (std::int64_t c = 0; c < job.clients.count; ++c) {
     // Each client keeps val_fraction of its share (a seeded draw) for evaluation.

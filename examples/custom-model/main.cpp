@@ -61,10 +61,10 @@ int main(int argc, char** argv) {
     }
     const fedtrack::JobSpec job = fedtrack::load_job(job_path, overrides);
     PrintRounds printer;
-    fedtrack::SimulationOptions options;
+    fedtrack::JobRunOptions options;
     options.job_id = job.name + "-custom-model";
     options.listeners = {&printer};
-    const fedtrack::SimulationResult result = fedtrack::run_simulation(job, options);
+    const fedtrack::JobResult result = fedtrack::run_simulation(job, options);
     std::cout << "test accuracy " << result.final_metrics.at("eval_accuracy") << "\n";
     return 0;
   } catch (const fedtrack::Error& e) {

@@ -2,7 +2,10 @@
 // classes is corruption naming the file and the first bad record.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
+
+#include <torch/torch.h>
 
 #include "fedtrack/core/datasets.h"
 #include "fedtrack/core/error.h"
@@ -98,6 +101,69 @@ TEST_F(DatasetLabels, CsvDeclaredClassesCatchADamagedLabel) {
   write_file_atomically(spec.path, "x,y\n1,0\n2,1\n3,2\n4,2\n5,1\n");
   const DatasetSplits ok = load_dataset(spec, 1, false);
   EXPECT_EQ(ok.num_classes, 3);
+}
+
+}  // namespace
+}  // namespace fedtrack
+
+namespace fedtrack {
+namespace {
+
+// The server's scaling comes from a histogram of the raw IDX bytes, never
+// from tensors of the whole training split, and is the same one load_dataset
+// (`fedtrack run`) computes: clients standardize their shards with it.
+void expect_server_scaling_is_the_loaders(const DataSpec& spec) {
+  const DatasetSplits whole = load_dataset(spec, 7, false);
+  const DatasetSplits server = load_test_split(spec, 7);
+  EXPECT_EQ(server.train.size(), 0) << "the server must not hold the training split";
+  EXPECT_EQ(server.scaling.mean, whole.scaling.mean) << "limit_train " << spec.limit_train;
+  EXPECT_EQ(server.scaling.stddev, whole.scaling.stddev) << "limit_train " << spec.limit_train;
+  EXPECT_EQ(server.feature_shape, whole.feature_shape);
+  EXPECT_EQ(server.num_classes, whole.num_classes);
+  TensorData test = whole.test;
+  apply_scaling(test, whole.scaling);
+  EXPECT_TRUE(torch::equal(server.test.features, test.features));
+  EXPECT_TRUE(torch::equal(server.test.labels, test.labels));
+}
+
+float next_up(float x) { return std::nextafter(x, 2.0f); }
+float next_down(float x) { return std::nextafter(x, -1.0f); }
+
+TEST(ServerScaling, FashionMnistPixelStatisticsAreTheWholeSplitTensorStatistics) {
+  DataSpec spec;
+  spec.dataset = "fashion-mnist";
+  spec.path = FEDTRACK_FASHION_MNIST_DIR;
+  if (!std::filesystem::is_directory(spec.path)) GTEST_SKIP() << "no " << spec.path;
+  for (std::int64_t limit : {0, 1000, 12345}) {
+    spec.limit_train = limit;
+    expect_server_scaling_is_the_loaders(spec);
+    // What the loader computed before (torch on a float tensor of every
+    // training image): the histogram's mean is the exactly rounded one,
+    // torch's float32 cascade sum may land one ulp away (and moves with
+    // the thread count); the std then rounds to the same float32 or its
+    // neighbour.
+    const DatasetSplits whole = load_dataset(spec, 7, false);
+    const float mean = static_cast<float>(whole.scaling.mean.at(0));
+    const float stddev = static_cast<float>(whole.scaling.stddev.at(0));
+    EXPECT_EQ(static_cast<double>(mean), whole.scaling.mean[0]) << "a float32 value, as torch's";
+    for (int threads : {1, 2}) {
+      torch::set_num_threads(threads);
+      const float torch_mean = whole.train.features.mean().item<float>();
+      const float torch_std = whole.train.features.std().item<float>();
+      EXPECT_TRUE(torch_mean == mean || torch_mean == next_up(mean) || torch_mean == next_down(mean))
+          << "limit " << limit << " threads " << threads << ": " << torch_mean << " vs " << mean;
+      EXPECT_TRUE(torch_std == stddev || torch_std == next_up(stddev) || torch_std == next_down(stddev))
+          << "limit " << limit << " threads " << threads << ": " << torch_std << " vs " << stddev;
+    }
+  }
+}
+
+TEST(ServerScaling, CsvColumnStatisticsAreTheWholeSplitComputation) {
+  DataSpec spec;
+  spec.dataset = "csv";
+  spec.path = FEDTRACK_SOURCE_DIR "/examples/csv-tabular/loans.csv";
+  spec.label = "decision";
+  expect_server_scaling_is_the_loaders(spec);
 }
 
 }  // namespace

@@ -71,6 +71,116 @@ TEST_F(IdxTest, TruncatedFileIsCorruption) {
   EXPECT_THROW(parse_idx("\x1f\x8b", "y"), Error);
 }
 
+// What read_idx gives for `path`: its dims and bytes, or its error.
+struct IdxOutcome {
+  std::vector<std::int64_t> dims;
+  std::vector<std::uint8_t> data;
+  bool failed = false;
+  ErrorCode code{};
+  std::string error;
+  bool operator==(const IdxOutcome& o) const {
+    return dims == o.dims && data == o.data && failed == o.failed && error == o.error;
+  }
+};
+
+template <typename F>
+IdxOutcome outcome_of(F&& read) {
+  IdxOutcome out;
+  try {
+    read(out);
+  } catch (const Error& e) {
+    out.failed = true;
+    out.code = e.code();
+    out.error = e.what();
+  }
+  return out;
+}
+
+// The server streams the training images (stream_idx) instead of reading
+// them whole: every file, good or damaged, raw or gzip, must give what
+// read_idx gives, the same bytes or the same error; parse_idx (bytes in
+// memory) agrees too, and a corrupt gzip stream says so.
+TEST_F(IdxTest, StreamingGivesWhatReadIdxGivesForGoodAndDamagedFiles) {
+  const std::string good = small_idx();
+  std::string big = {0, 0, 0x08, 1, 0, 0x02, 0, 0};  // 131072 bytes: more than one 64 KiB chunk
+  for (int i = 0; i < 131072; ++i) big += static_cast<char>(i * 7);
+  const std::string packed = gzip(good);
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"good", good},
+      {"big", big},
+      {"truncated", good.substr(0, good.size() - 1)},
+      {"trailing", good + "x"},
+      {"bad-magic", std::string("\x01\x00\x08\x01", 4) + std::string(8, '\0')},
+      {"type", std::string("\x00\x00\x09\x01\x00\x00\x00\x01z", 9)},
+      {"zero-dims", std::string("\x00\x00\x08\x00", 4)},
+      {"short-header", std::string("\x00\x00\x08\x03\x00\x00", 6)},
+      {"empty", ""},
+      {"implausible", std::string("\x00\x00\x08\x02\xff\xff\xff\xff\xff\xff\xff\xff", 12)},
+      {"good.gz", packed},
+      {"big.gz", gzip(big)},
+      {"truncated.gz", gzip(good.substr(0, good.size() - 3))},
+      {"cut.gz", packed.substr(0, packed.size() / 2)},
+      {"garbage.gz", std::string("\x1f\x8b", 2) + std::string(40, 'q')},
+  };
+  for (const auto& [name, bytes] : files) {
+    write_file_atomically(path(name), bytes);
+    const IdxOutcome whole = outcome_of([&](IdxOutcome& o) {
+      IdxArray a = read_idx(path(name));
+      o.dims = a.dims;
+      o.data = a.data;
+    });
+    const IdxOutcome streamed = outcome_of([&](IdxOutcome& o) {
+      stream_idx(
+          path(name), [&](const std::vector<std::int64_t>& dims) { o.dims = dims; },
+          [&](const std::uint8_t* b, std::size_t n) {
+            EXPECT_LE(n, 65536u);
+            o.data.insert(o.data.end(), b, b + n);
+          });
+    });
+    // On an error the streamed side may have seen the dims (and some bytes) first.
+    if (whole.failed) {
+      EXPECT_TRUE(streamed.failed) << name;
+      EXPECT_EQ(streamed.code, whole.code) << name << ": " << streamed.error << " vs " << whole.error;
+      EXPECT_EQ(streamed.error, whole.error) << name;
+    } else {
+      EXPECT_TRUE(streamed == whole) << name << ": " << streamed.error;
+    }
+  }
+  for (const std::string name : {"good", "big", "truncated", "trailing", "bad-magic", "type", "zero-dims",
+                                 "short-header", "empty", "implausible"}) {
+    const std::string bytes = read_file(path(name));
+    const IdxOutcome parsed = outcome_of([&](IdxOutcome& o) {
+      IdxArray a = parse_idx(bytes, path(name));
+      o.dims = a.dims;
+      o.data = a.data;
+    });
+    const IdxOutcome whole = outcome_of([&](IdxOutcome& o) {
+      IdxArray a = read_idx(path(name));
+      o.dims = a.dims;
+      o.data = a.data;
+    });
+    EXPECT_EQ(parsed.failed, whole.failed) << name;
+    EXPECT_EQ(parsed.error, whole.error) << name;
+    EXPECT_EQ(parsed.data, whole.data) << name;
+  }
+  for (const std::string name : {"cut.gz", "garbage.gz"}) {
+    try {
+      read_idx(path(name));
+      ADD_FAILURE() << name;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorruption);
+      EXPECT_EQ(std::string(e.what()).rfind(path(name) + ": gzip data is corrupt: ", 0), 0u) << e.what();
+    }
+  }
+  fs::create_directories(dir_ / "folder");
+  for (const std::string name : {"missing", "folder"}) {
+    const IdxOutcome whole = outcome_of([&](IdxOutcome&) { read_idx(path(name)); });
+    const IdxOutcome streamed = outcome_of([&](IdxOutcome&) { stream_idx(path(name), [](auto&) {}, [](auto, auto) {}); });
+    EXPECT_EQ(streamed.code, whole.code) << name;
+    EXPECT_EQ(streamed.error, whole.error) << name;
+  }
+}
+
 TEST_F(IdxTest, FindsPlainOrGzipAndNamesBothWhenMissing) {
   write_file_atomically(path("a.gz"), "x");
   EXPECT_EQ(find_idx_file(dir_.string(), "a"), path("a.gz"));

@@ -32,10 +32,10 @@ class Collect : public RoundListener {
 
 TEST(Simulation, TwoRoundsOnASliceBeatChanceByAWideMargin) {
   Collect collect;
-  SimulationOptions options;
+  JobRunOptions options;
   options.job_id = "t";
   options.listeners = {&collect};
-  const SimulationResult r = run_simulation(small_job(), options);
+  const JobResult r = run_simulation(small_job(), options);
   ASSERT_EQ(r.rounds.size(), 2u);
   EXPECT_EQ(r.rounds[0].first, 1);
   EXPECT_EQ(r.rounds[1].first, 2);
@@ -57,15 +57,15 @@ TEST(Simulation, TwoRoundsOnASliceBeatChanceByAWideMargin) {
 }
 
 TEST(Simulation, SameJobAndSeedGiveIdenticalBytes) {
-  SimulationOptions options;
+  JobRunOptions options;
   JobSpec job = small_job();
   job.rounds = 1;
-  const SimulationResult a = run_simulation(job, options);
-  const SimulationResult b = run_simulation(job, options);
+  const JobResult a = run_simulation(job, options);
+  const JobResult b = run_simulation(job, options);
   EXPECT_EQ(a.final_model->checkpoint_bytes(), b.final_model->checkpoint_bytes());
   EXPECT_EQ(a.final_metrics.at("eval_loss"), b.final_metrics.at("eval_loss"));
   job.seed = 8;
-  const SimulationResult c = run_simulation(job, options);
+  const JobResult c = run_simulation(job, options);
   EXPECT_NE(a.final_model->checkpoint_bytes(), c.final_model->checkpoint_bytes());
 }
 
@@ -117,7 +117,7 @@ TEST(Simulation, CsvTabularJobTrains) {
   job.data.partition.kind = "iid";
   job.clients.count = 3;
   job.train.lr = 0.1;
-  const SimulationResult r = run_simulation(job, {});
+  const JobResult r = run_simulation(job, {});
   fs::remove(csv);
   EXPECT_GT(r.final_metrics.at("eval_accuracy"), 0.9);
 }

@@ -7,6 +7,7 @@ malformed, oversized and inconsistent messages.
 """
 import http.client
 import json
+import re
 import math
 import os
 import resource
@@ -156,6 +157,14 @@ def test_four_clients_complete_three_rounds_and_a_wrong_token_is_refused(site_fa
     assert "unknown token" in log and "plain http" in log
     for name in TOKENS:
         assert f"client {name} joined" in log
+    # The report names each site's data fingerprint, as `fedtrack run` lists its clients'; each
+    # client logs the start of its own.
+    sites = {c["name"]: c["data_fingerprint"] for c in report["clients"]}
+    assert sorted(sites) == sorted(TOKENS), report["clients"]
+    for name, c in zip(TOKENS, clients):
+        assert re.fullmatch(r"[0-9a-f]{64}", sites[name]), sites
+        assert f"fingerprint {sites[name][:16]}" in c.log.read_text()
+    assert len(set(sites.values())) == len(TOKENS)  # four shards, four fingerprints
 
 
 def test_a_client_killed_and_one_hung_mid_job_fail_their_rounds_and_the_job_completes(site_factory):

@@ -44,6 +44,14 @@ std::string default_dataset_path(const std::string& dataset);
 // computed, for apply_scaling.
 DatasetSplits load_dataset(const DataSpec& spec, std::uint64_t seed, bool scale = true);
 
+// What the network server holds: load_dataset's test split (scaled) and its
+// scaling, with `train` empty. For images the training split is never built
+// as tensors: its mean and std come from a histogram of the raw IDX bytes
+// streamed 64 KiB at a time (the same values load_dataset computes), so the
+// server's memory is the test split.
+// CSV tables are read whole, as load_dataset does (they are small).
+DatasetSplits load_test_split(const DataSpec& spec, std::uint64_t seed);
+
 void apply_scaling(TensorData& data, const FeatureScaling& scaling);
 
 // What a client needs to read its shard as the server reads the dataset.

@@ -24,30 +24,24 @@
 
 #include "fedtrack/core/job_spec.h"
 #include "fedtrack/core/round_listener.h"
-#include "fedtrack/core/simulation.h"
+#include "fedtrack/core/job_run.h"
 
 namespace fedtrack {
 
 struct NetworkServerOptions {
+  JobRunOptions run;                    // job id, listeners, stop, log, resume point: as run_simulation's
   std::string listen = "0.0.0.0:8080";  // host:port; port 0 = any free one
   std::string tokens_file;              // lines "name token"
   std::string tls_cert;                 // PEM; with tls_key: https
   std::string tls_key;
-  std::string job_id;                   // for a fresh job
-  std::vector<RoundListener*> listeners;  // not owned
-  std::function<bool()> stop_requested;
-  std::function<void(const std::string&)> log;
-  std::string state_path;               // resume point (see SimulationOptions)
-  bool resume = false;
-  std::string job_digest;
   std::function<void(int port)> on_listening;  // the bound port, once serving
 };
 
 // Serves the job until its last round; tells connected clients it is over.
 // Errors as run_simulation, plus kInvalidArgument for a bad tokens file or
 // TLS files and kUnavailable for a round with fewer than clients.min_fit
-// results.
-SimulationResult run_network_server(const JobSpec& job, const NetworkServerOptions& options);
+// results. The result's site_fingerprints name each site's data.
+JobResult run_network_server(const JobSpec& job, const NetworkServerOptions& options);
 
 struct NetworkClientOptions {
   std::string server;          // http://host:port or https://host:port

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Peak resident memory of `fedtrack server` for the default job (Fashion-MNIST,
+# 10 client processes on loopback), measured with /usr/bin/time -v, for the
+# build under test and, when FEDTRACK_BEFORE names another fedtrack binary,
+# for that one in the same run (the ratio is printed). Never pass/fail.
+#
+#   FEDTRACK_BEFORE=/path/to/old/fedtrack bash bench/server_rss.sh
+# ROUNDS (default 1): the peak is reached while loading the data and
+# evaluating the model, not in later rounds.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+after="${FEDTRACK:-$root/build/connectors/fedtrack}"
+before="${FEDTRACK_BEFORE:-}"
+rounds="${ROUNDS:-1}"
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work"
+: > default.yaml
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# peak_kb FEDTRACK: runs the default job with it, prints the server's peak RSS in kB.
+peak_kb() {
+  local fedtrack="$1" port count=10
+  port="$(free_port)"
+  : > tokens.txt
+  for ((c = 0; c < count; c++)); do echo "site$c token-site-$c-$RANDOM$RANDOM" >> tokens.txt; done
+  local set=(--set rounds="$rounds" ${EXTRA_SET:-} --set versioning.enabled=false --set tracking.journal="$work/journal.sqlite")
+  "$fedtrack" partition default.yaml --out shards "${set[@]}" > /dev/null 2>&1
+  rm -f ./*.state.db
+  /usr/bin/time -v -o time.txt "$fedtrack" server default.yaml --listen "127.0.0.1:$port" --tokens tokens.txt \
+    "${set[@]}" > server.out 2> server.err &
+  local server=$!
+  pids+=("$server")
+  until grep -q "serving job" server.err 2>/dev/null; do
+    kill -0 "$server" 2>/dev/null || { cat server.err >&2; exit 1; }
+    sleep 0.2
+  done
+  for ((c = 0; c < count; c++)); do
+    "$fedtrack" client --server "http://127.0.0.1:$port" --token "$(awk -v n="site$c" '$1==n {print $2}' tokens.txt)" \
+      --data "shards/$c" --threads 1 2> "client$c.err" &
+    pids+=($!)
+  done
+  wait "$server"
+  awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' time.txt
+}
+
+after_kb="$(peak_kb "$after")"
+echo "server peak RSS, default job ($rounds round(s), 10 clients): $((after_kb / 1024)) MB  ($after)"
+if [[ -n "$before" ]]; then
+  before_kb="$(peak_kb "$before")"
+  echo "server peak RSS, default job, before:                   $((before_kb / 1024)) MB  ($before)"
+  python3 -c "print(f'ratio before/after: {$before_kb / $after_kb:.2f}x')"
+fi
