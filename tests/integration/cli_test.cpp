@@ -17,6 +17,7 @@
 #include "fedtrack/core/files.h"
 #include "fedtrack/core/models.h"
 #include "fedtrack/core/parameters.h"
+#include "support/run_fedtrack.h"
 #include "support/test_dir.h"
 
 namespace fedtrack {
@@ -24,11 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Outcome {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
+using testing::Outcome;
 
 class Cli : public ::testing::Test {
  protected:
@@ -45,14 +42,7 @@ class Cli : public ::testing::Test {
     const std::string out = path("stdout"), err = path("stderr");
     const std::string limit = kill_after > 0 ? "timeout -s KILL " + std::to_string(kill_after) + " " : "";
     // Its own folder: the job's journal and model repository stay per test.
-    const std::string cmd = "cd " + dir_.string() + " && " + limit + std::string(FEDTRACK_EXE) + " " + args +
-                            " >" + out + " 2>" + err;
-    const int raw = std::system(cmd.c_str());
-    Outcome o;
-    o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    o.out = read_file(out);
-    o.err = read_file(err);
-    return o;
+    return testing::run_fedtrack(FEDTRACK_EXE, dir_.string(), limit, args, out, err);
   }
 
   fs::path dir_;

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "fedtrack/core/files.h"
+#include "support/run_fedtrack.h"
 #include "support/test_dir.h"
 
 namespace fedtrack {
@@ -28,11 +29,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Outcome {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
+using testing::Outcome;
 
 // A one-round job small enough to take a few seconds.
 const std::string kTiny =
@@ -59,15 +56,8 @@ class ExitStatus : public ::testing::Test {
   // tree so that a check for debris sees only what fedtrack wrote.
   Outcome fedtrack(const std::string& args, const std::string& env = "", const std::string& cwd = "") const {
     const std::string out = io_ + "/stdout", err = io_ + "/stderr";
-    const std::string cmd = "cd " + (cwd.empty() ? path("work") : cwd) +
-                            " && env -u MLFLOW_TRACKING_URI -u MLFLOW_EXPERIMENT_NAME " + env + " " +
-                            std::string(FEDTRACK_EXE) + " " + args + " >" + out + " 2>" + err;
-    const int raw = std::system(cmd.c_str());
-    Outcome o;
-    o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    o.out = read_file(out);
-    o.err = read_file(err);
-    return o;
+    return testing::run_fedtrack(FEDTRACK_EXE, cwd.empty() ? path("work") : cwd,
+                                 "env -u MLFLOW_TRACKING_URI -u MLFLOW_EXPERIMENT_NAME " + env, args, out, err);
   }
 
   // Every entry under `root`, relative.

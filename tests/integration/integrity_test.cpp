@@ -21,6 +21,7 @@
 #include "idx.h"
 #include "fedtrack/core/parameters.h"
 #include "server_state.h"
+#include "support/run_fedtrack.h"
 #include "support/test_dir.h"
 
 namespace fedtrack {
@@ -28,11 +29,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Outcome {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
+using testing::Outcome;
 
 const std::string kJob =
     " --set rounds=3 --set data.limit_train=600 --set data.limit_test=100 --set clients.count=2"
@@ -41,14 +38,7 @@ const std::string kState = "fashion-mnist-fedavg.state.db";
 
 Outcome fedtrack_in(const fs::path& dir, const std::string& args, const std::string& env = "") {
   const std::string out = (dir / "stdout").string(), err = (dir / "stderr").string();
-  const std::string cmd = "cd " + dir.string() + " && " + env + " " + std::string(FEDTRACK_EXE) + " " + args + " >" +
-                          out + " 2>" + err;
-  const int raw = std::system(cmd.c_str());
-  Outcome o;
-  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  o.out = read_file(out);
-  o.err = read_file(err);
-  return o;
+  return testing::run_fedtrack(FEDTRACK_EXE, dir.string(), env, args, out, err);
 }
 
 std::string model_sha(const Outcome& o) {
