@@ -20,7 +20,7 @@ DEBIAN_PACKAGES=(
 )
 # Only the test suite needs these: clang with its libFuzzer and sanitizer
 # runtimes for the fuzz targets (tests/fuzz, scripts/fuzz.sh).
-TEST_DEBIAN_PACKAGES=(clang libclang-rt-14-dev)
+TEST_DEBIAN_PACKAGES=(clang libclang-rt-14-dev openssh-server)
 
 log() { echo "[setup] $*" >&2; }
 

@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "fedtrack/core/error.h"
+#include "git_push.h"
 #include "git_util.h"
 #include "repository_lock.h"
 
@@ -137,16 +138,7 @@ GtoVersion gto_stage(const std::string& repo_dir, const std::string& name, const
 
 bool push_tags_if_remote(const std::string& repo_dir, const std::vector<std::string>& tags) {
   GitRepo repo(repo_dir);
-  GitRemote origin;
-  if (git_remote_lookup(origin.out(), repo.get(), "origin") < 0) return false;
-  std::vector<std::string> specs;
-  for (const auto& t : tags) specs.push_back("refs/tags/" + t + ":refs/tags/" + t);
-  std::vector<char*> raw;
-  for (auto& s : specs) raw.push_back(s.data());
-  git_strarray refspecs = {raw.data(), raw.size()};
-  git_push_options options = GIT_PUSH_OPTIONS_INIT;
-  git_check(git_remote_push(origin.get(), &refspecs, &options), "git push origin (tags)");
-  return true;
+  return push_tags_to_origin(repo.get(), tags);
 }
 
 }  // namespace fedtrack

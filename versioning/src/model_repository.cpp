@@ -18,6 +18,7 @@
 #include "fedtrack/core/files.h"
 #include "dvc_format.h"
 #include "fedtrack/versioning/md5.h"
+#include "git_push.h"
 #include "git_util.h"
 #include "repository_lock.h"
 
@@ -418,18 +419,16 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
           "git tag " + result.tag);
   }
 
-  // 4. git push after the DVC object reached the DVC remote (step 1).
+  // 4. git push after the DVC object reached the DVC remote (step 1); see git_push.h.
   if (options_.push) {
-    Remote origin;
-    check(git_remote_lookup(origin.out(), repo, "origin"), "git remote origin");
-    Reference head;
-    check(git_repository_head(head.out(), repo), "git HEAD");
-    const std::string branch = git_reference_name(head.get());
-    const std::string specs[] = {branch + ":" + branch, "refs/tags/" + result.tag + ":refs/tags/" + result.tag};
-    const char* raw[] = {specs[0].c_str(), specs[1].c_str()};
-    git_strarray refspecs = {const_cast<char**>(raw), 2};
-    git_push_options push_options = GIT_PUSH_OPTIONS_INIT;
-    check(git_remote_push(origin.get(), &refspecs, &push_options), "git push origin");
+    try {
+      const PushResult pushed = push_branch_and_tags(repo, "fedtrack/*", options_.log);
+      if (auto it = pushed.rebased.find(result.commit); it != pushed.rebased.end()) result.commit = it->second;
+    } catch (const Error& e) {
+      throw Error(e.code(), std::string(e.what()) + "; round " + std::to_string(round) + "'s commit " +
+                                result.commit.substr(0, 12) + " and tag " + result.tag + " stay in " + top.string() +
+                                ", and the next run into it with versioning.push: true pushes them");
+    }
   }
   return result;
 }
