@@ -19,7 +19,8 @@ DEBIAN_PACKAGES=(
   python3 python3-venv openssl
 )
 # Only the test suite needs these: clang with its libFuzzer and sanitizer
-# runtimes for the fuzz targets (tests/fuzz, scripts/fuzz.sh).
+# runtimes for the fuzz targets (tests/fuzz, scripts/fuzz.sh); sshd for the
+# SSH push test (tests/integration/test_git_push.py).
 TEST_DEBIAN_PACKAGES=(clang libclang-rt-14-dev openssh-server)
 
 log() { echo "[setup] $*" >&2; }

@@ -246,7 +246,10 @@ int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& er
         tags.push_back(gto_register(args.repo, args.model_name, version, commit, ""));
       }
       if (!args.stage.empty()) tags.push_back(gto_assign(args.repo, args.model_name, args.stage, version, commit, ""));
-      const bool pushed = !tags.empty() && push_tags_if_remote(args.repo, tags);
+      // The version tag too when it exists already: a promotion whose push failed is pushed by its retry.
+      std::vector<std::string> to_push = tags;
+      if (tags.empty() || tags.front() != args.model_name + "@" + version) to_push.push_back(args.model_name + "@" + version);
+      const bool pushed = push_tags_if_remote(args.repo, to_push) && !tags.empty();
       o.set("promoted", "true");
       o.set("version", version);
       o.set("registry_version", mv.version);
