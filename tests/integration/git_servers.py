@@ -82,7 +82,8 @@ class GitHttpServer:
                 url = urlsplit(self.path)
                 server.requests.append((self.command, url.path, ok))
                 if not ok:
-                    self.reply(401, [("WWW-Authenticate", 'Basic realm="git"')], b"")
+                    self.reply(401, [("WWW-Authenticate", 'Basic realm="git"'), ("Content-Type", "text/plain")],
+                               b"authentication required\n")
                     return
                 env = {
                     "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

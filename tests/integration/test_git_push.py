@@ -73,6 +73,8 @@ def test_https_token_from_the_environment_pushes_commits_and_tags(tmp_path, http
         assert on_server(bare, x["tag"]) == x["commit"]
     assert on_server(bare, "refs/heads/main") == rounds[-1]["commit"]
     assert TOKEN not in r.stdout + r.stderr
+    assert http_server.requests and all(ok for _, _, ok in http_server.requests), \
+        "the token goes with the first request: no 401 round trip (libgit2 1.5 cannot replay after a 401 body)"
 
 
 def test_https_extraheader_as_actions_checkout_sets_it(tmp_path, http_server):
@@ -218,3 +220,21 @@ def test_ssh_push_with_a_key_file_and_refusals(tmp_path, sshd):
     (x,) = rounds_of(good)
     assert on_server(str(bare), x["tag"]) == x["commit"]
     assert on_server(str(bare), "refs/heads/main") == x["commit"]
+
+    # ssh-agent when SSH_AUTH_SOCK is set and no key file is named.
+    sock = str(tmp_path / "agent.sock")
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            subprocess.run(["sleep", "0.05"])
+        subprocess.run(["ssh-add", "-q", key], env=dict(os.environ, SSH_AUTH_SOCK=sock), check=True,
+                       capture_output=True)
+        by_agent = run_job(tmp_path, repo, env_for(tmp_path, SSH_AUTH_SOCK=sock))
+        assert by_agent.returncode == 0, by_agent.stderr
+        (y,) = rounds_of(by_agent)
+        assert on_server(str(bare), y["tag"]) == y["commit"] == on_server(str(bare), "refs/heads/main")
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)

@@ -5,7 +5,10 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
+#include <optional>
+#include <utility>
 #include <filesystem>
 
 #include "fedtrack/core/error.h"
@@ -59,6 +62,41 @@ std::string host_of(const std::string& url) {
   }
   if (auto at = rest.rfind('@'); at != std::string::npos) rest = rest.substr(at + 1);
   return rest;
+}
+
+std::string base64(const std::string& bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  return out;
+}
+
+std::string percent_decode(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// The user (maybe "") and password (if any) in a URL's authority, decoded.
+std::pair<std::string, std::optional<std::string>> url_userinfo(const std::string& url) {
+  const auto sep = url.find("://");
+  if (sep == std::string::npos) return {"", std::nullopt};
+  const std::string authority = url.substr(sep + 3, url.find_first_of("/?#", sep + 3) - (sep + 3));
+  const auto at = authority.rfind('@');
+  if (at == std::string::npos) return {"", std::nullopt};
+  const std::string info = authority.substr(0, at);
+  const auto colon = info.find(':');
+  if (colon == std::string::npos) return {percent_decode(info), std::nullopt};
+  return {percent_decode(info.substr(0, colon)), percent_decode(info.substr(colon + 1))};
 }
 
 // The port of an ssh:// URL (22 when none; scp-like URLs have none).
@@ -160,6 +198,32 @@ GitRemoteAuth::GitRemoteAuth(git_repository* repo, git_remote* remote) {
       }
       git_config_free(config);
     }
+  }
+  // Credentials go with the first request (as the extraheader does) rather
+  // than after a 401 challenge: one round trip less, and libgit2 1.5 cannot
+  // replay a request after a 401 that has a body ("http parser error:
+  // invalid constant string"), which most servers send.
+  if (is_http(url_)) {
+    bool has_authorization = false;
+    for (const auto& h : header_values_) {
+      std::string name = h.substr(0, h.find(':'));
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (name == "authorization") has_authorization = true;
+    }
+    const auto [url_user, url_password] = url_userinfo(url_);
+    const std::string token = env("FEDTRACK_GIT_TOKEN");
+    const std::string env_user = env("FEDTRACK_GIT_USERNAME");
+    if (!has_authorization && url_password) {
+      header_values_.push_back("Authorization: Basic " + base64(url_user + ":" + *url_password));
+      tried_.push_back("the user and password in the remote URL");
+      token_tried_ = true;  // a 401 then ends it: the URL's password was refused
+    } else if (!has_authorization && !token.empty()) {
+      const std::string user = !env_user.empty() ? env_user : !url_user.empty() ? url_user : "x-access-token";
+      header_values_.push_back("Authorization: Basic " + base64(user + ":" + token));
+      tried_.push_back("the token in FEDTRACK_GIT_TOKEN as user " + user);
+      token_tried_ = true;
+    }
+    if (has_authorization) token_tried_ = true;
   }
   for (auto& h : header_values_) header_ptrs_.push_back(h.data());
 

@@ -1,15 +1,15 @@
 // GitRemoteAuth — how fedtrack authenticates to a git remote through libgit2,
 // the way a CI job provides credentials. Private to versioning/.
 //
-// HTTPS, in the order a server gets to see them:
-//   1. every `http.<url>.extraheader` (and plain `http.extraheader`) in the
-//      repository's git config (local, global, system) whose <url> is a
-//      prefix of the remote's URL, sent with every request as
-//      `actions/checkout` sets it (`AUTHORIZATION: basic <base64>`); an
-//      empty value clears the ones before it, as in git;
-//   2. user:password in the remote URL (libgit2 presents it on a 401);
-//   3. FEDTRACK_GIT_TOKEN as the password, with FEDTRACK_GIT_USERNAME (else
-//      the URL's user, else `x-access-token`) as the user name, on a 401.
+// HTTPS: every `http.<url>.extraheader` (and plain `http.extraheader`) in
+// the repository's git config (local, global, system) whose <url> is a
+// prefix of the remote's URL goes with every request, as `actions/checkout`
+// sets it (`AUTHORIZATION: basic <base64>`); an empty value clears the ones
+// before it, as in git. Unless one of them is an Authorization header, the
+// first of these goes with every request as Basic auth (no 401 round trip):
+// user:password in the remote URL, else FEDTRACK_GIT_TOKEN as the password
+// with FEDTRACK_GIT_USERNAME (else the URL's user, else `x-access-token`) as
+// the user. A 401 after that is a refusal.
 // SSH: the URL's user (else FEDTRACK_GIT_USERNAME, else $USER), then the
 // key FEDTRACK_GIT_SSH_KEY names (passphrase FEDTRACK_GIT_SSH_PASSPHRASE,
 // public key `<key>.pub` when present), else ssh-agent when SSH_AUTH_SOCK
