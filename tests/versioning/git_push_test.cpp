@@ -10,6 +10,7 @@
 #include <string>
 
 #include "fedtrack/core/error.h"
+#include "fedtrack/versioning/gto_tags.h"
 #include "fedtrack/versioning/md5.h"
 #include "fedtrack/versioning/model_repository.h"
 #include "support/test_dir.h"
@@ -125,6 +126,22 @@ TEST_F(Push, OriginChangingFedtracksFilesIsAClearErrorAndNothingIsRebased) {
   }
   EXPECT_EQ(git_out("-C " + origin_ + " rev-parse main"), origin_head);
   EXPECT_FALSE(git_out("-C " + options_.repo + " rev-parse fedtrack/job-1/round-002").empty());
+}
+
+// Promotion tags go through the same push: only what origin lacks, so a
+// retried promotion pushes the version tag an earlier push missed.
+TEST_F(Push, GtoTagsArePushedWhenOriginLacksThem) {
+  ModelRepository repo(options_);
+  const RoundCommit r1 = repo.commit_round("job-1", "demo", 1, 1, "weights one", {}, {});
+  const std::string tag = gto_register(options_.repo, "demo-model", "v0.0.1", r1.commit, "");
+  git("-C " + options_.repo + " remote set-url origin " + (dir_ / "gone.git").string());
+  EXPECT_THROW(push_tags_if_remote(options_.repo, {tag}), Error);
+  git("-C " + options_.repo + " remote set-url origin " + origin_);
+  EXPECT_TRUE(push_tags_if_remote(options_.repo, {tag}));
+  EXPECT_EQ(git_out("-C " + origin_ + " rev-parse " + tag + "^{commit}"), r1.commit);
+  EXPECT_TRUE(push_tags_if_remote(options_.repo, {tag}));  // already there: nothing to do, no error
+  git("-C " + options_.repo + " remote remove origin");
+  EXPECT_FALSE(push_tags_if_remote(options_.repo, {tag}));
 }
 
 }  // namespace
