@@ -201,3 +201,28 @@ def test_refused_credentials_missing_bucket_unreachable_endpoint(tmp_path, moto)
     assert r.returncode == 6 and "AccessDenied" in line and "PUT s3://models/ro/files/md5/" in line, r.stderr
     assert_no_secret(key["SecretAccessKey"], r.stdout, r.stderr)
     assert s3_objects(moto, "ro") == {}
+
+
+def test_temporary_credentials_need_their_session_token(tmp_path, moto):
+    iam = moto._client("iam", moto.access_key_id, moto.secret_access_key)
+    iam.create_role(RoleName="ci", AssumeRolePolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"},
+                                                 "Action": "sts:AssumeRole"}]}))
+    iam.put_role_policy(RoleName="ci", PolicyName="all", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    sts = moto._client("sts", moto.access_key_id, moto.secret_access_key)
+    creds = sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/ci", RoleSessionName="ci-run")["Credentials"]
+    env = aws_env(moto, AWS_ACCESS_KEY_ID=creds["AccessKeyId"], AWS_SECRET_ACCESS_KEY=creds["SecretAccessKey"],
+                  AWS_ENDPOINT_URL_S3=moto.endpoint)
+    (tmp_path / "without").mkdir()
+    r = fedtrack(["run", "--set", f"versioning.remote=s3://{BUCKET}/sts"] + CSV_JOB + ["--set", "rounds=1"],
+                 tmp_path / "without", env)
+    assert r.returncode == 6, r.stderr
+    (tmp_path / "with").mkdir()
+    r = fedtrack(["run", "--json", "--set", f"versioning.remote=s3://{BUCKET}/sts"] + CSV_JOB + ["--set", "rounds=1"],
+                 tmp_path / "with", dict(env, AWS_SESSION_TOKEN=creds["SessionToken"]))
+    assert r.returncode == 0, r.stderr
+    digest = report_of(r)["versioning"]["rounds"][0]["md5"]
+    assert f"sts/files/md5/{digest[:2]}/{digest[2:]}" in s3_objects(moto, "sts")
+    assert_no_secret(creds["SessionToken"], r.stdout, r.stderr)
+    assert_no_secret(creds["SecretAccessKey"], r.stdout, r.stderr)

@@ -249,10 +249,15 @@ ModelRepository::ModelRepository(VersioningOptions options) : options_(std::move
                       section != parsed.end() && section->second.count("url") && section->second.at("url") == remote.url;
     if (!same) write_file_atomically(config_path, dvc_config_with_remote(before, remote.name, remote.url));
   }
-  // An S3 remote that cannot work (bad url or settings, no or refused
-  // credentials, no bucket, unreachable) fails here, before round 1.
-  if (const auto remote = push_remote_or_none(options_, root()); remote && remote->is_s3()) {
-    S3Remote(resolve_s3_settings(*remote, process_environment())).probe();
+  // A remote that cannot work (a scheme fedtrack cannot push to; for S3 bad
+  // settings, no or refused credentials, no bucket, unreachable) fails
+  // here, before round 1.
+  if (const auto remote = push_remote_or_none(options_, root())) {
+    if (remote->is_s3()) {
+      S3Remote(resolve_s3_settings(*remote, process_environment())).probe();
+    } else {
+      remote->folder(dvc);
+    }
   }
 }
 
