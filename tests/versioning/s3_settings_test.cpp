@@ -144,3 +144,40 @@ TEST_F(S3RemoteSettings, EndpointRegionAndAddressing) {
 
 }  // namespace
 }  // namespace fedtrack
+
+namespace fedtrack {
+namespace {
+
+// What S3 answers becomes one line with an exit-status code, naming the
+// remote and where the credentials came from, never a secret.
+TEST(S3ErrorAnswers, MapToCodesAndNameTheRemote) {
+  S3Settings s = resolve_s3_settings(s3_remote(), env_of({{"AWS_ACCESS_KEY_ID", "AKIAID"},
+                                                          {"AWS_SECRET_ACCESS_KEY", "very-secret-value"}}));
+  const auto answer = [](const std::string& code, const std::string& extra = "") {
+    return "<?xml version=\"1.0\"?>\n<Error><Code>" + code + "</Code><Message>Some\nmessage</Message>" + extra +
+           "</Error>";
+  };
+  const auto code_of = [&](long status, const std::string& body) { return s3_error(s, "PUT", "k", status, body); };
+  for (const char* refused : {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "RequestTimeTooSkewed"}) {
+    const Error e = code_of(403, answer(refused));
+    EXPECT_EQ(e.code(), ErrorCode::kUnauthenticated) << refused;
+    const std::string m = e.what();
+    EXPECT_NE(m.find("DVC remote 'storage' (s3://my-bucket/team/models/)"), std::string::npos) << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+    EXPECT_EQ(m.find("very-secret-value"), std::string::npos) << m;
+  }
+  EXPECT_NE(std::string(code_of(403, answer("RequestTimeTooSkewed")).what()).find("clock"), std::string::npos);
+  EXPECT_NE(std::string(code_of(403, answer("ExpiredToken")).what()).find("AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"),
+            std::string::npos);
+  EXPECT_EQ(code_of(403, answer("AccessDenied")).code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(code_of(403, "").code(), ErrorCode::kUnauthenticated);  // a HEAD's 403 has no body
+  EXPECT_EQ(code_of(404, answer("NoSuchBucket")).code(), ErrorCode::kNotFound);
+  const Error region = code_of(301, answer("PermanentRedirect", "<Region>eu-west-1</Region>"));
+  EXPECT_EQ(region.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(std::string(region.what()).find("the bucket is in 'eu-west-1'"), std::string::npos) << region.what();
+  EXPECT_EQ(code_of(400, answer("BadDigest")).code(), ErrorCode::kCorruption);
+  EXPECT_EQ(code_of(400, answer("SomethingNew")).code(), ErrorCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace fedtrack

@@ -404,10 +404,12 @@ Response s3_request(const S3Settings& s, const std::string& method, const std::s
                            std::to_string(kAttempts) + " tries)");
 }
 
-// A one-line Error for an S3 error answer, naming the remote, never a secret.
-[[noreturn]] void throw_s3_error(const S3Settings& s, const std::string& method, const std::string& key,
-                                 const Response& r) {
-  const std::string code = xml_field(r.body, "Code");
+}  // namespace
+
+Error s3_error(const S3Settings& s, const std::string& method, const std::string& key, long status,
+               const std::string& body) {
+  const Response r{status, body, 0, false};
+  const std::string code = one_line(xml_field(r.body, "Code"));
   const std::string message = one_line(xml_field(r.body, "Message"));
   const std::string what = s.remote + ": " + method + " s3://" + s.bucket + "/" + key + " failed: HTTP " +
                            std::to_string(r.status) + (code.empty() ? "" : " " + code) +
@@ -416,29 +418,36 @@ Response s3_request(const S3Settings& s, const std::string& method, const std::s
   if (code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "ExpiredToken" ||
       code == "InvalidToken" || code == "TokenRefreshRequired" || code == "InvalidClientTokenId" ||
       (r.status == 403 && code.empty()) || r.status == 401) {
-    throw Error(ErrorCode::kUnauthenticated, what + ": S3 refused the credentials" + creds);
+    return Error(ErrorCode::kUnauthenticated, what + ": S3 refused the credentials" + creds);
   }
   if (code == "RequestTimeTooSkewed") {
-    throw Error(ErrorCode::kUnauthenticated, what + ": this machine's clock differs too much from the server's; "
+    return Error(ErrorCode::kUnauthenticated, what + ": this machine's clock differs too much from the server's; "
                                                     "fix the clock (NTP)");
   }
   if (code == "AccessDenied" || code == "AllAccessDisabled" || r.status == 403) {
-    throw Error::permission_denied(what + ": the credentials are not allowed to do this" + creds);
+    return Error::permission_denied(what + ": the credentials are not allowed to do this" + creds);
   }
   if (code == "NoSuchBucket") {
-    throw Error::not_found(what + ": bucket '" + s.bucket + "' does not exist; create it or fix the remote's url");
+    return Error::not_found(what + ": bucket '" + s.bucket + "' does not exist; create it or fix the remote's url");
   }
   if (code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" || code == "IllegalLocationConstraintException" ||
       r.status == 301) {
-    const std::string region = xml_field(r.body, "Region");
-    throw Error::invalid_argument(what + ": wrong region '" + s.region + "'" +
+    const std::string region = one_line(xml_field(r.body, "Region"));
+    return Error::invalid_argument(what + ": wrong region '" + s.region + "'" +
                                   (region.empty() ? "" : ", the bucket is in '" + region + "'") +
                                   "; set it with `dvc remote modify <remote> region REGION`");
   }
   if (code == "BadDigest" || code == "XAmzContentSHA256Mismatch") {
-    throw Error::corruption(what + ": the bytes were damaged on the way");
+    return Error::corruption(what + ": the bytes were damaged on the way");
   }
-  throw Error::unavailable(what);
+  return Error::unavailable(what);
+}
+
+namespace {
+
+[[noreturn]] void throw_s3_error(const S3Settings& s, const std::string& method, const std::string& key,
+                                 const Response& r) {
+  throw s3_error(s, method, key, r.status, r.body);
 }
 
 }  // namespace
@@ -466,7 +475,7 @@ void S3Remote::probe() {
   if (r.status == 200 || (r.status == 404 && code != "NoSuchBucket") || (r.status == 403 && code == "AccessDenied")) {
     return;
   }
-  throw_s3_error(settings_, "GET", key, r);
+  throw_s3_error(settings_, "checking the remote: GET", key, r);
 }
 
 std::optional<std::string> S3Remote::fetch(const std::string& md5, bool legacy, std::uint64_t max_bytes) {

@@ -45,6 +45,7 @@
 #include <string>
 
 #include "dvc_remote_config.h"
+#include "fedtrack/core/error.h"
 
 namespace fedtrack {
 
@@ -74,6 +75,12 @@ struct S3Settings {
 // Error(kInvalidArgument) for a malformed url or setting, naming it;
 // Error(kUnauthenticated) when no credentials are found anywhere.
 S3Settings resolve_s3_settings(const DvcRemote& remote, const EnvLookup& env);
+
+// The Error for an S3 error answer (HTTP `status`, XML `body`) to `method`
+// on `key`: one line naming the remote and the credentials' source, never
+// a secret; the codes as in the header comment.
+Error s3_error(const S3Settings& settings, const std::string& method, const std::string& key, long status,
+               const std::string& body);
 
 class S3Remote {
  public:
