@@ -165,6 +165,10 @@ def test_refused_credentials_missing_bucket_unreachable_endpoint(tmp_path, moto)
         tags = subprocess.run(["git", "tag", "-l"], cwd=repo, capture_output=True, text=True).stdout \
             if repo.exists() else ""
         assert tags == "", f"{name}: a round was committed: {tags}"
+        config = repo / ".dvc" / "config"
+        if remote.startswith("s3://models/bad") or "no-such-bucket" in remote:
+            # refused at the start: the url is not made the default remote either
+            assert not config.exists() or remote not in config.read_text()
         return r, lines[0]
 
     wrong_secret = "wrong-secret-" + "x" * 20

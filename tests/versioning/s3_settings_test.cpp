@@ -140,6 +140,15 @@ TEST_F(S3RemoteSettings, EndpointRegionAndAddressing) {
   DvcRemote bad = s3_remote();
   bad.url = "s3://Bad_Bucket!/x";
   EXPECT_THROW(resolve_s3_settings(bad, env), Error);
+  // Credentials in the url: refused, and the message does not repeat them.
+  bad.url = "s3://AKIAID:topsecret@my-bucket/x";
+  try {
+    resolve_s3_settings(bad, env);
+    FAIL() << "a url with credentials was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_EQ(std::string(e.what()).find("topsecret"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -235,6 +235,16 @@ ModelRepository::ModelRepository(VersioningOptions options) : options_(std::move
     }
     write_file_atomically((dvc / "config").string(), "");
   }
+  // A remote that cannot work (a scheme fedtrack cannot push to; for S3 bad
+  // settings, no or refused credentials, no bucket, unreachable) fails
+  // here, before round 1 and before its url is written to .dvc/config.
+  if (const auto remote = push_remote_or_none(options_, root())) {
+    if (remote->is_s3()) {
+      S3Remote(resolve_s3_settings(*remote, process_environment())).probe();
+    } else {
+      remote->folder(dvc);
+    }
+  }
   if (!options_.remote.empty()) {
     // versioning.remote becomes the default remote, as `dvc remote add -d`
     // makes it: a section that already has this url keeps its name and
@@ -248,16 +258,6 @@ ModelRepository::ModelRepository(VersioningOptions options) : options_(std::move
     const bool same = core != parsed.end() && core->second.count("remote") && core->second.at("remote") == remote.name &&
                       section != parsed.end() && section->second.count("url") && section->second.at("url") == remote.url;
     if (!same) write_file_atomically(config_path, dvc_config_with_remote(before, remote.name, remote.url));
-  }
-  // A remote that cannot work (a scheme fedtrack cannot push to; for S3 bad
-  // settings, no or refused credentials, no bucket, unreachable) fails
-  // here, before round 1.
-  if (const auto remote = push_remote_or_none(options_, root())) {
-    if (remote->is_s3()) {
-      S3Remote(resolve_s3_settings(*remote, process_environment())).probe();
-    } else {
-      remote->folder(dvc);
-    }
   }
 }
 

@@ -176,6 +176,10 @@ S3Settings resolve_s3_settings(const DvcRemote& remote, const EnvLookup& env) {
 
   // s3://bucket/prefix
   const std::string rest = remote.url.substr(5);
+  if (rest.substr(0, rest.find('/')).find_first_of("@:") != std::string::npos) {
+    throw bad("credentials do not belong in an s3:// url (they would be committed in .dvc/config); use "
+              "access_key_id/secret_access_key in .dvc/config.local or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY");
+  }
   const auto slash = rest.find('/');
   s.bucket = rest.substr(0, slash);
   std::string prefix = slash == std::string::npos ? "" : rest.substr(slash + 1);
