@@ -132,8 +132,10 @@ std::vector<JobKey> build_keys() {
       operational(flag(FT_MEMBER(versioning.enabled), "commit every round's global model")),
       operational(text(FT_MEMBER(versioning.repo), "git + DVC repository, created on first use")),
       operational(text(FT_MEMBER(versioning.path), "the model inside the repository (a relative path inside it)")),
-      operational(shown_default("\"\" = none", text(FT_MEMBER(versioning.remote),
-                                                    "DVC remote folder, made the default remote"))),
+      operational(shown_default("\"\" = the repository's default DVC remote, if any",
+                                text(FT_MEMBER(versioning.remote),
+                                     "DVC remote (a folder or s3://bucket/prefix) each round's object is pushed to "
+                                     "before its commit, made the default remote"))),
       operational(flag(FT_MEMBER(versioning.push), "push each round's commit and tag to git remote origin")),
       operational(text(FT_MEMBER(versioning.author), "\"Name <email>\" used when git has no identity")),
       attack_key(integer(FT_MEMBER(attack.clients), 0, 100000,

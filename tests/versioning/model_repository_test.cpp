@@ -94,6 +94,35 @@ TEST_F(Repo, EachRoundIsACommitRestorableByTagAndSha) {
   EXPECT_DOUBLE_EQ(history[1].metrics.at("eval_accuracy"), 0.7);
 }
 
+// versioning.remote empty: the default remote `dvc remote add -d` wrote
+// (a folder relative to .dvc/) gets each round's object, as `dvc push`
+// would; a remote fedtrack cannot push to is refused before any round.
+TEST_F(Repo, DefaultRemoteFromDvcConfigGetsEveryObject) {
+  VersioningOptions options = options_;
+  options.remote = "";
+  fs::create_directories(fs::path(options.repo) / ".dvc");
+  write_file_atomically((fs::path(options.repo) / ".dvc" / "config").string(),
+                        "[core]\n    remote = shared\n['remote \"shared\"']\n    url = ../../shared-remote\n");
+  ModelRepository repo(options);
+  const RoundCommit r1 = repo.commit_round("job-1", "demo", 1, 1, "weights", {}, {});
+  const fs::path object = dir_ / "shared-remote" / "files/md5" / r1.md5.substr(0, 2) / r1.md5.substr(2);
+  ASSERT_TRUE(fs::exists(object));
+  EXPECT_EQ(read_file(object.string()), "weights");
+  // The config is left as the user wrote it.
+  EXPECT_NE(read_file((fs::path(options.repo) / ".dvc" / "config").string()).find("remote = shared"),
+            std::string::npos);
+
+  write_file_atomically((fs::path(options.repo) / ".dvc" / "config").string(),
+                        "[core]\n    remote = cloud\n['remote \"cloud\"']\n    url = gs://bucket/x\n");
+  try {
+    ModelRepository refused(options);
+    FAIL() << "a gs:// default remote was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("DVC remote 'cloud' (gs://bucket/x)"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(Repo, RestoreErrorsAreClearAndWriteNothing) {
   ModelRepository repo(options_);
   const RoundCommit r1 = repo.commit_round("job-1", "demo", 1, 1, "weights", {}, {});

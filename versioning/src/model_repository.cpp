@@ -17,8 +17,10 @@
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
 #include "dvc_format.h"
+#include "dvc_remote_config.h"
 #include "fedtrack/versioning/md5.h"
 #include "git_push.h"
+#include "s3_remote.h"
 #include "git_util.h"
 #include "repository_lock.h"
 
@@ -181,6 +183,23 @@ void recover(const RepositoryLock& lock, const std::string& git_dir, const fs::p
   options.log(line);
 }
 
+// The remote each round's object goes to: versioning.remote (an s3:// url,
+// with the settings its .dvc/config section has, or a folder), else the
+// repository's default remote as `dvc push` finds it; nullopt for none.
+DvcRemote push_remote(const VersioningOptions& options, const std::string& root) {
+  const fs::path dvc = fs::path(root) / ".dvc";
+  if (options.remote.rfind("s3://", 0) == 0) return dvc_remote_for_url(read_dvc_config(dvc), options.remote, "fedtrack");
+  DvcRemote local;
+  local.name = "fedtrack";
+  local.url = fs::absolute(options.remote).lexically_normal().string();
+  return local;
+}
+
+std::optional<DvcRemote> push_remote_or_none(const VersioningOptions& options, const std::string& root) {
+  if (options.remote.empty()) return default_dvc_remote(read_dvc_config(fs::path(root) / ".dvc"));
+  return push_remote(options, root);
+}
+
 }  // namespace
 
 ModelRepository::ModelRepository(VersioningOptions options) : options_(std::move(options)), git_(std::make_unique<Git>()) {
@@ -217,16 +236,29 @@ ModelRepository::ModelRepository(VersioningOptions options) : options_(std::move
     }
     write_file_atomically((dvc / "config").string(), "");
   }
+  // A remote that cannot work (a scheme fedtrack cannot push to; for S3 bad
+  // settings, no or refused credentials, no bucket, unreachable) fails
+  // here, before round 1 and before its url is written to .dvc/config.
+  if (const auto remote = push_remote_or_none(options_, root())) {
+    if (remote->is_s3()) {
+      S3Remote(resolve_s3_settings(*remote, process_environment())).probe();
+    } else {
+      remote->folder(dvc);
+    }
+  }
   if (!options_.remote.empty()) {
+    // versioning.remote becomes the default remote, as `dvc remote add -d`
+    // makes it: a section that already has this url keeps its name and
+    // settings (endpointurl, region, ... set with `dvc remote modify`).
     const std::string config_path = (dvc / "config").string();
     const std::string before = read_repo_file(config_path);
-    const std::string remote = fs::absolute(options_.remote).lexically_normal().string();
+    const DvcRemote remote = push_remote(options_, root());
     const auto parsed = parse_dvc_config(before);
     auto core = parsed.find("core");
-    auto section = parsed.find("remote \"fedtrack\"");
-    const bool same = core != parsed.end() && core->second.count("remote") && core->second.at("remote") == "fedtrack" &&
-                      section != parsed.end() && section->second.count("url") && section->second.at("url") == remote;
-    if (!same) write_file_atomically(config_path, dvc_config_with_remote(before, "fedtrack", remote));
+    auto section = parsed.find("remote \"" + remote.name + "\"");
+    const bool same = core != parsed.end() && core->second.count("remote") && core->second.at("remote") == remote.name &&
+                      section != parsed.end() && section->second.count("url") && section->second.at("url") == remote.url;
+    if (!same) write_file_atomically(config_path, dvc_config_with_remote(before, remote.name, remote.url));
   }
 }
 
@@ -268,9 +300,12 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
   //    object no commit names yet is harmless.
   const std::string cache_root = (top / ".dvc" / "cache").string();
   write_object(object_path(cache_root, result.md5, false), checkpoint_bytes, result.md5);
-  if (!options_.remote.empty()) {
-    write_object(object_path(fs::absolute(options_.remote).lexically_normal().string(), result.md5, false),
-                 checkpoint_bytes, result.md5);
+  if (const auto remote = push_remote_or_none(options_, root())) {
+    if (remote->is_s3()) {
+      S3Remote(resolve_s3_settings(*remote, process_environment())).push(result.md5, checkpoint_bytes);
+    } else {
+      write_object(object_path(remote->folder(top / ".dvc"), result.md5, false), checkpoint_bytes, result.md5);
+    }
   }
   const std::string tag = tag_name(job_id, round);
   // A re-run round (a resumed job that stopped after this round's commit
@@ -437,30 +472,14 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
 
 namespace {
 
-// The default remote's folder from .dvc/config (+ config.local), if any.
-std::string default_remote(const fs::path& top, const std::string& committed_config) {
-  auto config = parse_dvc_config(committed_config);
-  const fs::path local = top / ".dvc" / "config.local";
-  std::string text = committed_config;
-  if (fs::exists(top / ".dvc" / "config")) text = read_repo_file((top / ".dvc" / "config").string());
-  for (const auto& [s, kv] : parse_dvc_config(text)) {
-    for (const auto& [k, v] : kv) config[s][k] = v;
+// The default remote from the revision's .dvc/config, the work tree's
+// .dvc/config and .dvc/config.local on top (key by key), if any.
+std::optional<DvcRemote> restore_remote(const fs::path& top, const std::string& committed_config) {
+  DvcConfig config = parse_dvc_config(committed_config);
+  for (const auto& [section, values] : read_dvc_config(top / ".dvc")) {
+    for (const auto& [k, v] : values) config[section][k] = v;
   }
-  if (fs::exists(local)) {
-    for (const auto& [s, kv] : parse_dvc_config(read_repo_file(local.string()))) {
-      for (const auto& [k, v] : kv) config[s][k] = v;
-    }
-  }
-  auto core = config.find("core");
-  if (core == config.end() || !core->second.count("remote")) return "";
-  auto section = config.find("remote \"" + core->second.at("remote") + "\"");
-  if (section == config.end() || !section->second.count("url")) return "";
-  std::string url = section->second.at("url");
-  if (url.rfind("file://", 0) == 0) url = url.substr(7);
-  if (url.find("://") != std::string::npos) return "";  // only folder remotes here
-  fs::path p(url);
-  if (p.is_relative()) p = top / ".dvc" / p;
-  return p.lexically_normal().string();
+  return default_dvc_remote(config);
 }
 
 }  // namespace
@@ -495,13 +514,19 @@ RestoreResult restore_model(const std::string& repo_dir, const std::string& rev,
   const char* workdir = git_repository_workdir(repo.get());
   const fs::path top = workdir ? fs::path(workdir) : fs::path(repo_dir);
   const std::string committed_config = blob_at(repo.get(), commit, ".dvc/config").value_or("");
-  std::vector<std::pair<std::string, std::string>> candidates = {
-      {"cache", object_path((top / ".dvc" / "cache").string(), output.md5, output.legacy())}};
-  const std::string remote = default_remote(top, committed_config);
-  if (!remote.empty()) candidates.emplace_back("remote", object_path(remote, output.md5, output.legacy()));
-
+  // The cache first, then the default remote (a folder or S3).
   std::string problems;
-  for (const auto& [source, file] : candidates) {
+  const auto accept = [&](const std::string& source, const std::string& where, const std::string& bytes) {
+    const std::string actual = md5_hex(bytes);
+    if (actual != output.md5) {
+      problems += "; the " + source + " copy " + where + " is corrupt (md5 " + actual + ")";
+      return false;
+    }
+    write_file_atomically(out, bytes);
+    result.source = source;
+    return true;
+  };
+  const auto from_file = [&](const std::string& source, const std::string& file) {
     std::string bytes;
     try {
       bytes = read_file(file);
@@ -513,16 +538,24 @@ RestoreResult restore_model(const std::string& repo_dir, const std::string& rev,
       } else {
         problems += "; the " + source + " copy " + file + " cannot be read: " + e.what();
       }
-      continue;
+      return false;
     }
-    const std::string actual = md5_hex(bytes);
-    if (actual != output.md5) {
-      problems += "; the " + source + " copy " + file + " is corrupt (md5 " + actual + ")";
-      continue;
+    return accept(source, file, bytes);
+  };
+  if (from_file("cache", object_path((top / ".dvc" / "cache").string(), output.md5, output.legacy()))) return result;
+  if (const auto remote = restore_remote(top, committed_config)) {
+    if (remote->is_s3()) {
+      S3Remote s3(resolve_s3_settings(*remote, process_environment()));
+      const std::string key = s3.object_key(output.md5, output.legacy());
+      const auto bytes = s3.fetch(output.md5, output.legacy(), output.size ? output.size : (8ULL << 30));
+      if (!bytes) {
+        problems += "; not in the remote (" + remote->describe() + ", s3://" + s3.settings().bucket + "/" + key + ")";
+      } else if (accept("remote", remote->describe() + " s3://" + s3.settings().bucket + "/" + key, *bytes)) {
+        return result;
+      }
+    } else if (from_file("remote", object_path(remote->folder(top / ".dvc"), output.md5, output.legacy()))) {
+      return result;
     }
-    write_file_atomically(out, bytes);
-    result.source = source;
-    return result;
   }
   const bool corrupt = problems.find("corrupt") != std::string::npos;
   throw Error(corrupt ? ErrorCode::kCorruption : ErrorCode::kNotFound,

@@ -39,7 +39,11 @@ namespace fedtrack {
 struct VersioningOptions {
   std::string repo = "fedtrack-models";  // the repository's folder
   std::string path = "models/global.pt"; // the model, relative to the repository root
-  std::string remote;                    // DVC remote (a folder) ; "" = none
+  // DVC remote each round's object is pushed to before its commit: a folder
+  // or s3://bucket/prefix (settings from the .dvc/config section with that
+  // url, see versioning/src/s3_remote.h), made the default remote; "" = the
+  // repository's default remote (.dvc/config + config.local), if any.
+  std::string remote;
   bool push = false;                     // push commits and tags to git remote `origin`
   std::string author;                    // "Name <email>" when git has no identity
   double lock_wait_seconds = 10;         // how long to wait for another live writer (then "repository busy")
@@ -106,7 +110,7 @@ struct RestoreResult {
 
 // Restores the file tracked as `path` (`path`.dvc) at git revision `rev`
 // (sha, short sha, tag, branch, HEAD~2 ...) into `out`, from the DVC cache or,
-// failing that, the default remote, verifying its MD5; `out` is written
+// failing that, the default remote (a folder or S3), verifying its MD5; `out` is written
 // atomically. The work tree is not touched. Errors write nothing:
 // kNotFound (unknown revision, no such .dvc at it, object nowhere),
 // kCorruption (every copy found fails its MD5).
