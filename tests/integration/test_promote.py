@@ -6,6 +6,7 @@ import os
 import subprocess
 
 from conftest import SMALL_JOB, clean_env, fedtrack, mlflow_client
+from mlflow_server import free_port
 
 VENV_BIN = os.environ.get("FEDTRACK_VENV_BIN", "")
 SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -114,13 +115,6 @@ def test_ci_pipeline_script(mlflow_server, tmp_path):
     assert dotenv["FEDTRACK_PROMOTED"] == "true"
     assert dotenv["FEDTRACK_VERSION"] == "v0.0.1"
     assert json.loads((tmp_path / "run.json").read_text().strip().splitlines()[-1])["tracking"]["pending_writes"] == 0
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_ci_pipeline_promotes_the_job_it_trained_even_when_its_tracking_lagged(mlflow_server, tmp_path):
