@@ -20,8 +20,10 @@ DEBIAN_PACKAGES=(
 )
 # Only the test suite needs these: clang with its libFuzzer and sanitizer
 # runtimes for the fuzz targets (tests/fuzz, scripts/fuzz.sh); sshd for the
-# SSH push test (tests/integration/test_git_push.py).
-TEST_DEBIAN_PACKAGES=(clang libclang-rt-14-dev openssh-server)
+# SSH push test (tests/integration/test_git_push.py); Go to build actionlint
+# and shellcheck, the linters of the CI examples (examples/ci).
+TEST_DEBIAN_PACKAGES=(clang libclang-rt-14-dev openssh-server golang-go shellcheck)
+ACTIONLINT_VERSION=v1.7.1  # builds with Debian 12's Go 1.19
 
 log() { echo "[setup] $*" >&2; }
 
@@ -66,6 +68,19 @@ setup_test_venv() {
   echo "$want" > "$stamp"
 }
 
+# actionlint is a Go program: built from its module (Go's module proxy) into
+# the test venv's bin/ with Debian's Go, once per version.
+install_actionlint() {
+  local bin="$FEDTRACK_VENV/bin/actionlint"
+  if [ -x "$bin" ] && "$bin" --version 2>/dev/null | head -n1 | grep -qx "$ACTIONLINT_VERSION"; then
+    log "actionlint $ACTIONLINT_VERSION: present"
+    return 0
+  fi
+  log "building actionlint $ACTIONLINT_VERSION"
+  GOBIN="$FEDTRACK_VENV/bin" GOTOOLCHAIN=local GOFLAGS=-mod=mod \
+    go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+}
+
 configure_and_build() {
   log "building in $FEDTRACK_BUILD"
   # Paths relative to the checkout, so a fresh clone elsewhere still hits ccache.
@@ -79,6 +94,7 @@ fedtrack_setup() {
   if [ "${1:-}" = "--tests" ]; then
     install_debian_packages "${DEBIAN_PACKAGES[@]}" "${TEST_DEBIAN_PACKAGES[@]}"
     setup_test_venv
+    install_actionlint
   else
     install_debian_packages "${DEBIAN_PACKAGES[@]}"
   fi

@@ -1,5 +1,7 @@
 #include "job_recorder.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 
 #include "fedtrack/connectors/job_config.h"
@@ -24,6 +26,7 @@ JobRecorder::JobRecorder(const JobSpec& spec, const std::string& job_path, std::
   if (!job.tracking.uri.empty()) {
     client_ = std::make_unique<MlflowClient>(MlflowConfig::from_environment(job.tracking.uri));
   }
+  required_ = job.tracking.required;
   TrackingOptions& options = tracking_options_;
   options.experiment = job.tracking.experiment;
   options.timeout_seconds = job.tracking.timeout;
@@ -48,6 +51,36 @@ JobRecorder::JobRecorder(const JobSpec& spec, const std::string& job_path, std::
     v.author = job.versioning.author;
     v.log = [this](const std::string& line) { err_ << line << std::endl; };
   }
+  if (required_) check_tracking_reachable(job.tracking);  // before anything is trained or written
+}
+
+void JobRecorder::check_tracking_reachable(const TrackingSpec& tracking) {
+  if (!client_) {
+    throw Error::invalid_argument(
+        "tracking.required: no tracking URI (set tracking.uri or MLFLOW_TRACKING_URI, or drop --require-tracking)");
+  }
+  // One read the job's first write depends on: it proves the server answers
+  // and takes the credentials, before anything is trained or written.
+  client_->set_deadline(MlflowClient::Clock::now() +
+                        std::chrono::duration_cast<MlflowClient::Clock::duration>(
+                            std::chrono::duration<double>(std::max(tracking.timeout, 1.0))));
+  try {
+    client_->get_experiment_by_name(tracking_options_.experiment);
+  } catch (const Error& e) {
+    client_->set_deadline(std::nullopt);
+    throw Error(e.code(), "tracking.required: MLflow at " + redact_uri(tracking.uri) +
+                              " cannot take the job's records: " + e.what());
+  }
+  client_->set_deadline(std::nullopt);
+}
+
+void JobRecorder::check_nothing_pending(const Report& report) const {
+  if (!required_ || report.tracking.is_null()) return;
+  const auto pending = report.tracking.value("pending_writes", std::int64_t{0});
+  if (pending == 0) return;
+  throw Error::unavailable("tracking.required: " + std::to_string(pending) + " write(s) still pending in " +
+                           journal_path_ + " (MLflow at " + uri_ + " did not take them); send them with: fedtrack sync --journal " +
+                           journal_path_);
 }
 
 void JobRecorder::open() {

@@ -52,8 +52,17 @@ class JobRecorder : public RoundListener {
   // Before the job started: prints nothing, both parts null.
   Report finish();
 
+  // With tracking.required: Error(kUnavailable) when `report` (finish()'s)
+  // says writes are still pending; otherwise nothing.
+  void check_nothing_pending(const Report& report) const;
+
  private:
   void open();  // the journal and the model repository; idempotent
+  // tracking.required: the server answers and takes the credentials, within
+  // tracking.timeout (at least 1 s); else the Error (unavailable: exit 4;
+  // unauthenticated / permission denied: exit 6) naming the server.
+  void check_tracking_reachable(const TrackingSpec& tracking);
+  bool required_ = false;
 
   std::string journal_path_;
   TrackingOptions tracking_options_;

@@ -129,6 +129,9 @@ std::vector<JobKey> build_keys() {
                                 text(FT_MEMBER(tracking.experiment), "MLflow experiment"))),
       operational(text(FT_MEMBER(tracking.journal), "the local SQLite journal (relative to the current directory)")),
       operational(number(FT_MEMBER(tracking.timeout), kOpen, 0, 3600, "seconds any round may wait on MLflow")),
+      operational(flag(FT_MEMBER(tracking.required),
+                       "fail the job (exit 4 / 6) when MLflow is unreachable or refuses the credentials before round 1, "
+                       "or writes are still pending at the end (--require-tracking)")),
       operational(flag(FT_MEMBER(versioning.enabled), "commit every round's global model")),
       operational(text(FT_MEMBER(versioning.repo), "git + DVC repository, created on first use")),
       operational(text(FT_MEMBER(versioning.path), "the model inside the repository (a relative path inside it)")),

@@ -89,6 +89,7 @@ class CrashAfterRound : public RoundListener {
 int run_job(const RunArgs& args, std::ostream& out, std::ostream& err, const Runtime& runtime) {
   const auto start = std::chrono::steady_clock::now();
   JobSpec job = load_job(args.job_path, args.overrides);
+  if (args.require_tracking) job.tracking.required = true;
   if (job.privacy.enabled() && !dp_epsilon_bounds(job.strategy.name)) {
     err << "warning: privacy.dp: dp_epsilon assumes a strategy that averages the clipped updates; "
         << job.strategy.name << " does not, so the reported epsilon does not bound it" << std::endl;
@@ -161,6 +162,7 @@ int run_job(const RunArgs& args, std::ostream& out, std::ostream& err, const Run
          << std::setprecision(1) << wall << " s; model sha256 " << model_sha256.substr(0, 16);
     out << line.str() << std::endl;
   }
+  recorder.check_nothing_pending(recorded);  // tracking.required: after the report, which says what waits
   return 0;
 }
 

@@ -13,7 +13,9 @@ runs/update by default) get each fault once, in the order above, so a run
 always meets every fault where exactly-once matters; after that, each
 request is spoiled with probability `rate`, the fault drawn from a
 random.Random(seed). Only /api/ paths are spoiled. Stats are kept per path
-and fault for the test to check that the faults happened.
+and fault for the test to check that the faults happened. With
+`outage_after=N` the first N /api/ requests pass untouched and every later
+one is dropped before forwarding: a server that goes away mid-job.
 
 As a script, for a long campaign by hand:
     python chaos_proxy.py --upstream http://127.0.0.1:5000 --seed 7 --rate 0.3 --delay 3
@@ -37,7 +39,9 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
 
 
 class _Schedule:
-    def __init__(self, seed, rate, forced):
+    def __init__(self, seed, rate, forced, outage_after=None):
+        self.outage_after = outage_after
+        self.api_requests = 0
         self.rng = random.Random(seed)
         self.rate = rate
         self.forced = {path: list(FAULTS) for path in forced}
@@ -49,8 +53,11 @@ class _Schedule:
             return None
         kind = path.split("/api/2.0/mlflow/", 1)[-1].split("?", 1)[0]
         with self.lock:
+            self.api_requests += 1
             queue = self.forced.get(kind)
-            if queue:
+            if self.outage_after is not None:
+                fault = "drop_before" if self.api_requests > self.outage_after else None
+            elif queue:
                 fault = queue.pop(0)
             elif self.rng.random() < self.rate:
                 fault = self.rng.choice(FAULTS)
@@ -121,10 +128,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class ChaosProxy:
-    def __init__(self, upstream, seed=1, rate=0.2, delay=2.5, forced=FORCED_PATHS):
+    def __init__(self, upstream, seed=1, rate=0.2, delay=2.5, forced=FORCED_PATHS, outage_after=None):
         self.upstream = urllib.parse.urlparse(upstream)
         self.delay = delay
-        self.schedule = _Schedule(seed, rate, forced)
+        self.schedule = _Schedule(seed, rate, forced, outage_after)
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.proxy = self

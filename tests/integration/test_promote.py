@@ -6,6 +6,7 @@ import os
 import subprocess
 
 from conftest import SMALL_JOB, clean_env, fedtrack, mlflow_client
+from mlflow_server import free_port
 
 VENV_BIN = os.environ.get("FEDTRACK_VENV_BIN", "")
 SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -114,3 +115,31 @@ def test_ci_pipeline_script(mlflow_server, tmp_path):
     assert dotenv["FEDTRACK_PROMOTED"] == "true"
     assert dotenv["FEDTRACK_VERSION"] == "v0.0.1"
     assert json.loads((tmp_path / "run.json").read_text().strip().splitlines()[-1])["tracking"]["pending_writes"] == 0
+
+
+def test_ci_pipeline_promotes_the_job_it_trained_even_when_its_tracking_lagged(mlflow_server, tmp_path):
+    # An earlier job is in the experiment; the pipeline's own job cannot reach
+    # MLflow while it trains (its tracking.uri is a closed port), so its records
+    # wait in the journal. The pipeline must send them and promote ITS job, not
+    # "the latest finished job" MLflow knows (the earlier one).
+    env = tool_env(mlflow_server, "ci-lag")
+    (tmp_path / "earlier").mkdir()
+    earlier = fedtrack(["run", "--json", "--set", "rounds=1"] + SMALL_JOB, tmp_path / "earlier", env)
+    assert earlier.returncode == 0, earlier.stderr
+    earlier_job = json.loads(earlier.stdout.strip().splitlines()[-1])["job_id"]
+    work = tmp_path / "ci"
+    work.mkdir()
+    closed = "http://127.0.0.1:%d" % free_port()
+    env = tool_env(mlflow_server, "ci-lag", FEDTRACK=os.environ["FEDTRACK_EXE"], EXPERIMENT="ci-lag",
+                   MODEL_NAME="ci-lag-model", MIN_ACCURACY="0.2",
+                   RUN_ARGS=" ".join(["--set", "rounds=2", "--set", "tracking.uri=" + closed,
+                                      "--set", "tracking.timeout=1"] + SMALL_JOB))
+    r = subprocess.run(["bash", os.path.join(SOURCE_DIR, "examples", "ci", "pipeline.sh")], cwd=work, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads((work / "run.json").read_text().strip().splitlines()[-1])
+    assert report["tracking"]["pending_writes"] > 0  # the job really could not record while it ran
+    assert report["job_id"] != earlier_job
+    dotenv = outputs(work / "promote.env")
+    assert dotenv["FEDTRACK_PROMOTED"] == "true"
+    assert dotenv["FEDTRACK_JOB_ID"] == report["job_id"]

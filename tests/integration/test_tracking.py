@@ -5,7 +5,9 @@ import os
 import signal
 import subprocess
 
+from chaos_proxy import ChaosProxy
 from conftest import ADMIN_PASSWORD, FEDTRACK, SMALL_JOB, clean_env, fedtrack, mlflow_client
+from mlflow_server import free_port
 
 
 def experiment_runs(client, name):
@@ -180,3 +182,84 @@ def test_server_that_requires_auth_gives_a_clear_error(auth_mlflow_server, tmp_p
     client = mlflow_client(uri, "admin", ADMIN_PASSWORD)
     _, parents, children = experiment_runs(client, "auth")
     assert len(parents) == 1 and len(children) == 1
+
+
+# --- tracking.required / --require-tracking: a CI gate can tell a recorded job
+# from one whose records were lost. Without it a job trains whatever MLflow
+# does (its writes wait in the journal) and exits 0; with it the job fails
+# before round 1 when MLflow is unreachable (exit 4) or refuses the
+# credentials (exit 6), leaving nothing behind, and fails at the end (exit 4,
+# after its report) when writes are still pending.
+
+STRICT_JOB = ["--set", "rounds=1", "--set", "tracking.timeout=1"] + SMALL_JOB
+WRONG_PASSWORD = "not-the-password-7f3a"
+
+
+def debris(folder):
+    """What a job left in its working folder."""
+    return sorted(os.listdir(folder))
+
+
+def test_no_tracking_uri_is_a_usage_error(tmp_path):
+    r = fedtrack(["run", "--require-tracking"] + STRICT_JOB, tmp_path, clean_env())
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == ("fedtrack: tracking.required: no tracking URI (set tracking.uri or MLFLOW_TRACKING_URI, "
+                        "or drop --require-tracking)\n")
+    assert debris(tmp_path) == []
+
+
+def test_unreachable_server_fails_before_round_1(tmp_path):
+    closed = "http://127.0.0.1:%d" % free_port()
+    r = fedtrack(["run", "--set", "tracking.required=true"] + STRICT_JOB, tmp_path, clean_env(MLFLOW_TRACKING_URI=closed))
+    assert r.returncode == 4, r.stderr
+    assert r.stderr.startswith("fedtrack: tracking.required: MLflow at " + closed + " cannot take the job's records"), \
+        r.stderr
+    assert "round 1" not in r.stderr  # nothing was trained
+    assert debris(tmp_path) == []  # no journal, no model repository, no state file
+
+    relaxed = fedtrack(["run"] + STRICT_JOB, tmp_path, clean_env(MLFLOW_TRACKING_URI=closed))
+    assert relaxed.returncode == 0, relaxed.stderr  # without it, today's behaviour: the journal keeps the writes
+
+
+def test_refused_credentials_fail_before_round_1_and_say_what_was_sent(auth_mlflow_server, tmp_path):
+    env = clean_env(MLFLOW_TRACKING_URI=auth_mlflow_server.uri, MLFLOW_EXPERIMENT_NAME="strict",
+                    MLFLOW_TRACKING_USERNAME="admin", MLFLOW_TRACKING_PASSWORD=WRONG_PASSWORD)
+    r = fedtrack(["run", "--require-tracking"] + STRICT_JOB, tmp_path, env)
+    assert r.returncode == 6, r.stderr
+    assert "MLflow HTTP 401" in r.stderr
+    assert "sent user 'admin' with a password (MLFLOW_TRACKING_PASSWORD is set)" in r.stderr
+    assert WRONG_PASSWORD not in r.stdout + r.stderr
+    assert debris(tmp_path) == []
+
+    relaxed = fedtrack(["run"] + STRICT_JOB, tmp_path, env)
+    assert relaxed.returncode == 0, relaxed.stderr
+    # Before: "set MLFLOW_TRACKING_USERNAME and ..." although it was set.
+    assert "sent user 'admin' with a password" in relaxed.stderr
+    assert WRONG_PASSWORD not in relaxed.stdout + relaxed.stderr
+
+
+def test_writes_pending_at_the_end_fail_the_job_after_its_report(mlflow_server, tmp_path):
+    # The proxy passes the start check (one request) and then drops everything:
+    # MLflow went away after the job started.
+    with ChaosProxy(mlflow_server.uri, outage_after=1) as proxy:
+        env = clean_env(MLFLOW_TRACKING_URI=proxy.uri, MLFLOW_EXPERIMENT_NAME="strict-outage")
+        r = fedtrack(["run", "--json", "--require-tracking"] + STRICT_JOB, tmp_path, env)
+    assert r.returncode == 4, r.stderr
+    report = json.loads(r.stdout.strip().splitlines()[-1])  # the report still says what waits where
+    pending = report["tracking"]["pending_writes"]
+    assert pending > 0
+    assert r.stderr.strip().splitlines()[-1] == (
+        "fedtrack: tracking.required: %d write(s) still pending in .fedtrack/journal.sqlite (MLflow at %s did not "
+        "take them); send them with: fedtrack sync --journal .fedtrack/journal.sqlite" % (pending, proxy.uri))
+
+    # Once the server is back, what waited goes, and a strict job that MLflow takes exits 0.
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server.uri, MLFLOW_EXPERIMENT_NAME="strict-outage")
+    assert fedtrack(["sync"], tmp_path, env).returncode == 0
+    ok = fedtrack(["run", "--json", "--require-tracking"] + STRICT_JOB, tmp_path, env)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout.strip().splitlines()[-1])["tracking"]["pending_writes"] == 0
+    client = mlflow_client(mlflow_server.uri)
+    experiment = client.get_experiment_by_name("strict-outage")
+    parents = [run for run in client.search_runs([experiment.experiment_id])
+               if "mlflow.parentRunId" not in run.data.tags]
+    assert len(parents) == 2 and all(run.info.status == "FINISHED" for run in parents)

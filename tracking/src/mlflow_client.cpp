@@ -106,7 +106,21 @@ ErrorCode code_for(long status, const std::string& mlflow_code) {
   return ErrorCode::kInternal;
 }
 
-Error server_error(const HttpRequest& request, const HttpResponse& response) {
+// What a request carried, for a 401's message: which credentials, never
+// their values.
+std::string describe_credentials(const MlflowConfig& config) {
+  if (!config.token.empty()) return "sent a bearer token (MLFLOW_TRACKING_TOKEN is set); check that it is valid";
+  if (!config.username.empty() || !config.password.empty()) {
+    return "sent user '" + to_valid_utf8(config.username) + "' " +
+           (config.password.empty() ? "with an empty password (MLFLOW_TRACKING_PASSWORD is not set)"
+                                    : "with a password (MLFLOW_TRACKING_PASSWORD is set)") +
+           "; check the user name and password";
+  }
+  return "sent none (MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD and MLFLOW_TRACKING_TOKEN are unset): set "
+         "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN";
+}
+
+Error server_error(const HttpRequest& request, const HttpResponse& response, const std::string& credentials_sent) {
   std::string mlflow_code, message;
   try {
     const json body = json::parse(response.body);
@@ -120,10 +134,7 @@ Error server_error(const HttpRequest& request, const HttpResponse& response) {
                      ": " + (message.empty() ? "(no message)" : message) + " (" + request.method + " " +
                      request.url + ")";
   text = redact_secrets(json_text(text));
-  if (response.status == 401) {
-    text += "; the server requires credentials: set MLFLOW_TRACKING_USERNAME and "
-            "MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN";
-  }
+  if (response.status == 401) text += "; the server refused the credentials: " + credentials_sent;
   return Error(code_for(response.status, mlflow_code), text);
 }
 
@@ -350,8 +361,8 @@ std::string MlflowClient::send_with_retries(HttpRequest request, bool retry) {
     try {
       HttpResponse response = transport_->send(request);
       if (response.status >= 200 && response.status < 300) return std::move(response.body);
-      if (!retryable(response.status)) throw server_error(request, response);
-      failure = server_error(request, response);
+      if (!retryable(response.status)) throw server_error(request, response, describe_credentials(config_));
+      failure = server_error(request, response, describe_credentials(config_));
       auto it = response.headers.find("retry-after");
       if (it != response.headers.end()) retry_after = std::strtod(it->second.c_str(), nullptr);
     } catch (const Error& e) {

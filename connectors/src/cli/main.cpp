@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
                   "Write the final global model here (a LibTorch checkpoint)");
   run->add_flag("--resume", run_args.resume,
                 "Continue an interrupted job from its state file (server.state, default NAME.state.db)");
+  run->add_flag("--require-tracking", run_args.require_tracking,
+                "Fail (exit 4 / 6) unless MLflow takes the job's records: tracking.required = true");
 
   fedtrack::ServerArgs server_args;
   CLI::App* server = app.add_subcommand(
@@ -46,6 +48,8 @@ int main(int argc, char** argv) {
   server->add_option("--tls-cert", server_args.tls_cert, "PEM certificate: serve https")->check(CLI::ExistingFile);
   server->add_option("--tls-key", server_args.tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
   server->add_flag("--resume", server_args.resume, "Continue an interrupted job from its state file");
+  server->add_flag("--require-tracking", server_args.require_tracking,
+                   "Fail (exit 4 / 6) unless MLflow takes the job's records: tracking.required = true");
   server->add_flag("--json", server_args.json, "Print one JSON report as the last line of stdout");
   server->add_option("--model-out", server_args.model_out, "Write the final global model here");
 

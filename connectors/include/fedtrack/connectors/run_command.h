@@ -19,6 +19,7 @@ struct RunArgs {
   bool json = false;
   std::string model_out;                // write the final checkpoint here
   bool resume = false;                  // continue from the job's state file
+  bool require_tracking = false;        // --require-tracking: tracking.required = true
 };
 
 struct ServerArgs : RunArgs {

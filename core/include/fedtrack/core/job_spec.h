@@ -86,6 +86,7 @@ struct TrackingSpec {
   std::string experiment;  // empty = MLFLOW_EXPERIMENT_NAME, else "Default"
   std::string journal = ".fedtrack/journal.sqlite";  // the local SQLite journal
   double timeout = 5;      // seconds any round may wait on MLflow
+  bool required = false;   // fail the job when MLflow is unreachable at start or writes are pending at the end
 };
 
 struct VersioningSpec {
