@@ -202,7 +202,7 @@ def test_credentials_in_the_tracking_uri_are_used_and_never_left_anywhere(auth_m
     pushed = fedtrack(["run", "--set", "rounds=1", "--set", "versioning.push=true",
                        "--set", "tracking.experiment=secrets-push"] + SMALL_JOB, other, env)
     assert pushed.returncode == 4, pushed.stderr
-    assert "git push origin" in pushed.stderr
+    assert "git push to origin (http://127.0.0.1:1/models.git)" in pushed.stderr  # named, without the token
     assert leaks_of(token, other, {"stdout": pushed.stdout, "stderr": pushed.stderr}, client, "secrets-push",
                     skip={other / "fedtrack-models" / ".git" / "config"}) == []  # the user's own git config
     assert leaks_of(secret, other, {"stdout": pushed.stdout, "stderr": pushed.stderr}, client, "secrets-push") == []
