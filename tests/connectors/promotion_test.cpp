@@ -19,12 +19,7 @@ using testing::FakeRun;
 class Promotion : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto fake = std::make_unique<FakeMlflow>();
-    fake_ = fake.get();
-    MlflowConfig config;
-    config.tracking_uri = "http://127.0.0.1:1";
-    config.max_retries = 0;
-    client_ = std::make_unique<MlflowClient>(config, std::move(fake), [](double) {});
+    client_ = testing::fake_mlflow_client(fake_);
   }
 
   // A round run of job "job" (run "parent") with lineage and metrics.

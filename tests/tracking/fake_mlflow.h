@@ -11,11 +11,13 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "fedtrack/core/error.h"
 #include "fedtrack/tracking/http.h"
+#include "fedtrack/tracking/mlflow_client.h"
 
 namespace fedtrack::testing {
 
@@ -160,5 +162,16 @@ class FakeMlflow : public HttpTransport {
     return {404, "not found", {}};
   }
 };
+
+// A client of a new FakeMlflow (which it owns; `fake` points at it) at
+// http://127.0.0.1:1, with no retries and no sleeping.
+inline std::unique_ptr<MlflowClient> fake_mlflow_client(FakeMlflow*& fake) {
+  auto server = std::make_unique<FakeMlflow>();
+  fake = server.get();
+  MlflowConfig config;
+  config.tracking_uri = "http://127.0.0.1:1";
+  config.max_retries = 0;
+  return std::make_unique<MlflowClient>(config, std::move(server), [](double) {});
+}
 
 }  // namespace fedtrack::testing

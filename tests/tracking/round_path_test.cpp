@@ -7,10 +7,9 @@
 #include <algorithm>
 #include <map>
 
-#include "fake_mlflow.h"
+#include "tracking_fixture.h"
 #include "fedtrack/tracking/journal.h"
 #include "fedtrack/tracking/tracking_listener.h"
-#include "support/test_dir.h"
 
 namespace fedtrack {
 namespace {
@@ -19,19 +18,9 @@ namespace fs = std::filesystem;
 using testing::FakeMlflow;
 using testing::FakeRun;
 
-class RoundPath : public ::testing::Test {
+class RoundPath : public testing::TrackingFixture {
  protected:
-  void SetUp() override {
-    dir_ = testing::make_test_dir("fedtrack-round-path");
-    path_ = (dir_ / "journal.sqlite").string();
-    auto fake = std::make_unique<FakeMlflow>();
-    fake_ = fake.get();
-    MlflowConfig config;
-    config.tracking_uri = "http://127.0.0.1:1";
-    config.max_retries = 0;
-    client_ = std::make_unique<MlflowClient>(config, std::move(fake), [](double) {});
-  }
-  void TearDown() override { testing::remove_test_dir(dir_); }
+  RoundPath() : TrackingFixture("fedtrack-round-path") {}
 
   static RoundSummary summary(int round, int total) {
     RoundSummary s;
@@ -57,10 +46,6 @@ class RoundPath : public ::testing::Test {
     return n;
   }
 
-  fs::path dir_;
-  std::string path_;
-  FakeMlflow* fake_ = nullptr;
-  std::unique_ptr<MlflowClient> client_;
 };
 
 TEST_F(RoundPath, EachRoundIsOneTransactionAndOneSyncPassAndItsRunIdIsKnownBeforeTheRoundIsRecorded) {

@@ -6,36 +6,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fake_mlflow.h"
+#include "tracking_fixture.h"
 #include "fedtrack/core/text.h"
 #include "fedtrack/tracking/journal.h"
 #include "fedtrack/tracking/journal_sync.h"
 #include "fedtrack/tracking/tracking_listener.h"
-#include "support/test_dir.h"
 
 namespace fedtrack {
 namespace {
 
 using testing::FakeMlflow;
 
-class UntrustedText : public ::testing::Test {
+class UntrustedText : public testing::TrackingFixture {
  protected:
-  void SetUp() override {
-    dir_ = testing::make_test_dir("fedtrack-untrusted");
-    path_ = (dir_ / "journal.sqlite").string();
-    auto fake = std::make_unique<FakeMlflow>();
-    fake_ = fake.get();
-    MlflowConfig config;
-    config.tracking_uri = "http://127.0.0.1:1";
-    config.max_retries = 0;
-    client_ = std::make_unique<MlflowClient>(config, std::move(fake), [](double) {});
-  }
-  void TearDown() override { testing::remove_test_dir(dir_); }
+  UntrustedText() : TrackingFixture("fedtrack-untrusted") {}
 
-  std::filesystem::path dir_;
-  std::string path_;
-  FakeMlflow* fake_ = nullptr;
-  std::unique_ptr<MlflowClient> client_;
 };
 
 const std::string kLatin1 = "caf\xe9";  // "café" in Latin-1: not UTF-8
