@@ -139,12 +139,15 @@ void JobRecorder::on_job_start(const JobStart& start) {
 void JobRecorder::on_initial_evaluation(const Metrics& metrics) { tracking_->on_initial_evaluation(metrics); }
 
 void JobRecorder::on_round(const RoundSummary& s) {
-  tracking_->begin_round(s);
   std::vector<KeyValue> lineage;
   if (repository_) {
+    // Commit first. The round's run was made ahead (with the parent run
+    // for round 1, with the previous round's records after that), so its
+    // id is known here when MLflow answered then; the run key always is.
     Lineage links;
     links.run_key = TrackingListener::round_key(start_.job_id, s.round);
     links.run_id = tracking_->round_run_id(s.round);
+    links.parent_run_id = tracking_->job_run_id();
     links.tracking_uri = uri_;
     const RoundCommit c = repository_->commit_round(start_.job_id, start_.name, s.round, s.total_rounds,
                                                     s.model->checkpoint_bytes(), s.metrics, links);
@@ -161,7 +164,8 @@ void JobRecorder::on_round(const RoundSummary& s) {
     recorded.repo = repository_->root();
     for (const auto& [k, v] : recorded.to_run_tags()) lineage.push_back({k, v});
   }
-  tracking_->finish_round(s, lineage);
+  // Then one tracking call: one journal transaction, one sync pass.
+  tracking_->record_round(s, lineage);
 }
 
 void JobRecorder::on_job_end(const JobEnd& end) { tracking_->on_job_end(end); }

@@ -1,10 +1,17 @@
 // JobRecorder — the job wiring between tracking and versioning, the one
 // place that knows both (they never call each other).
 //
-// Per round: the round's MLflow run is created first (so the commit can name
-// it), then the global model is committed and tagged in the DVC repository,
-// then the run gets its metrics plus tags naming the commit, tag, md5 and
-// path (so the run leads to the model and the commit back to the run).
+// Per round, commit first, then record once:
+//   1. the global model is committed and tagged in the DVC repository; the
+//      commit's trailers name the round's deterministic run key, and its
+//      MLflow run id and the parent run id when known. TrackingListener
+//      makes each round's run one round ahead (round 1's with the parent
+//      run), so the id is known whenever MLflow answered then; when it was
+//      away the run key is what links them and the journal resolves it;
+//   2. one TrackingListener::record_round call: the round's metrics,
+//      params and lineage tags (commit, tag, md5, path, repo), its end, and
+//      the next round's run, in one journal transaction and one sync pass
+//      (so at most one tracking.timeout per round when MLflow is away).
 // Without a tracking URI everything still goes to the journal; with
 // versioning disabled the commit step is skipped.
 #pragma once

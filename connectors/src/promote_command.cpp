@@ -4,16 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
-#include <fstream>
-#include <map>
-#include <optional>
 #include <ostream>
-#include <regex>
 
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/lineage.h"
@@ -23,41 +17,13 @@
 #include "fedtrack/versioning/gto_tags.h"
 #include "fedtrack/versioning/md5.h"
 #include "fedtrack/versioning/model_repository.h"
+#include "ci_outputs.h"
+#include "promotion.h"
 
 namespace fedtrack {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Gate {
-  std::string text;
-  std::string metric;
-  std::string op;
-  double threshold = 0;
-};
-
-Gate parse_gate(const std::string& text) {
-  static const std::regex re(R"(\s*([\w./:\- ]+?)\s*(>=|<=|==|>|<)\s*([-+0-9.eE]+|nan|inf)\s*)");
-  std::smatch m;
-  if (!std::regex_match(text, m, re)) {
-    throw Error::invalid_argument("--require '" + text + "': expected METRIC OP VALUE, e.g. 'eval_accuracy>=0.85'");
-  }
-  return {text, m[1], m[2], std::strtod(m[3].str().c_str(), nullptr)};
-}
-
-bool holds(double value, const std::string& op, double threshold) {
-  if (op == ">=") return value >= threshold;
-  if (op == "<=") return value <= threshold;
-  if (op == ">") return value > threshold;
-  if (op == "<") return value < threshold;
-  return value == threshold;
-}
-
-std::string number(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
-}
 
 std::string tag_of(const MlflowRun& run, const std::string& key) {
   auto it = run.tags.find(key);
@@ -78,29 +44,10 @@ MlflowRun find_job(MlflowClient& client, const std::string& experiment_id, const
                                              : "no job '" + args.job_id + "' in experiment '" + args.experiment + "'");
 }
 
-struct Outputs {
-  std::vector<std::pair<std::string, std::string>> items;
-  void set(const std::string& k, const std::string& v) {
-    for (auto& [key, value] : items) {
-      if (key == k) {
-        value = v;
-        return;
-      }
-    }
-    items.emplace_back(k, v);
-  }
-};
-
-void append(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::app);
-  if (!f) throw Error::unavailable("cannot append to " + path);
-  f << text;
-}
-
 }  // namespace
 
 int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& err) {
-  Outputs o;
+  CiOutputs o;
   o.set("promoted", "false");
   int status = 0;
   std::exception_ptr failure;
@@ -113,8 +60,11 @@ int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& er
     if (args.mode != "max" && args.mode != "min") throw Error::invalid_argument("--mode must be max or min");
     check_gto_name(args.model_name);
     if (!args.stage.empty()) check_gto_name(args.stage);
-    std::vector<Gate> gates;
-    for (const auto& r : args.require) gates.push_back(parse_gate(r));
+    PromotionCriteria criteria;
+    criteria.metric = args.metric;
+    criteria.mode = args.mode;
+    criteria.holder_alias = args.better_than;
+    for (const auto& r : args.require) criteria.gates.push_back(parse_gate(r));
     const MlflowConfig config = MlflowConfig::from_environment(args.tracking_uri);
     if (config.tracking_uri.empty()) {
       throw Error::invalid_argument("no tracking URI: pass --tracking-uri or set MLFLOW_TRACKING_URI");
@@ -123,7 +73,7 @@ int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& er
     const auto experiment = client.get_experiment_by_name(args.experiment);
     if (!experiment) throw Error::not_found("no MLflow experiment '" + args.experiment + "'");
 
-    // --- the candidate: the job's best round on --metric ---
+    // --- the candidate: the job's best round on --metric, gated, against the alias holder ---
     const MlflowRun job = find_job(client, experiment->experiment_id, args);
     std::vector<MlflowRun> rounds;
     if (is_round_run(job)) {
@@ -132,72 +82,38 @@ int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& er
       rounds = client.search_runs({experiment->experiment_id}, "tags.mlflow.parentRunId = '" + job.info.run_id + "'",
                                   {"attributes.start_time ASC"});
     }
-    std::optional<MlflowRun> best;
-    for (const auto& r : rounds) {
-      auto it = r.metrics.find(args.metric);
-      if (it == r.metrics.end() || std::isnan(it->second)) continue;
-      const double v = it->second, b = best ? best->metrics.at(args.metric) : 0;
-      if (!best || (args.mode == "max" ? v > b : v < b)) best = r;
+    std::optional<AliasHolder> holder;
+    if (!args.better_than.empty() && best_round(rounds, criteria)) {
+      holder = current_holder(client, args.model_name, args.better_than, args.metric);
     }
-    if (!best) throw Error::not_found("no round of run " + job.info.run_id + " has metric '" + args.metric + "'");
-    const MlflowRun& candidate = *best;
-    const double value = candidate.metrics.at(args.metric);
-    const Lineage lineage = Lineage::from_run_tags(candidate.tags);
+    const PromotionDecision decision = decide_promotion(rounds, "run " + job.info.run_id, criteria, holder);
+    const MlflowRun& candidate = decision.candidate;
+    const double value = decision.value;
+    const Lineage& lineage = decision.lineage;
     const std::string& commit = lineage.commit;
     const std::string& md5 = lineage.md5;
-    if (!lineage.has_commit()) {
-      throw Error::failed_precondition("round run " + candidate.info.run_id +
-                                       " carries no versioning lineage (" + lineage_tag::kGitCommit + " / " +
-                                       lineage_tag::kDvcMd5 + ")");
-    }
+    failed = decision.failed;
     o.set("run_id", candidate.info.run_id);
     o.set("job_id", lineage.job_id);
     o.set("round", lineage.round > 0 ? std::to_string(lineage.round) : tag_of(candidate, lineage_tag::kRound));
     o.set("commit", commit);
     o.set("md5", md5);
-    o.set(args.metric, number(value));
-
-    // --- gates ---
-    for (const auto& g : gates) {
-      auto it = candidate.metrics.find(g.metric);
-      if (it == candidate.metrics.end()) {
-        failed.push_back(g.text + ": the candidate has no metric '" + g.metric + "'");
-        continue;
-      }
-      o.set(g.metric, number(it->second));
-      if (!holds(it->second, g.op, g.threshold)) {
-        failed.push_back(g.text + ": " + g.metric + " is " + number(it->second));
-      }
-    }
+    o.set(args.metric, promotion_number(value));
+    for (const auto& [metric, v] : decision.gate_values) o.set(metric, promotion_number(v));
     std::string champion_value = "none";
-    if (!args.better_than.empty()) {
-      try {
-        const ModelVersion champion = client.get_model_version_by_alias(args.model_name, args.better_than);
-        const MlflowRun champion_run = client.get_run(champion.run_id);
-        auto it = champion_run.metrics.find(args.metric);
-        if (it != champion_run.metrics.end()) {
-          champion_value = number(it->second);
-          o.set("champion_" + args.metric, champion_value);
-          o.set("champion_version", champion.version);
-          const bool better = args.mode == "max" ? value > it->second : value < it->second;
-          if (!better) {
-            failed.push_back("--better-than " + args.better_than + ": " + args.metric + " " + number(value) +
-                             " does not beat " + args.better_than + "'s " + champion_value + " (version " +
-                             champion.version + ")");
-          }
-        }
-      } catch (const Error& e) {
-        if (e.code() != ErrorCode::kNotFound) throw;  // no champion yet: nothing to beat
-      }
+    if (decision.holder) {
+      champion_value = promotion_number(*decision.holder->value);
+      o.set("champion_" + args.metric, champion_value);
+      o.set("champion_version", decision.holder->version);
     }
     summary_table = "| | run | " + args.metric + " |\n|---|---|---|\n| candidate | " + candidate.info.run_id + " | " +
-                    number(value) + " |\n| " + (args.better_than.empty() ? std::string("champion") : args.better_than) +
+                    promotion_number(value) + " |\n| " + (args.better_than.empty() ? std::string("champion") : args.better_than) +
                     " | | " + champion_value + " |\n";
     if (!failed.empty()) {
       for (const auto& f : failed) err << "fedtrack: gate failed: " << f << std::endl;
       status = 3;
     } else if (args.dry_run) {
-      out << "dry run: round run " << candidate.info.run_id << " (" << args.metric << "=" << number(value)
+      out << "dry run: round run " << candidate.info.run_id << " (" << args.metric << "=" << promotion_number(value)
           << ") passes every gate; nothing changed" << std::endl;
       o.set("would_promote", "true");
     } else {
@@ -255,7 +171,7 @@ int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& er
       o.set("registry_version", mv.version);
       if (!args.alias.empty()) o.set("alias", args.alias);
       if (!args.stage.empty()) o.set("stage", args.stage);
-      out << "promoted round run " << candidate.info.run_id << " (" << args.metric << "=" << number(value) << ") as "
+      out << "promoted round run " << candidate.info.run_id << " (" << args.metric << "=" << promotion_number(value) << ") as "
           << args.model_name << " " << version << " (registry version " << mv.version << ")"
           << (args.alias.empty() ? "" : ", alias " + args.alias) << (args.stage.empty() ? "" : ", stage " + args.stage)
           << (pushed ? "; tags pushed to origin" : "") << std::endl;
@@ -265,26 +181,17 @@ int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& er
   }
   // CI outputs, whatever the outcome.
   try {
-    std::string lines;
-    for (const auto& [k, v] : o.items) lines += k + "=" + v + "\n";
-    if (const char* gh = std::getenv("GITHUB_OUTPUT"); gh && *gh) append(gh, lines);
+    if (const char* gh = std::getenv("GITHUB_OUTPUT"); gh && *gh) append_github_output(gh, o);
     if (const char* summary = std::getenv("GITHUB_STEP_SUMMARY"); summary && *summary && !summary_table.empty()) {
-      append(summary, "### fedtrack promote " + args.model_name + ": " +
-                          (status == 0 && !failure ? std::string(args.dry_run ? "would promote" : "promoted") : "not promoted") +
-                          "\n\n" + summary_table + "\n");
+      append_step_summary(summary, "### fedtrack promote " + args.model_name + ": " +
+                                       (status == 0 && !failure ? std::string(args.dry_run ? "would promote" : "promoted")
+                                                                : "not promoted") +
+                                       "\n\n" + summary_table + "\n");
     }
-    if (!args.dotenv.empty()) {
-      std::string dotenv;
-      for (const auto& [k, v] : o.items) {
-        std::string key;
-        for (char c : k) key += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::toupper(c)) : '_';
-        dotenv += "FEDTRACK_" + key + "=" + v + "\n";
-      }
-      write_file_atomically(args.dotenv, dotenv);
-    }
+    if (!args.dotenv.empty()) write_dotenv(args.dotenv, o);
     if (args.json) {
       nlohmann::json j = nlohmann::json::object();
-      for (const auto& [k, v] : o.items) j[k] = v;
+      for (const auto& [k, v] : o.items()) j[k] = v;
       j["gates_failed"] = failed;
       out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
     }

@@ -27,6 +27,7 @@ const char* const kTrailerMd5 = "fedtrack-md5";
 const char* const kTrailerPath = "fedtrack-path";
 const char* const kTrailerRunKey = "fedtrack-run-key";
 const char* const kTrailerRunId = "mlflow-run-id";
+const char* const kTrailerParentRunId = "mlflow-parent-run-id";
 const char* const kTrailerTrackingUri = "mlflow-tracking-uri";
 
 // A round number as written ("7"); anything else (untrusted text) is 0.
@@ -62,6 +63,7 @@ void each_trailer(L& l, F&& f) {
   f(kTrailerPath, l.path);
   f(kTrailerRunKey, l.run_key);
   f(kTrailerRunId, l.run_id);
+  f(kTrailerParentRunId, l.parent_run_id);
   f(kTrailerTrackingUri, l.tracking_uri);
 }
 

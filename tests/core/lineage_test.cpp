@@ -54,6 +54,16 @@ TEST(Lineage, TrailersRoundTripByteForByte) {
   EXPECT_EQ(again.to_trailers(), l.to_trailers());
 }
 
+TEST(Lineage, TheParentRunIdIsATrailerAfterTheRoundRunId) {
+  Lineage l = Lineage::from_commit_message(kRecordedMessage);
+  l.parent_run_id = "77";
+  const std::string trailers = l.to_trailers();
+  EXPECT_NE(trailers.find("mlflow-run-id: 4f1c2d\nmlflow-parent-run-id: 77\nmlflow-tracking-uri: "), std::string::npos)
+      << trailers;
+  EXPECT_EQ(Lineage::from_commit_message(trailers).parent_run_id, "77");
+  EXPECT_TRUE(Lineage::from_commit_message(kRecordedMessage).parent_run_id.empty());  // older commits: none
+}
+
 TEST(Lineage, ReadsRunTagsAsWrittenBefore) {
   const Lineage l = Lineage::from_run_tags(kRecordedTags);
   EXPECT_EQ(l.job_id, "job-1");

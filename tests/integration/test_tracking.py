@@ -57,6 +57,7 @@ def test_three_round_job_is_one_parent_and_three_children(mlflow_server, tmp_pat
         message = subprocess.run(["git", "log", "-1", "--format=%B", commit["commit"]], cwd=tmp_path / "fedtrack-models",
                                  capture_output=True, text=True, check=True).stdout
         assert "mlflow-run-id: " + child.info.run_id in message
+        assert "mlflow-parent-run-id: " + parent.info.run_id in message
     assert [c.info.run_id for c in children] == tracking["round_run_ids"]
     for child, expected in zip(children, report["rounds"]):
         assert child.info.status == "FINISHED"

@@ -132,8 +132,10 @@ def test_a_job_killed_before_round_one_is_ended_killed_when_it_starts_again(mlfl
     assert killed.returncode == 137, killed.stderr
     client = mlflow_client(mlflow_server.uri)
     active, _ = all_runs(client, "orphan")
-    assert [r.info.status for r in active] == ["RUNNING"]
-    orphan = active[0].info.run_id
+    parents, made_ahead = parents_and_children(active)  # round 1's run is made with its parent
+    assert [r.info.status for r in parents] == ["RUNNING"]
+    assert [(r.info.run_name, r.info.status) for r in made_ahead] == [("round-001", "RUNNING")]
+    orphan = parents[0].info.run_id
     assert "nothing to resume" in fedtrack(job + ["--resume"], tmp_path, env).stderr
 
     again = fedtrack(job, tmp_path, env)
@@ -144,6 +146,7 @@ def test_a_job_killed_before_round_one_is_ended_killed_when_it_starts_again(mlfl
     assert [r.info.run_id for r in every if r.info.status == "RUNNING"] == []
     old = client.get_run(orphan)
     assert old.info.status == "KILLED"
+    assert client.get_run(made_ahead[0].info.run_id).info.status == "KILLED"
     assert f"Marked KILLED when job {report['job_id']} of the same name started" in old.data.tags["mlflow.note.content"]
     jobs = json.loads(fedtrack(["runs", "--json"], tmp_path, env).stdout)
     assert sorted(j["status"] for j in jobs) == ["FINISHED", "KILLED"]

@@ -156,7 +156,7 @@ TEST_F(ExactlyOnce, AJobWhoseCreatesFailAfterForwardingHasOneRunPerKey) {
 TEST_F(ExactlyOnce, SyncKeepsOneOfSeveralRunsWithTheSameKeyAndSaysWhich) {
   Journal j((dir_ / "journal.sqlite").string());
   TrackingListener offline(j, nullptr, {});
-  offline.on_job_start({"job-1", "demo", 1});
+  offline.on_job_start({"job-1", "demo", 0});  // no rounds: no round run made ahead, one run
   // An earlier attempt was counted (a crash mid-create), and the server has
   // the run twice (a gateway that forwarded the create twice).
   const auto ops = j.pending_ops();
@@ -182,7 +182,7 @@ TEST_F(ExactlyOnce, SyncKeepsOneOfSeveralRunsWithTheSameKeyAndSaysWhich) {
 TEST_F(ExactlyOnce, ACreateThatReachesTheServerAfterTheLookupIsRemovedByTheNextSync) {
   Journal j((dir_ / "journal.sqlite").string());
   TrackingListener offline(j, nullptr, {});
-  offline.on_job_start({"job-1", "demo", 1});
+  offline.on_job_start({"job-1", "demo", 0});  // no rounds: no round run made ahead, one run
   fake_->script = {0, -1};  // get-by-name; the create times out in a slow gateway
   const SyncResult first = JournalSync(j, *client_).run();
   EXPECT_FALSE(first.stopped);

@@ -11,11 +11,13 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "fedtrack/core/error.h"
 #include "fedtrack/tracking/http.h"
+#include "fedtrack/tracking/mlflow_client.h"
 
 namespace fedtrack::testing {
 
@@ -41,6 +43,8 @@ class FakeMlflow : public HttpTransport {
   std::vector<HttpRequest> requests;
   std::map<std::string, FakeRun> runs;
   std::map<std::string, std::string> experiments{{"Default", "0"}};
+  // Registry aliases: (model, alias) -> (version, run id).
+  std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> aliases;
 
   HttpResponse send(const HttpRequest& request) override {
     requests.push_back(request);
@@ -110,15 +114,18 @@ class FakeMlflow : public HttpTransport {
       return ok({{"run", {{"info", info(run)}}}});
     }
     if (url.find("runs/search") != std::string::npos) {
-      // Understands only: tags.`fedtrack.run_key` = '<key>'
+      // Understands only: tags.`fedtrack.run_key` = '<key>' and
+      // tags.mlflow.parentRunId = '<id>'.
       const std::string filter = body.value("filter", "");
       const auto open = filter.find('\''), close = filter.rfind('\'');
       const std::string wanted = filter.substr(open + 1, close - open - 1);
+      const std::string tag = filter.find("mlflow.parentRunId") != std::string::npos ? "mlflow.parentRunId"
+                                                                                     : "fedtrack.run_key";
       nlohmann::json found = nlohmann::json::array();
       for (const auto& [id, run] : runs) {
-        auto it = run.tags.find("fedtrack.run_key");
+        auto it = run.tags.find(tag);
         if (!run.deleted && it != run.tags.end() && it->second == wanted) {
-          found.push_back({{"info", info(run)}, {"data", {{"tags", pairs(run.tags)}}}});
+          found.push_back({{"info", info(run)}, {"data", {{"tags", pairs(run.tags)}, {"metrics", run.metrics}}}});
         }
       }
       return ok({{"runs", found}});
@@ -139,14 +146,32 @@ class FakeMlflow : public HttpTransport {
     if (url.find("runs/get") != std::string::npos) {
       auto it = runs.find(query_value(url, "run_id"));
       if (it == runs.end()) return {404, R"({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no run"})", {}};
-      return ok({{"run", {{"info", info(it->second)}, {"data", {{"tags", pairs(it->second.tags)}}}}}});
+      return ok({{"run", {{"info", info(it->second)},
+                          {"data", {{"tags", pairs(it->second.tags)}, {"metrics", it->second.metrics}}}}}});
     }
     if (url.find("runs/update") != std::string::npos) {
       runs.at(body.at("run_id")).status = body.at("status");
       return ok(nlohmann::json::object());
     }
+    if (url.find("registered-models/alias") != std::string::npos && request.method == "GET") {
+      auto it = aliases.find({query_value(url, "name"), query_value(url, "alias")});
+      if (it == aliases.end()) return {404, R"({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no alias"})", {}};
+      return ok({{"model_version", {{"name", it->first.first}, {"version", it->second.first},
+                                    {"run_id", it->second.second}, {"aliases", {it->first.second}}}}});
+    }
     return {404, "not found", {}};
   }
 };
+
+// A client of a new FakeMlflow (which it owns; `fake` points at it) at
+// http://127.0.0.1:1, with no retries and no sleeping.
+inline std::unique_ptr<MlflowClient> fake_mlflow_client(FakeMlflow*& fake) {
+  auto server = std::make_unique<FakeMlflow>();
+  fake = server.get();
+  MlflowConfig config;
+  config.tracking_uri = "http://127.0.0.1:1";
+  config.max_retries = 0;
+  return std::make_unique<MlflowClient>(config, std::move(server), [](double) {});
+}
 
 }  // namespace fedtrack::testing

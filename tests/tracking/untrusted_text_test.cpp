@@ -6,36 +6,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fake_mlflow.h"
+#include "tracking_fixture.h"
 #include "fedtrack/core/text.h"
 #include "fedtrack/tracking/journal.h"
 #include "fedtrack/tracking/journal_sync.h"
 #include "fedtrack/tracking/tracking_listener.h"
-#include "support/test_dir.h"
 
 namespace fedtrack {
 namespace {
 
 using testing::FakeMlflow;
 
-class UntrustedText : public ::testing::Test {
+class UntrustedText : public testing::TrackingFixture {
  protected:
-  void SetUp() override {
-    dir_ = testing::make_test_dir("fedtrack-untrusted");
-    path_ = (dir_ / "journal.sqlite").string();
-    auto fake = std::make_unique<FakeMlflow>();
-    fake_ = fake.get();
-    MlflowConfig config;
-    config.tracking_uri = "http://127.0.0.1:1";
-    config.max_retries = 0;
-    client_ = std::make_unique<MlflowClient>(config, std::move(fake), [](double) {});
-  }
-  void TearDown() override { testing::remove_test_dir(dir_); }
+  UntrustedText() : TrackingFixture("fedtrack-untrusted") {}
 
-  std::filesystem::path dir_;
-  std::string path_;
-  FakeMlflow* fake_ = nullptr;
-  std::unique_ptr<MlflowClient> client_;
 };
 
 const std::string kLatin1 = "caf\xe9";  // "café" in Latin-1: not UTF-8
@@ -116,7 +101,7 @@ TEST_F(UntrustedText, SecretsInUrlsAreNeverStoredAndTheClientStillAuthenticates)
   TrackingListener listener(j, &client, options);
   listener.on_job_start({"job-1", "demo", 1});
   listener.on_job_end({JobStatus::kFailed, "push to https://bob:hunter2@git.example/x.git failed", 0, {}});
-  ASSERT_EQ(f->runs.size(), 1u);
+  ASSERT_EQ(f->runs.size(), 2u);  // the job's run and round 1's, made ahead and ended FAILED with it
   // Basic credentials from the URI's userinfo, percent-decoded.
   const auto& headers = f->requests.front().headers;
   EXPECT_NE(std::find(headers.begin(), headers.end(),
@@ -253,11 +238,7 @@ TEST_F(UntrustedText, ARunningJobWhoseProcessIsGoneIsEndedKilledWhenItsNameStart
   Journal j(path_);
   {
     TrackingListener first(j, nullptr, {});
-    first.on_job_start({"demo-1", "demo", 3});
-    RoundSummary s;
-    s.round = 1;
-    s.total_rounds = 3;
-    first.begin_round(s);  // killed before the round finished
+    first.on_job_start({"demo-1", "demo", 3});  // makes round 1's run ahead; killed before the round finished
     TrackingListener live(j, nullptr, {});
     live.on_job_start({"demo-live", "demo", 3});   // owned by this (live) process
     TrackingListener remote(j, nullptr, {});

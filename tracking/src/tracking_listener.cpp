@@ -103,6 +103,9 @@ void TrackingListener::record(int round, const std::function<void()>& writes) {
 
 void TrackingListener::on_job_start(const JobStart& start) {
   job_id_ = start.job_id;
+  total_rounds_ = start.total_rounds;
+  const int first = start.completed_rounds + 1;  // the round run made ahead
+  const bool make_first = first <= start.total_rounds;
   const ProcessOwner me = this_process();
   if (start.resumed) {
     if (auto run = journal_.run(job_id_)) {
@@ -116,6 +119,15 @@ void TrackingListener::on_job_start(const JobStart& start) {
         LogBatch note;
         note.tags.push_back({"fedtrack.resumed_after_round", std::to_string(start.completed_rounds)});
         journal_.add_op(job_id_, "batch", dump_json(batch_payload(note)));
+        // The next round's run made before the stop is reused; if the stop
+        // ended it (FAILED, or KILLED as an orphan) it runs again.
+        if (!make_first) return;
+        const std::string key = round_key(job_id_, first);
+        if (auto next = journal_.run(key); next && next->status != "RUNNING" && next->status != "FINISHED") {
+          journal_.add_op(key, "end", dump_json({{"status", "RUNNING"}}));
+          journal_.set_run_status(key, "RUNNING", 0);
+        }
+        open_round_run(first, now_ms());
       });
       rounds_seen_ = std::max(rounds_seen_, start.completed_rounds);
       return;
@@ -146,6 +158,7 @@ void TrackingListener::on_job_start(const JobStart& start) {
     LogBatch params;
     for (const auto& p : options_.job_params) params.params.push_back(param(p.key, p.value));
     if (!params.params.empty()) journal_.add_op(job_id_, "batch", dump_json(batch_payload(params)));
+    if (make_first) open_round_run(first, run.created_ms);
   });
   for (const auto& key : orphaned) {
     warn("tracking: job " + json_text(key) + " (" + json_text(start.name) +
@@ -188,39 +201,35 @@ void TrackingListener::on_initial_evaluation(const Metrics& metrics) {
   });
 }
 
-void TrackingListener::on_round(const RoundSummary& s) {
-  begin_round(s);
-  finish_round(s, {});
-}
+void TrackingListener::on_round(const RoundSummary& s) { record_round(s, {}); }
 
 std::string TrackingListener::round_run_id(int round) {
   auto run = journal_.run(round_key(job_id_, round));
   return run ? run->run_id : "";
 }
 
-void TrackingListener::begin_round(const RoundSummary& s) {
-  rounds_seen_ = std::max(rounds_seen_, s.round);
-  if (journal_.run(round_key(job_id_, s.round))) return;  // a re-run round keeps its run
-  record(s.round, [&] {
-    const std::int64_t ts = now_ms();
-    const std::string key = round_key(job_id_, s.round);
-    JournalRun run;
-    run.run_key = key;
-    run.job_id = job_id_;
-    run.kind = "round";
-    run.round = s.round;
-    run.run_name = key.substr(key.rfind('/') + 1);
-    run.experiment = options_.experiment;
-    run.parent_key = job_id_;
-    run.created_ms = ts;
-    journal_.add_run(run);
-    std::vector<KeyValue> tags = {tag(lineage_tag::kJobId, job_id_), {lineage_tag::kRound, std::to_string(s.round)}};
-    if (!options_.user.empty()) tags.push_back(tag("mlflow.user", options_.user));
-    const std::int64_t start_ms = ts - static_cast<std::int64_t>(s.round_seconds * 1000);
-    journal_.add_op(key, "create",
-                    dump_json({{"start_time", start_ms}, {"user", json_text(options_.user)},
-                               {"tags", tags_payload(tags)}}));
-  });
+std::string TrackingListener::job_run_id() {
+  auto run = journal_.run(job_id_);
+  return run ? run->run_id : "";
+}
+
+void TrackingListener::open_round_run(int round, std::int64_t start_ms) {
+  const std::string key = round_key(job_id_, round);
+  if (journal_.run(key)) return;  // made ahead already (or before a stop): one run per round
+  JournalRun run;
+  run.run_key = key;
+  run.job_id = job_id_;
+  run.kind = "round";
+  run.round = round;
+  run.run_name = key.substr(key.rfind('/') + 1);
+  run.experiment = options_.experiment;
+  run.parent_key = job_id_;
+  run.created_ms = start_ms;
+  journal_.add_run(run);
+  std::vector<KeyValue> tags = {tag(lineage_tag::kJobId, job_id_), {lineage_tag::kRound, std::to_string(round)}};
+  if (!options_.user.empty()) tags.push_back(tag("mlflow.user", options_.user));
+  journal_.add_op(key, "create",
+                  dump_json({{"start_time", start_ms}, {"user", json_text(options_.user)}, {"tags", tags_payload(tags)}}));
 }
 
 std::string TrackingListener::recorded_model_sha(const std::string& key) {
@@ -237,7 +246,11 @@ std::string TrackingListener::recorded_model_sha(const std::string& key) {
   return "";
 }
 
-void TrackingListener::finish_round(const RoundSummary& s, const std::vector<KeyValue>& extra_tags) {
+void TrackingListener::record_round(const RoundSummary& s, const std::vector<KeyValue>& extra_tags) {
+  rounds_seen_ = std::max(rounds_seen_, s.round);
+  total_rounds_ = std::max(total_rounds_, s.total_rounds);
+  const int next = s.round + 1;  // made ahead, in this round's transaction
+  const bool make_next = next <= total_rounds_;
   const std::string model_sha = s.model ? sha256_hex(s.model->checkpoint_bytes()) : "";
   if (auto run = journal_.run(round_key(job_id_, s.round)); run && run->status == "FINISHED") {
     // A re-run round (resumed after a stop between its records and its
@@ -248,11 +261,17 @@ void TrackingListener::finish_round(const RoundSummary& s, const std::vector<Key
                                                  " was recorded with model sha256 " + recorded +
                                                  ", the re-run produced " + model_sha);
     }
+    // Its transaction made the next round's run too (unless an older
+    // fedtrack wrote it).
+    if (make_next && !journal_.run(round_key(job_id_, next))) record(s.round, [&] { open_round_run(next, now_ms()); });
     return;
   }
   record(s.round, [&] {
     const std::int64_t ts = now_ms();
     const std::string key = round_key(job_id_, s.round);
+    // Made ahead unless the job started under an older fedtrack or the
+    // journal lost it: then it starts when the round did.
+    open_round_run(s.round, ts - static_cast<std::int64_t>(s.round_seconds * 1000));
     LogBatch child;
     add_metrics(child, s.metrics, "", ts, s.round);
     for (const auto& [k, v] : s.fit_config) child.params.push_back(param(k, scalar_to_string(v)));
@@ -281,6 +300,7 @@ void TrackingListener::finish_round(const RoundSummary& s, const std::vector<Key
     LogBatch parent;
     add_metrics(parent, s.metrics, "", ts, s.round);
     journal_.add_op(job_id_, "batch", dump_json(batch_payload(parent)));
+    if (make_next) open_round_run(next, ts);
   });
 }
 
@@ -292,6 +312,14 @@ void TrackingListener::on_job_end(const JobEnd& end) {
       LogBatch note;
       note.tags.push_back(tag("mlflow.note.content", end.error));
       journal_.add_op(job_id_, "batch", dump_json(batch_payload(note)));
+    }
+    // A round run made ahead that never ran ends with the job: it did not
+    // finish, so a finished job (stopped early) ends it KILLED.
+    const std::string round_status = end.status == JobStatus::kFinished ? "KILLED" : status;
+    for (const auto& run : journal_.runs()) {
+      if (run.kind != "round" || run.parent_key != job_id_ || run.status != "RUNNING") continue;
+      journal_.add_op(run.run_key, "end", dump_json({{"status", round_status}, {"end_time", ts}}));
+      journal_.set_run_status(run.run_key, round_status, ts);
     }
     journal_.add_op(job_id_, "end", dump_json({{"status", status}, {"end_time", ts}}));
     journal_.set_run_status(job_id_, status, ts);

@@ -21,6 +21,7 @@
 //   run_key       (fedtrack.run_key, the    fedtrack-run-key
 //                 run's identity tag)
 //   run_id        (the run itself)          mlflow-run-id
+//   parent_run_id (mlflow.parentRunId)      mlflow-parent-run-id
 //   tracking_uri  -                         mlflow-tracking-uri
 //   model_sha256  fedtrack.model_sha256     -
 //
@@ -61,6 +62,7 @@ struct Lineage {
   std::string repo;
   std::string run_key;
   std::string run_id;
+  std::string parent_run_id;  // the job's run, whose child the round run is
   std::string tracking_uri;
   std::string model_sha256;
 

@@ -54,7 +54,8 @@ struct TrackingOptions {
   std::function<void(const std::string&)> warn;  // one line per problem worth telling
 };
 
-// Per event: how long tracking took and how many requests it sent.
+// Per event (one journal transaction, then one sync pass): how long
+// tracking took and how many requests it sent.
 struct TrackingEventStats {
   int round = 0;  // 0 = job start / initial evaluation, -1 = job end
   std::int64_t requests = 0;
@@ -77,23 +78,33 @@ class TrackingListener : public RoundListener {
 
   void on_job_start(const JobStart& start) override;
   void on_initial_evaluation(const Metrics& metrics) override;
-  // A resumed job (start.resumed) continues its parent run from the
-  // journal; a re-run round keeps the run it had (begin_round creates
-  // nothing, finish_round records nothing more and checks the model sha256:
-  // a different model is Error(kAlreadyExists)).
+  // Round runs are created one round ahead: round 1's with the parent run
+  // (on_job_start), round N+1's in the transaction that records round N,
+  // none after the last round. So when round N ends its run id is already
+  // known (when MLflow was reachable) and a commit made before record_round
+  // can name it; when MLflow was away the id is unknown and the journal
+  // resolves the run key later.
   //
-  // begin_round() then finish_round() with no extra tags.
+  // A resumed job (start.resumed) continues its parent run from the
+  // journal and reuses the round run made ahead before the stop (reopened
+  // RUNNING if the stop ended it); a re-run round keeps the run it had
+  // (record_round records nothing more and checks the model sha256: a
+  // different model is Error(kAlreadyExists)).
+  //
+  // record_round() with no extra tags.
   void on_round(const RoundSummary& summary) override;
+  // Ends the parent run, and a round run made ahead that never ran with it
+  // (FAILED / KILLED; KILLED when the job itself finished).
   void on_job_end(const JobEnd& end) override;
 
-  // The two halves of on_round, for callers that put work between them
-  // (versioning commits the model between, so its commit can name the run
-  // and the run can carry the commit): begin_round creates the round's run;
-  // finish_round logs its metrics, params and tags plus `extra_tags`, ends it,
-  // and logs the round on the parent. One log-batch per run either way.
-  void begin_round(const RoundSummary& summary);
-  void finish_round(const RoundSummary& summary, const std::vector<KeyValue>& extra_tags);
+  // Records a round in ONE journal transaction followed by ONE sync pass:
+  // the round run's metrics, params and tags plus `extra_tags` (the
+  // lineage of its commit), its end, the global metrics on the parent, and
+  // the next round's run. One log-batch per run.
+  void record_round(const RoundSummary& summary, const std::vector<KeyValue>& extra_tags);
 
+  // The parent (job) run's server id, "" until it exists there.
+  std::string job_run_id();
   // The server run id of a round's run, "" until it exists there.
   std::string round_run_id(int round);
 
@@ -113,6 +124,9 @@ class TrackingListener : public RoundListener {
   // left RUNNING by a process that is gone, and their RUNNING rounds; in the
   // caller's transaction. Returns their run keys.
   std::vector<std::string> end_orphans(const JobStart& start);
+  // Journals round `round`'s run (create) unless it exists; in the caller's
+  // transaction.
+  void open_round_run(int round, std::int64_t start_ms);
   void record(int round, const std::function<void()>& writes);
   void warn(const std::string& line);
 
@@ -122,6 +136,7 @@ class TrackingListener : public RoundListener {
   TrackingOptions options_;
   std::string job_id_;
   int rounds_seen_ = 0;
+  int total_rounds_ = 0;
   std::size_t rejected_ = 0;
   std::string last_warning_;
   std::vector<TrackingEventStats> events_;
