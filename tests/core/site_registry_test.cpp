@@ -67,6 +67,20 @@ struct Fixture {
     });
   }
 
+  // bank-a joined and polled: it holds a fit task of `round` that the round loop waits on.
+  struct HandedOut {
+    std::string session;
+    std::future<TaskOutcome> outcome;
+    std::shared_ptr<SiteTask> task;
+  };
+  HandedOut hand_out(int round, std::optional<double> deadline_in = {}) {
+    HandedOut h;
+    h.session = registry.join("bank-a", "p", "h", "h:1").session;
+    h.outcome = post("bank-a", round, deadline_in);
+    h.task = registry.poll("bank-a", h.session).task;  // returns when the task is posted
+    return h;
+  }
+
   FakeClock clock;
   std::mutex mutex;
   std::vector<std::string> lines;
@@ -189,32 +203,29 @@ TEST(SiteRegistry, ARejectedOrFailedResultIsTheTasksFailure) {
 
 TEST(SiteRegistry, ATaskPastItsDeadlineTimesOut) {
   Fixture f;
-  const auto site = f.registry.join("bank-a", "p", "h", "h:1");
-  auto outcome = f.post("bank-a", 1, 30.0);
-  const auto task = f.registry.poll("bank-a", site.session).task;
+  auto [session, outcome, task] = f.hand_out(1, 30.0);
   ASSERT_TRUE(task);
   f.clock.advance(8);
-  f.registry.heartbeat("bank-a", site.session);  // not silent: only the deadline ends it
+  f.registry.heartbeat("bank-a", session);  // not silent: only the deadline ends it
   f.clock.advance(8);
-  f.registry.heartbeat("bank-a", site.session);
+  f.registry.heartbeat("bank-a", session);
   f.clock.advance(8);
-  f.registry.heartbeat("bank-a", site.session);
+  f.registry.heartbeat("bank-a", session);
   // 24 s in: still open.
-  EXPECT_NO_THROW(f.registry.open_task("bank-a", site.session, static_cast<std::int64_t>(task->id), 1,
+  EXPECT_NO_THROW(f.registry.open_task("bank-a", session, static_cast<std::int64_t>(task->id), 1,
                                        MessageKind::kFitResult));
   f.clock.advance(7);
   EXPECT_EQ(settled(outcome, f.registry).failure, "no result within server.round_timeout (30 s)");
   EXPECT_TRUE(f.available("bank-a"));  // a slow site stays in sampling
-  EXPECT_THROW(f.registry.open_task("bank-a", site.session, static_cast<std::int64_t>(task->id), 1,
+  EXPECT_THROW(f.registry.open_task("bank-a", session, static_cast<std::int64_t>(task->id), 1,
                                     MessageKind::kFitResult),
                SiteConflict);
 }
 
 TEST(SiteRegistry, ASilentSiteFailsItsTaskAndLeavesSampling) {
   Fixture f;
-  const auto site = f.registry.join("bank-a", "p", "h", "h:1");
-  auto outcome = f.post("bank-a", 1);
-  ASSERT_TRUE(f.registry.poll("bank-a", site.session).task);
+  auto [session, outcome, task] = f.hand_out(1);
+  ASSERT_TRUE(task);
   f.clock.advance(11);  // over client_timeout without a request
   EXPECT_EQ(settled(outcome, f.registry).failure,
             "silent for more than server.client_timeout (10 s): crashed, hung or disconnected");
@@ -225,14 +236,12 @@ TEST(SiteRegistry, ASilentSiteFailsItsTaskAndLeavesSampling) {
 
 TEST(SiteRegistry, AnOpenRequestIsNotSilence) {
   Fixture f;
-  const auto site = f.registry.join("bank-a", "p", "h", "h:1");
-  auto outcome = f.post("bank-a", 1, 100.0);
-  const auto task = f.registry.poll("bank-a", site.session).task;
+  auto [session, outcome, task] = f.hand_out(1, 100.0);
   ASSERT_TRUE(task);
   {
     SitePresence uploading(f.registry, "bank-a");  // a long upload of the result
     f.clock.advance(50);
-    EXPECT_NO_THROW(f.registry.open_task("bank-a", site.session, static_cast<std::int64_t>(task->id), 1,
+    EXPECT_NO_THROW(f.registry.open_task("bank-a", session, static_cast<std::int64_t>(task->id), 1,
                                          MessageKind::kFitResult));
   }
   f.registry.deliver("bank-a", *task, fit_result(*task, 3), nullptr, 1, "");
@@ -242,9 +251,8 @@ TEST(SiteRegistry, AnOpenRequestIsNotSilence) {
 
 TEST(SiteRegistry, JoiningAgainLosesATaskAlreadyTaken) {
   Fixture f;
-  const auto site = f.registry.join("bank-a", "p", "h", "h:1");
-  auto outcome = f.post("bank-a", 1);
-  ASSERT_TRUE(f.registry.poll("bank-a", site.session).task);
+  auto [session, outcome, task] = f.hand_out(1);
+  ASSERT_TRUE(task);
   f.registry.join("bank-a", "p", "h", "h:2");
   EXPECT_EQ(settled(outcome, f.registry).failure, "the client joined again and lost its task");
 }
