@@ -75,7 +75,7 @@ Parameters every_dtype() {
   return p;
 }
 
-ConfigRecord job_header() {  // as network_server.cpp's job_header_for builds it
+ConfigRecord job_header() {  // the header net::encode_joined (core/src/net/protocol.h) writes
   return {{"job_id", std::string("loans-fedavg-20261201T010912Z-3cace1")},
           {"job_name", std::string("loans-fedavg")},
           {"model", std::string("mlp")},

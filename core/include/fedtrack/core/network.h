@@ -8,12 +8,14 @@
 //   GET  /v1/task       long poll -> kFitTask / kEvaluateTask (+ model) / kWait / kDone
 //   POST /v1/result     kFitResult / kEvaluateResult / kTaskFailed for the task
 //   POST /v1/heartbeat  while training, so a silent client counts as gone
-// Every body is a wire.h message, bounded by server.max_message_mb and
-// checked before use; refused input gets a 4xx with the reason as text and
-// one log line naming the client, and changes nothing. A connection must
-// deliver a complete request head with a known token within a few seconds
-// before any server thread works for it (see README, "Connections"); a
-// second process using a live session's token gets 409.
+// The protocol is defined once, in core/src/net/protocol.h (the runtime's
+// parts: core/src/net/). Every body is a wire.h message, bounded by
+// server.max_message_mb and checked before use; refused input gets a 4xx
+// with the reason as text and one log line naming the client, and changes
+// nothing. A connection must deliver a complete request head with a known
+// token within a few seconds before any server thread works for it (see
+// README, "Connections"); a second process using a live session's token
+// gets 409.
 //
 // Torch-free header.
 #pragma once

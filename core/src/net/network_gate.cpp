@@ -1,4 +1,4 @@
-#include "network_gate.h"
+#include "net/network_gate.h"
 
 #include <Poco/Net/StreamSocket.h>
 #include <poll.h>
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "fedtrack/core/text.h"
+#include "net/protocol.h"
 
 namespace fedtrack {
 namespace {
@@ -94,8 +95,9 @@ Head parse_head(std::string_view head) {
     std::string_view value = line.substr(14);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    h.has_authorization = value.rfind("Bearer ", 0) == 0;
-    if (h.has_authorization) h.token = std::string(value.substr(7));
+    const auto token = net::bearer_token(value);
+    h.has_authorization = token.has_value();
+    if (token) h.token = *token;
   }
   return h;
 }

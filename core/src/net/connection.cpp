@@ -1,0 +1,101 @@
+#include "net/connection.h"
+
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPSClientSession.h>
+
+#include <chrono>
+
+#include "fedtrack/core/error.h"
+#include "net/protocol.h"
+
+namespace fedtrack::net {
+
+Reply Connection::send(const std::string& method, const std::string& path, const std::string& session,
+                       const std::string& body, double timeout_seconds) {
+  try {
+    return send_once(method, path, session, body, timeout_seconds);
+  } catch (...) {
+    session_.reset();  // start over with a fresh connection next time
+    throw;
+  }
+}
+
+Reply Connection::send_once(const std::string& method, const std::string& path, const std::string& session,
+                            const std::string& body, double timeout_seconds) {
+  if (!session_) {
+    if (context_) {
+      session_ = std::make_unique<Poco::Net::HTTPSClientSession>(uri_.getHost(), uri_.getPort(), context_);
+    } else {
+      session_ = std::make_unique<Poco::Net::HTTPClientSession>(uri_.getHost(), uri_.getPort());
+    }
+    session_->setKeepAlive(true);
+  }
+  session_->setTimeout(Poco::Timespan(static_cast<long>(timeout_seconds), 0));
+  Poco::Net::HTTPRequest req(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+  req.set(kAuthorizationHeader, bearer(token_));
+  if (!session.empty()) req.set(kSessionHeader, session);
+  req.set(kInstanceHeader, instance_);  // this process: the server refuses a second one with the same token
+  req.setKeepAlive(true);
+  if (method == Poco::Net::HTTPRequest::HTTP_POST) {
+    req.setContentType(kMessageContentType);
+    req.setContentLength64(static_cast<Poco::UInt64>(body.size()));
+  }
+  std::ostream& out = session_->sendRequest(req);
+  out.write(body.data(), static_cast<std::streamsize>(body.size()));
+  Poco::Net::HTTPResponse resp;
+  std::istream& in = session_->receiveResponse(resp);
+  Reply reply;
+  reply.status = resp.getStatus();
+  const auto declared = resp.getContentLength64();
+  if (declared >= 0 && static_cast<std::uint64_t>(declared) > max_bytes_) {
+    throw Error::invalid_argument("the server sent a message of " + std::to_string(declared) +
+                                  " bytes, over --max-message-mb");
+  }
+  if (declared > 0) reply.body.reserve(static_cast<std::size_t>(declared));
+  char buf[1 << 16];
+  while (in) {
+    in.read(buf, sizeof buf);
+    reply.body.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (reply.body.size() > max_bytes_) throw Error::invalid_argument("the server sent a message over --max-message-mb");
+  }
+  if (declared >= 0 && reply.body.size() != static_cast<std::uint64_t>(declared)) {
+    throw Poco::Exception("the connection broke after " + std::to_string(reply.body.size()) + " of " +
+                          std::to_string(declared) + " bytes");
+  }
+  if (!resp.getKeepAlive()) session_.reset();
+  return reply;
+}
+
+Heartbeat::Heartbeat(Connection connection, std::string session, double every)
+    : connection_(std::move(connection)), session_(std::move(session)), every_(every), thread_([this] { loop(); }) {}
+
+Heartbeat::~Heartbeat() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void Heartbeat::loop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!wake_.wait_for(lock, std::chrono::duration<double>(every_), [this] { return stop_; })) {
+    lock.unlock();
+    try {
+      connection_.send(Poco::Net::HTTPRequest::HTTP_POST, kHeartbeatPath, session_, "", 10);
+    } catch (...) {
+      // the main loop notices a lost server when it posts the result
+    }
+    lock.lock();
+  }
+}
+
+std::string reply_text(const std::string& body) {
+  std::string s = body.substr(0, 500);
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+}  // namespace fedtrack::net

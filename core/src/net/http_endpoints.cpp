@@ -1,0 +1,248 @@
+#include "net/http_endpoints.h"
+
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/StreamSocket.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "fedtrack/core/error.h"
+#include "fedtrack/core/parameters.h"
+#include "fedtrack/core/server.h"
+#include "fedtrack/core/text.h"
+
+namespace fedtrack::net {
+namespace {
+
+using Poco::Net::HTTPResponse;
+using Poco::Net::HTTPServerRequest;
+using Poco::Net::HTTPServerResponse;
+
+// Text that came from a client (an error message, a name, a key), before it
+// goes into a reply, a log line or a round's record: valid UTF-8, bounded.
+std::string edge_text(std::string_view text, std::size_t max_bytes = 1000) {
+  return truncate_utf8(to_valid_utf8(text.substr(0, max_bytes + 4)), max_bytes);
+}
+
+// A refusal: the status and the reason the client is told (and we log).
+struct Refusal {
+  HTTPResponse::HTTPStatus status;
+  std::string reason;
+  bool logged = true;  // false: logged (rate-limited) elsewhere
+};
+
+void send_text(HTTPServerResponse& resp, HTTPResponse::HTTPStatus status, const std::string& text) {
+  if (resp.sent()) return;
+  resp.setStatusAndReason(status);
+  resp.setContentType("text/plain; charset=utf-8");
+  resp.setContentLength64(static_cast<Poco::UInt64>(text.size() + 1));
+  resp.send() << text << "\n";
+}
+
+void send_no_content(HTTPServerResponse& resp) {
+  resp.setStatusAndReason(HTTPResponse::HTTP_NO_CONTENT);
+  resp.setContentLength(0);
+  resp.send();
+}
+
+// The head goes through Poco's response stream; a model payload is then
+// written straight to the connection's socket in large pieces (the stream
+// would cut it into 4 KB writes).
+void send_message(HTTPServerRequest& req, HTTPServerResponse& resp, const std::string& head,
+                  const std::string* payload) {
+  resp.setStatusAndReason(HTTPResponse::HTTP_OK);
+  resp.setContentType(kMessageContentType);
+  resp.setContentLength64(static_cast<Poco::UInt64>(head.size() + (payload ? payload->size() : 0)));
+  std::ostream& out = resp.send();
+  out.write(head.data(), static_cast<std::streamsize>(head.size()));
+  out.flush();
+  if (!payload || payload->empty()) return;
+  auto* impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl*>(&req);
+  if (!impl) {
+    out.write(payload->data(), static_cast<std::streamsize>(payload->size()));
+    out.flush();
+    return;
+  }
+  Poco::Net::StreamSocket& socket = impl->socket();
+  std::size_t sent = 0;
+  while (sent < payload->size()) {
+    const int n = socket.sendBytes(payload->data() + sent,
+                                   static_cast<int>(std::min<std::size_t>(payload->size() - sent, 4u << 20)));
+    if (n <= 0) throw Poco::IOException("connection closed while sending the model");
+    sent += static_cast<std::size_t>(n);
+  }
+}
+
+class Handler : public Poco::Net::HTTPRequestHandler {
+ public:
+  explicit Handler(const Endpoints& endpoints) : e_(endpoints) {}
+
+  void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
+    std::string who = req.clientAddress().toString();
+    try {
+      const std::string name = authenticate(req);
+      who = "client " + name + " (" + who + ")";
+      try {
+        route(name, req, resp);
+      } catch (const SiteConflict& c) {
+        throw Refusal{HTTPResponse::HTTP_CONFLICT, c.what(), c.logged};
+      }
+    } catch (const Refusal& r) {
+      const std::string reason = edge_text(r.reason);
+      if (r.logged) e_.log("refused " + edge_text(req.getMethod(), 20) + " " + edge_text(req.getURI(), 100) + " from " + who + ": " + reason);
+      resp.setKeepAlive(false);  // a body may be left unread: never parse it as the next request
+      send_text(resp, r.status, reason);
+    } catch (const Poco::Exception& ex) {
+      e_.log("connection to " + who + " failed: " + edge_text(ex.displayText()));
+    } catch (const std::exception& ex) {
+      // A bug or a library error: the log gets its first line, the client a
+      // generic answer (never internals such as a native backtrace).
+      std::string what = ex.what();
+      what = what.substr(0, what.find('\n'));
+      internal_error(req, resp, "internal error serving " + edge_text(req.getMethod(), 20) + " " +
+                                    edge_text(req.getURI(), 100) + " from " + who + ": " + edge_text(what, 500));
+    } catch (...) {
+      internal_error(req, resp, "internal error serving " + who + ": an unknown exception");
+    }
+  }
+
+ private:
+  void internal_error(HTTPServerRequest&, HTTPServerResponse& resp, const std::string& line) {
+    e_.log(line);
+    try {
+      resp.setKeepAlive(false);
+      send_text(resp, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "internal error");
+    } catch (...) {
+    }
+  }
+
+  std::string authenticate(HTTPServerRequest& req) {
+    const auto token = bearer_token(req.get(kAuthorizationHeader, ""));
+    if (!token) throw Refusal{HTTPResponse::HTTP_UNAUTHORIZED, "no bearer token (Authorization: Bearer TOKEN)"};
+    const std::string* name = e_.tokens.owner(*token);
+    if (!name) throw Refusal{HTTPResponse::HTTP_UNAUTHORIZED, "unknown token"};
+    return *name;
+  }
+
+  std::string read_body(HTTPServerRequest& req, HTTPServerResponse& resp) {
+    const std::uint64_t limit = static_cast<std::uint64_t>(e_.max_message_mb) << 20;
+    const auto declared = req.getContentLength64();
+    if (declared >= 0 && static_cast<std::uint64_t>(declared) > limit) {
+      resp.setKeepAlive(false);  // the unread body must not be taken for the next request
+      throw Refusal{HTTPResponse::HTTP_REQUESTENTITYTOOLARGE,
+                    "message of " + std::to_string(declared) + " bytes is over server.max_message_mb (" +
+                        std::to_string(e_.max_message_mb) + " MB)"};
+    }
+    std::string body;
+    if (declared > 0) body.reserve(static_cast<std::size_t>(declared));
+    std::istream& in = req.stream();
+    char buf[1 << 16];
+    while (in) {
+      in.read(buf, sizeof buf);
+      body.append(buf, static_cast<std::size_t>(in.gcount()));
+      if (body.size() > limit) {
+        resp.setKeepAlive(false);
+        throw Refusal{HTTPResponse::HTTP_REQUESTENTITYTOOLARGE, "message is over server.max_message_mb"};
+      }
+    }
+    if (declared >= 0 && body.size() != static_cast<std::uint64_t>(declared)) {
+      throw Refusal{HTTPResponse::HTTP_BAD_REQUEST, "body ended after " + std::to_string(body.size()) + " of " +
+                                                        std::to_string(declared) + " bytes"};
+    }
+    return body;
+  }
+
+  static std::string session_of(HTTPServerRequest& req) { return req.get(kSessionHeader, ""); }
+
+  void route(const std::string& name, HTTPServerRequest& req, HTTPServerResponse& resp) {
+    const std::string path = req.getURI();
+    const std::string& method = req.getMethod();
+    if (path == kJoinPath && method == "POST") return join(name, req, resp);
+    if (path == kTaskPath && method == "GET") return poll(name, req, resp);
+    if (path == kResultPath && method == "POST") return result(name, req, resp);
+    if (path == kHeartbeatPath && method == "POST") {
+      e_.registry.heartbeat(name, session_of(req));
+      return send_no_content(resp);
+    }
+    throw Refusal{HTTPResponse::HTTP_NOT_FOUND, "no such endpoint: " + method + " " + path};
+  }
+
+  void join(const std::string& name, HTTPServerRequest& req, HTTPServerResponse& resp) {
+    read_body(req, resp);
+    const auto joining = e_.registry.join(name, edge_text(req.get(kInstanceHeader, ""), 64),
+                                          req.clientAddress().host().toString(), req.clientAddress().toString());
+    Joined joined = e_.job;
+    joined.client = name;
+    joined.session = joining.session;
+    joined.data_seed = static_cast<std::int64_t>(task_seed(e_.job_seed, 0, name) >> 1);
+    send_message(req, resp, encode_joined(joined), nullptr);
+  }
+
+  void poll(const std::string& name, HTTPServerRequest& req, HTTPServerResponse& resp) {
+    SitePresence presence(e_.registry, name);
+    const auto answer = e_.registry.poll(name, session_of(req));
+    if (answer.task) {
+      send_message(req, resp, answer.task->head, answer.task->payload.get());
+      e_.registry.task_sent(*answer.task);
+      return;
+    }
+    TaskHead head;
+    head.kind = answer.done ? MessageKind::kDone : MessageKind::kWait;
+    head.job_id = e_.job.job_id;
+    send_message(req, resp, encode_task_head(head, 0), nullptr);
+    if (answer.done) e_.registry.told_done(name);
+  }
+
+  void result(const std::string& name, HTTPServerRequest& req, HTTPServerResponse& resp) {
+    SitePresence presence(e_.registry, name);
+    const std::string body = read_body(req, resp);
+    Result message;
+    try {
+      message = decode_result(body);
+    } catch (const Error& ex) {
+      throw Refusal{HTTPResponse::HTTP_BAD_REQUEST, ex.what()};
+    }
+    if (message.job_id != e_.job.job_id) {
+      throw Refusal{HTTPResponse::HTTP_CONFLICT,
+                    "result for job '" + message.job_id + "', this server runs " + e_.job.job_id};
+    }
+    const auto task = e_.registry.open_task(name, session_of(req), message.task_id, message.round, message.kind);
+    // Checks against the task (outside the registry's lock: decoding a model takes time).
+    std::shared_ptr<Parameters> parameters;
+    std::string rejection;
+    if (message.kind == MessageKind::kEvaluateResult) {
+      if (!std::isfinite(message.loss)) rejection = "loss is not finite";
+      else if (message.num_examples < 0) rejection = "num_examples must be >= 0";
+    }
+    if (message.kind == MessageKind::kFitResult) {
+      try {
+        parameters = std::make_shared<Parameters>(decode_parameters(message.payload));
+      } catch (const Error& ex) {
+        throw Refusal{HTTPResponse::HTTP_BAD_REQUEST, ex.what()};
+      }
+      try {
+        check_update(*task->global, *parameters, "update");
+        if (message.num_examples <= 0) throw Error::invalid_argument("num_examples must be > 0");
+      } catch (const Error& ex) {
+        rejection = ex.what();
+      }
+    }
+    message.payload.clear();
+    e_.registry.deliver(name, *task, std::move(message), std::move(parameters), body.size(), edge_text(rejection));
+    if (!rejection.empty()) throw Refusal{HTTPResponse::HTTP_UNPROCESSABLE_ENTITY, rejection};
+    send_no_content(resp);
+  }
+
+  const Endpoints& e_;
+};
+
+}  // namespace
+
+Poco::Net::HTTPRequestHandler* EndpointFactory::createRequestHandler(const Poco::Net::HTTPServerRequest&) {
+  return new Handler(endpoints_);
+}
+
+}  // namespace fedtrack::net

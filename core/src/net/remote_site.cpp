@@ -1,0 +1,63 @@
+#include "net/remote_site.h"
+
+#include "fedtrack/core/error.h"
+
+namespace fedtrack::net {
+
+std::shared_ptr<const std::string> ModelPayloads::payload_for(const std::shared_ptr<const Parameters>& global) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (global_ != global) {
+    payload_ = std::make_shared<const std::string>(encode_parameters(*global));
+    global_ = global;
+  }
+  return payload_;
+}
+
+Result RemoteSite::run_task(MessageKind kind, const ConfigRecord& config,
+                            const std::shared_ptr<const Parameters>& global, const Deadline& deadline,
+                            TransferStats& transfer, std::shared_ptr<Parameters>* parameters) {
+  auto task = std::make_shared<SiteTask>();
+  task->kind = kind;
+  task->round = static_cast<int>(config_int(config, "round", 0));
+  task->global = global;
+  task->payload = payloads_.payload_for(global);
+  task->id = registry_.next_task_id();
+  TaskHead head;
+  head.kind = kind;
+  head.job_id = job_.job_id;
+  head.task_id = static_cast<std::int64_t>(task->id);
+  head.round = task->round;
+  head.config = config;
+  task->head = encode_task_head(head, task->payload->size());
+  transfer.bytes_down = task->head.size() + task->payload->size();
+
+  TaskOutcome outcome = registry_.run(id(), task, deadline, job_.stop_requested);
+  transfer.bytes_up = outcome.bytes_up;
+  transfer.download_seconds = outcome.download_seconds;
+  if (!outcome.failure.empty()) throw Error::unavailable(outcome.failure);
+  if (outcome.result->train_seconds) transfer.train_seconds = *outcome.result->train_seconds;
+  if (parameters) *parameters = std::move(outcome.parameters);
+  return std::move(*outcome.result);
+}
+
+FitRes RemoteSite::fit(const FitIns& ins, TransferStats& transfer) {
+  std::shared_ptr<Parameters> parameters;
+  Result result = run_task(MessageKind::kFitTask, ins.config, ins.parameters, ins.deadline, transfer, &parameters);
+  FitRes res;
+  res.parameters = std::move(*parameters);
+  res.num_examples = result.num_examples;
+  res.metrics = std::move(result.metrics);
+  res.data_fingerprint = std::move(result.data_fingerprint);
+  return res;
+}
+
+EvaluateRes RemoteSite::evaluate(const EvaluateIns& ins, TransferStats& transfer) {
+  Result result = run_task(MessageKind::kEvaluateTask, ins.config, ins.parameters, ins.deadline, transfer, nullptr);
+  EvaluateRes res;
+  res.loss = result.loss;
+  res.num_examples = result.num_examples;
+  res.metrics = std::move(result.metrics);
+  return res;
+}
+
+}  // namespace fedtrack::net

@@ -1,0 +1,48 @@
+// The server's handle on one remote site: a ClientProxy whose fit() and
+// evaluate() post a task through the SiteRegistry and wait for its result,
+// the round's deadline or the site's silence (LibTorch: it carries models).
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "fedtrack/core/client_proxy.h"
+#include "fedtrack/core/parameters.h"
+#include "net/site_registry.h"
+
+namespace fedtrack::net {
+
+// The global model's encoding, made once per model for all its tasks.
+class ModelPayloads {
+ public:
+  std::shared_ptr<const std::string> payload_for(const std::shared_ptr<const Parameters>& global);
+
+ private:
+  std::mutex mutex_;
+  std::shared_ptr<const Parameters> global_;
+  std::shared_ptr<const std::string> payload_;
+};
+
+struct RemoteJob {
+  std::string job_id;
+  std::function<bool()> stop_requested;  // SIGINT / SIGTERM
+};
+
+class RemoteSite : public ClientProxy {
+ public:
+  RemoteSite(std::string name, SiteRegistry& registry, ModelPayloads& payloads, const RemoteJob& job)
+      : ClientProxy(std::move(name)), registry_(registry), payloads_(payloads), job_(job) {}
+  FitRes fit(const FitIns& ins, TransferStats& transfer) override;
+  EvaluateRes evaluate(const EvaluateIns& ins, TransferStats& transfer) override;
+
+ private:
+  // Error(kUnavailable) naming why the task failed.
+  Result run_task(MessageKind kind, const ConfigRecord& config, const std::shared_ptr<const Parameters>& global,
+                  const Deadline& deadline, TransferStats& transfer, std::shared_ptr<Parameters>* parameters);
+  SiteRegistry& registry_;
+  ModelPayloads& payloads_;
+  const RemoteJob& job_;
+};
+
+}  // namespace fedtrack::net

@@ -1,0 +1,31 @@
+// The client's site: its own data and model for the job a server runs, and
+// the work a task asks of it (LibTorch).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "fedtrack/core/torch_client.h"
+#include "net/protocol.h"
+
+namespace fedtrack::net {
+
+struct Site {
+  std::string signature;  // what the data and model were built for (data_signature)
+  std::shared_ptr<TorchClient> app;
+};
+
+// Everything of a join that shapes the site's data and model: when it
+// changes (another job), the site is built again.
+std::string data_signature(const Joined& joined);
+
+// Reads the shard in `data_dir` in the job's format and splits it into
+// training and validation examples with the site's data seed.
+Site make_site(const Joined& joined, const std::string& data_dir, const std::function<void(const std::string&)>& log);
+
+// Fits or evaluates the task's model. A failure (a bad model, a training
+// error) becomes a kTaskFailed result naming it, never an exception.
+Result perform(const Site& site, TaskMessage& task, const std::function<void(const std::string&)>& log);
+
+}  // namespace fedtrack::net
