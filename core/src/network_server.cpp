@@ -45,6 +45,7 @@
 #include "thread_pool.h"
 #include "wire.h"
 #include "job_runtime.h"
+#include "malloc_policy.h"
 #include "network_gate.h"
 
 namespace fedtrack {
@@ -653,10 +654,11 @@ class Handler : public Poco::Net::HTTPRequestHandler {
 
   void result(const std::string& name, Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
     Presence presence(hub_, name);
-    const std::string body = read_body(req, resp);
+    std::string body = read_body(req, resp);
+    const std::size_t body_bytes = body.size();
     Message message;
     try {
-      message = decode_message(body);
+      message = decode_message(std::move(body));  // the payload stays in the body's buffer
     } catch (const Error& e) {
       throw Refusal{HTTPResponse::HTTP_BAD_REQUEST, e.what()};
     }
@@ -726,13 +728,13 @@ class Handler : public Poco::Net::HTTPRequestHandler {
         rejection = e.what();
       }
     }
-    message.payload.clear();
+    std::string().swap(message.payload);  // decoded: its capacity must not wait in task->result
     {
       std::lock_guard<std::mutex> lock(hub_.mutex);
       if (task->done || client->task != task) {
         throw Refusal{HTTPResponse::HTTP_CONFLICT, "task " + std::to_string(task_id) + " ended meanwhile"};
       }
-      task->bytes_up = body.size();
+      task->bytes_up = body_bytes;
       if (!rejection.empty()) {
         task->failure = "sent an invalid update: " + edge_text(rejection);
       } else if (message.kind == MessageKind::kTaskFailed) {
@@ -842,6 +844,7 @@ JobResult run_network_server(const JobSpec& job, const NetworkServerOptions& opt
     check_regular_file(options.tls_key);
   }
   torch::set_num_threads(static_cast<int>(ThreadPool::cores()));
+  return_large_blocks_to_the_system();  // before the test split and the HTTP threads
 
   // The server holds only the test split and the training split's scaling.
   DatasetSplits data = at_key(job, "data.dataset", [&] { return load_test_split(job.data, job.seed); });
