@@ -318,21 +318,6 @@ class StreamedImages : public ExampleStream {
   std::int64_t at_ = 0;
 };
 
-// A pass over a split held in memory.
-class HeldExamples : public ExampleStream {
- public:
-  explicit HeldExamples(TensorData data) : data_(std::move(data)) {}
-  TensorData next(std::int64_t n) override {
-    const std::int64_t begin = at_;
-    at_ += n;
-    return {data_.features.slice(0, begin, at_), data_.labels.slice(0, begin, at_)};
-  }
-
- private:
-  TensorData data_;
-  std::int64_t at_ = 0;
-};
-
 }  // namespace
 
 TestSplit::TestSplit(TensorData data) : data_(std::move(data)) {}
@@ -343,7 +328,7 @@ std::int64_t TestSplit::size() const { return streamed_ ? streamed_->rows : data
 
 ExampleSource TestSplit::examples() const {
   if (streamed_) return {size(), [s = streamed_] { return std::make_unique<StreamedImages>(s); }};
-  return {size(), [d = data_] { return std::make_unique<HeldExamples>(d); }};
+  return held_examples(data_);
 }
 
 TensorData TestSplit::all() const {

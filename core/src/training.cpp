@@ -85,7 +85,7 @@ namespace {
 // A pass over examples held in memory: slices, no copies.
 class SliceStream : public ExampleStream {
  public:
-  explicit SliceStream(const TensorData& data) : data_(data) {}
+  explicit SliceStream(TensorData data) : data_(std::move(data)) {}
   TensorData next(std::int64_t n) override {
     const std::int64_t begin = at_;
     at_ += n;
@@ -93,16 +93,19 @@ class SliceStream : public ExampleStream {
   }
 
  private:
-  const TensorData& data_;
+  TensorData data_;  // shares the caller's tensors
   std::int64_t at_ = 0;
 };
 
 }  // namespace
 
+ExampleSource held_examples(const TensorData& data) {
+  return {data.size(), [data] { return std::make_unique<SliceStream>(data); }};
+}
+
 LoopStats evaluate_classifier(torch::nn::AnyModule& model, const TensorData& data,
                               std::int64_t batch_size) {
-  return evaluate_classifier(
-      model, ExampleSource{data.size(), [&data] { return std::make_unique<SliceStream>(data); }}, batch_size);
+  return evaluate_classifier(model, held_examples(data), batch_size);
 }
 
 LoopStats evaluate_classifier(torch::nn::AnyModule& model, const ExampleSource& data,

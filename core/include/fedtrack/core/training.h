@@ -60,6 +60,9 @@ struct ExampleSource {
   std::function<std::unique_ptr<ExampleStream>()> open;
 };
 
+// Passes over examples held in memory (slices of `data`'s tensors).
+ExampleSource held_examples(const TensorData& data);
+
 // Mean cross-entropy and accuracy, in eval mode, without gradients, over
 // batches [0, b), [b, 2b), ... in that order (the same batches, hence the
 // same sums, for both overloads).
