@@ -10,11 +10,24 @@
 #include <random>
 
 #include "csv.h"
+#include "fedtrack/core/digest.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
 #include "idx.h"
 
 namespace fedtrack {
+
+// A test split's images left in their IDX file.
+struct TestSplit::Streamed {
+  std::string path;
+  std::vector<std::int64_t> dims;  // the file's: {N, H, W}
+  std::int64_t rows = 0;           // the first `rows` images are the split
+  torch::Tensor labels;            // [rows] int64
+  std::string digest;              // SHA-256 of those rows' bytes at load
+  bool scale = false;
+  double mean = 0, stddev = 1;
+};
+
 namespace {
 
 TensorData head(const TensorData& data, std::int64_t limit) {
@@ -130,24 +143,48 @@ DatasetSplits load_idx_dataset(const DataSpec& spec, bool scale, bool keep_train
   }
   auto [test_y, test_y_path] = read("t10k-labels-idx1-ubyte");
   const std::string test_x_path = find_idx_file(dir, "t10k-images-idx3-ubyte");
+  torch::Tensor test_labels = idx_labels(test_y, test_y_path, kIdxClasses);
   if (keep_train) {
-    out.test = {idx_images(read_idx(test_x_path), test_x_path), idx_labels(test_y, test_y_path, kIdxClasses)};
-  } else {  // the server: no second copy of the file's bytes
-    IdxArray images;
+    TensorData test{idx_images(read_idx(test_x_path), test_x_path), test_labels};
+    if (test.features.size(0) != test.size()) {
+      throw Error::corruption(spec.dataset + ": image and label counts differ in " + dir);
+    }
+    test = head(test, spec.limit_test);
+    if (scale) {
+      apply_scaling(out.train, out.scaling);
+      apply_scaling(test, out.scaling);
+    }
+    out.test = TestSplit(std::move(test));
+  } else {  // the server: the images stay in their file, read again on each pass
+    auto streamed = std::make_shared<TestSplit::Streamed>();
+    streamed->path = test_x_path;
+    streamed->scale = scale;
+    if (scale) {
+      streamed->mean = out.scaling.mean[0];
+      streamed->stddev = out.scaling.stddev[0];
+    }
+    Sha256 digest;
+    std::uint64_t to_hash = 0;  // the split's rows, when limit_test cuts it
     stream_idx(
-        test_x_path, [&](const std::vector<std::int64_t>& dims) { images.dims = dims; },
-        [&](const std::uint8_t* bytes, std::size_t n) { images.data.insert(images.data.end(), bytes, bytes + n); });
-    out.test = {idx_images(images, test_x_path), idx_labels(test_y, test_y_path, kIdxClasses)};
-  }
-  if (out.test.features.size(0) != out.test.size()) {
-    throw Error::corruption(spec.dataset + ": image and label counts differ in " + dir);
-  }
-  out.test = head(out.test, spec.limit_test);
-  if (scale && !keep_train) {  // a tensor no one else holds: standardized in place, as apply_scaling computes it
-    out.test.features.sub_(out.scaling.mean[0]).div_(out.scaling.stddev[0]);
-  } else if (scale) {
-    apply_scaling(out.train, out.scaling);
-    apply_scaling(out.test, out.scaling);
+        test_x_path,
+        [&](const std::vector<std::int64_t>& dims) {
+          if (dims.size() != 3) throw Error::corruption(test_x_path + ": expected a 3-dimensional image file");
+          if (dims[0] != test_labels.size(0)) {
+            throw Error::corruption(spec.dataset + ": image and label counts differ in " + dir);
+          }
+          streamed->dims = dims;
+          streamed->rows = dims[0];
+          if (spec.limit_test > 0 && spec.limit_test < dims[0]) streamed->rows = spec.limit_test;
+          to_hash = static_cast<std::uint64_t>(streamed->rows * dims[1] * dims[2]);
+        },
+        [&](const std::uint8_t* bytes, std::size_t n) {
+          const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(n, to_hash));
+          digest.update(bytes, take);
+          to_hash -= take;
+        });
+    streamed->digest = digest.hex();
+    streamed->labels = test_labels.slice(0, 0, streamed->rows).clone();
+    out.test = TestSplit(std::shared_ptr<const TestSplit::Streamed>(std::move(streamed)));
   }
   out.format = "idx";
   out.feature_shape = {1, image_dims[1], image_dims[2]};
@@ -171,6 +208,7 @@ DatasetSplits load_csv_dataset(const DataSpec& spec, std::uint64_t seed, bool sc
   if (spec.path.empty()) throw Error::invalid_argument("csv: data.path must name the CSV file");
   const CsvDataset train_csv = read_csv_dataset(spec.path, spec.label, spec.classes);
   DatasetSplits out;
+  TensorData test;
   TensorData all = csv_tensors(train_csv);
   if (!spec.test_path.empty()) {
     const CsvDataset test_csv = read_csv_dataset(spec.test_path, spec.label, train_csv.class_names);
@@ -178,7 +216,7 @@ DatasetSplits load_csv_dataset(const DataSpec& spec, std::uint64_t seed, bool sc
       throw Error::invalid_argument("csv: " + spec.test_path + " has different feature columns than " + spec.path);
     }
     out.train = all;
-    out.test = csv_tensors(test_csv);
+    test = csv_tensors(test_csv);
   } else {
     std::vector<std::int64_t> order(all.size());
     std::iota(order.begin(), order.end(), 0);
@@ -194,10 +232,10 @@ DatasetSplits load_csv_dataset(const DataSpec& spec, std::uint64_t seed, bool sc
     std::sort(test_rows.begin(), test_rows.end());
     std::sort(train_rows.begin(), train_rows.end());
     out.train = select_rows(all, train_rows);
-    out.test = select_rows(all, test_rows);
+    test = select_rows(all, test_rows);
   }
   out.train = head(out.train, spec.limit_train);
-  out.test = head(out.test, spec.limit_test);
+  test = head(test, spec.limit_test);
   const torch::Tensor mean = out.train.features.mean(0).to(torch::kDouble).contiguous();
   torch::Tensor stddev = out.train.features.std(0);
   stddev = torch::where(stddev > 0, stddev, torch::ones_like(stddev)).to(torch::kDouble).contiguous();
@@ -205,8 +243,9 @@ DatasetSplits load_csv_dataset(const DataSpec& spec, std::uint64_t seed, bool sc
   out.scaling.stddev.assign(stddev.data_ptr<double>(), stddev.data_ptr<double>() + stddev.numel());
   if (scale) {
     apply_scaling(out.train, out.scaling);
-    apply_scaling(out.test, out.scaling);
+    apply_scaling(test, out.scaling);
   }
+  out.test = TestSplit(std::move(test));
   out.format = "csv";
   out.feature_names = train_csv.feature_names;
   out.class_names = train_csv.class_names;
@@ -237,6 +276,73 @@ DatasetSplits load_test_split(const DataSpec& spec, std::uint64_t seed) {
   DatasetSplits out = load_dataset(spec, seed, true);
   out.train = {};
   return out;
+}
+
+namespace {
+
+// One pass over a streamed split: each batch's bytes from the file, scaled
+// as load_dataset scales the whole split (idx_images, then apply_scaling):
+// the same float32 operations on each value, wherever a batch starts.
+class StreamedImages : public ExampleStream {
+ public:
+  explicit StreamedImages(std::shared_ptr<const TestSplit::Streamed> split)
+      : split_(std::move(split)), file_(split_->path) {
+    if (file_.dims() != split_->dims) throw changed("its dimensions differ");
+  }
+
+  TensorData next(std::int64_t n) override {
+    if (n < 0 || n > split_->rows - at_) {
+      throw Error::invalid_argument(split_->path + ": a batch of " + std::to_string(n) + " past the test split's " +
+                                    std::to_string(split_->rows) + " images");
+    }
+    torch::Tensor pixels = torch::empty({n, 1, split_->dims[1], split_->dims[2]}, torch::kUInt8);
+    const auto bytes = static_cast<std::size_t>(pixels.numel());
+    file_.read(pixels.data_ptr<std::uint8_t>(), bytes);
+    digest_.update(pixels.data_ptr<std::uint8_t>(), bytes);
+    TensorData out{pixels.to(torch::kFloat).div_(255.0), split_->labels.slice(0, at_, at_ + n)};
+    if (split_->scale) out.features.sub_(split_->mean).div_(split_->stddev);
+    at_ += n;
+    if (at_ == split_->rows && digest_.hex() != split_->digest) throw changed("its images differ");
+    return out;
+  }
+
+ private:
+  Error changed(const std::string& how) const {
+    return Error::corruption(split_->path + ": the test images changed since the job loaded them (" + how +
+                             "); restart the job to evaluate on the new file");
+  }
+
+  std::shared_ptr<const TestSplit::Streamed> split_;
+  IdxReader file_;
+  Sha256 digest_;
+  std::int64_t at_ = 0;
+};
+
+}  // namespace
+
+TestSplit::TestSplit(TensorData data) : data_(std::move(data)) {}
+
+TestSplit::TestSplit(std::shared_ptr<const Streamed> streamed) : streamed_(std::move(streamed)) {}
+
+std::int64_t TestSplit::size() const { return streamed_ ? streamed_->rows : data_.size(); }
+
+ExampleSource TestSplit::examples() const {
+  if (streamed_) return {size(), [s = streamed_] { return std::make_unique<StreamedImages>(s); }};
+  return held_examples(data_);
+}
+
+TensorData TestSplit::all() const {
+  if (!streamed_) return data_;
+  return examples().open()->next(size());
+}
+
+std::int64_t TestSplit::resident_bytes() const {
+  const TensorData& held = streamed_ ? TensorData{torch::Tensor(), streamed_->labels} : data_;
+  std::int64_t bytes = 0;
+  for (const auto* t : {&held.features, &held.labels}) {
+    if (t->defined()) bytes += t->numel() * static_cast<std::int64_t>(t->element_size());
+  }
+  return bytes;
 }
 
 void apply_scaling(TensorData& data, const FeatureScaling& scaling) {

@@ -41,7 +41,9 @@ ServerSide make_server_side(const JobSpec& job, const DatasetSplits& data,
   base.on_evaluate_config = [eval_batch](int round) {
     return ConfigRecord{{"round", static_cast<std::int64_t>(round)}, {"batch_size", eval_batch}};
   };
-  const TensorData test = data.test;
+  // Batches come from the split as it is stored (the server's: its IDX
+  // bytes), never one float copy of the whole set.
+  const ExampleSource test = data.test.examples();
   torch::nn::AnyModule model = side.model;
   base.evaluate_fn = [model, test, eval_batch](int, const Parameters& global) mutable {
     load_parameters(*model.ptr(), global);

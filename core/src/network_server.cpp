@@ -28,6 +28,7 @@
 #include "net/site_registry.h"
 #include "net/tls.h"
 #include "net/tokens.h"
+#include "malloc_policy.h"
 #include "thread_pool.h"
 
 namespace fedtrack {
@@ -88,6 +89,7 @@ JobResult run_network_server(const JobSpec& job, const NetworkServerOptions& opt
   Poco::Net::Context::Ptr context;
   if (tls) context = net::server_tls_context(options.tls_cert, options.tls_key);
   torch::set_num_threads(static_cast<int>(ThreadPool::cores()));
+  return_large_blocks_to_the_system();  // before the test split and the HTTP threads
 
   // The server holds only the test split and the training split's scaling.
   DatasetSplits data = at_key(job, "data.dataset", [&] { return load_test_split(job.data, job.seed); });

@@ -137,11 +137,36 @@ void check_layout(const Parameters& reference, const Parameters& other, const st
   }
 }
 
+namespace {
+
+// Whether every value of a floating-point tensor is finite. float32 and
+// float64 are scanned in place: torch::isfinite would allocate an |x| copy
+// and two masks per tensor, for every update a server receives.
+template <typename T>
+bool all_finite_values(const torch::Tensor& t) {
+  const T* v = t.data_ptr<T>();
+  const std::int64_t n = t.numel();
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(v[i])) return false;
+  }
+  return true;
+}
+
+bool all_finite(const torch::Tensor& t) {
+  if (t.is_contiguous() && t.device().is_cpu()) {
+    if (t.scalar_type() == torch::kFloat) return all_finite_values<float>(t);
+    if (t.scalar_type() == torch::kDouble) return all_finite_values<double>(t);
+  }
+  return torch::isfinite(t).all().item<bool>();
+}
+
+}  // namespace
+
 void check_update(const Parameters& reference, const Parameters& update, const std::string& who) {
   check_layout(reference, update, who);
   for (std::size_t i = 0; i < update.size(); ++i) {
     const auto& t = update.tensors[i];
-    if (t.is_floating_point() && !torch::isfinite(t).all().item<bool>()) {
+    if (t.is_floating_point() && !all_finite(t)) {
       throw Error::invalid_argument(who + ": '" + update.names[i] + "' contains NaN or Inf");
     }
   }

@@ -80,25 +80,53 @@ LoopStats train_classifier(torch::nn::AnyModule& model, const TensorData& data,
   return stats;
 }
 
+namespace {
+
+// A pass over examples held in memory: slices, no copies.
+class SliceStream : public ExampleStream {
+ public:
+  explicit SliceStream(TensorData data) : data_(std::move(data)) {}
+  TensorData next(std::int64_t n) override {
+    const std::int64_t begin = at_;
+    at_ += n;
+    return {data_.features.slice(0, begin, at_), data_.labels.slice(0, begin, at_)};
+  }
+
+ private:
+  TensorData data_;  // shares the caller's tensors
+  std::int64_t at_ = 0;
+};
+
+}  // namespace
+
+ExampleSource held_examples(const TensorData& data) {
+  return {data.size(), [data] { return std::make_unique<SliceStream>(data); }};
+}
+
 LoopStats evaluate_classifier(torch::nn::AnyModule& model, const TensorData& data,
                               std::int64_t batch_size) {
+  return evaluate_classifier(model, held_examples(data), batch_size);
+}
+
+LoopStats evaluate_classifier(torch::nn::AnyModule& model, const ExampleSource& data,
+                              std::int64_t batch_size) {
   LoopStats stats;
-  const std::int64_t n = data.size();
+  const std::int64_t n = data.size;
   if (n == 0) return stats;
+  if (batch_size <= 0) throw Error::invalid_argument("evaluation batch size must be > 0");
   torch::NoGradGuard no_grad;
   auto module = model.ptr();
   module->eval();
+  const std::unique_ptr<ExampleStream> examples = data.open();
   double loss_sum = 0;
   std::int64_t correct = 0;
   for (std::int64_t begin = 0; begin < n; begin += batch_size) {
-    const std::int64_t end = std::min(n, begin + batch_size);
-    const torch::Tensor x = data.features.slice(0, begin, end);
-    const torch::Tensor y = data.labels.slice(0, begin, end);
-    const torch::Tensor logits = model.forward(x);
+    const TensorData batch = examples->next(std::min(batch_size, n - begin));
+    const torch::Tensor logits = model.forward(batch.features);
     loss_sum += torch::nn::functional::cross_entropy(
-                    logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    logits, batch.labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .item<double>();
-    correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
+    correct += logits.argmax(1).eq(batch.labels).sum().item<std::int64_t>();
   }
   module->train();
   stats.loss = loss_sum / static_cast<double>(n);

@@ -98,7 +98,10 @@ std::string encode_message(const Message& message) {
   return out;
 }
 
-Message decode_message(std::string_view bytes) {
+namespace {
+
+// Decodes kind and header into `m`; returns the payload, a view into `bytes`.
+std::string_view decode_head(std::string_view bytes, Message& m) {
   ByteReader r(bytes, "message");
   if (r.take(kMagic.size(), "magic") != kMagic) throw Error::corruption("message: bad magic, not a fedtrack message");
   const auto version = r.get<std::uint16_t>("version");
@@ -108,7 +111,6 @@ Message decode_message(std::string_view bytes) {
   }
   const auto kind = r.get<std::uint8_t>("kind");
   if (kind < 1 || kind > 8) throw Error::invalid_argument("message: unknown kind " + std::to_string(kind));
-  Message m;
   m.kind = static_cast<MessageKind>(kind);
   const auto header = r.get_bytes("header");
   if (header.size() > kMaxHeaderBytes) {
@@ -117,8 +119,24 @@ Message decode_message(std::string_view bytes) {
   }
   m.header = decode_config(header);
   const auto payload_size = r.get<std::uint64_t>("payload length");
-  m.payload = std::string(r.take(payload_size, "payload"));
+  const std::string_view payload = r.take(payload_size, "payload");
   r.expect_end();
+  return payload;
+}
+
+}  // namespace
+
+Message decode_message(std::string_view bytes) {
+  Message m;
+  m.payload = std::string(decode_head(bytes, m));
+  return m;
+}
+
+Message decode_message(std::string&& bytes) {
+  Message m;
+  const std::size_t payload_at = static_cast<std::size_t>(decode_head(bytes, m).data() - bytes.data());
+  bytes.erase(0, payload_at);  // the payload ends the message
+  m.payload = std::move(bytes);
   return m;
 }
 

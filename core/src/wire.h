@@ -50,6 +50,8 @@ struct Message {
 std::string encode_message_head(MessageKind kind, const ConfigRecord& header, std::uint64_t payload_size);
 std::string encode_message(const Message& message);
 Message decode_message(std::string_view bytes);
+// The same, keeping the payload in `bytes`' own buffer (no copy of a model).
+Message decode_message(std::string&& bytes);
 
 std::string encode_config(const ConfigRecord& record);
 ConfigRecord decode_config(std::string_view bytes);

@@ -10,6 +10,8 @@
 #include "fedtrack/core/datasets.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
+#include "fedtrack/core/models.h"
+#include "fedtrack/core/training.h"
 #include "idx.h"
 #include "support/test_dir.h"
 
@@ -103,6 +105,28 @@ TEST_F(DatasetLabels, CsvDeclaredClassesCatchADamagedLabel) {
   EXPECT_EQ(ok.num_classes, 3);
 }
 
+// The server's test images stay in their file and are read again on every
+// evaluation: a file changed under a running job is corruption naming it,
+// never metrics silently computed on other images.
+TEST_F(DatasetLabels, ServerTestImagesChangedUnderTheJobAreCorruptionNamingTheFile) {
+  write_idx(dir_ / "data", {1, 2, 3, 4});
+  DataSpec spec;
+  spec.path = (dir_ / "data").string();
+  const DatasetSplits server = load_test_split(spec, 1);
+  ASSERT_TRUE(server.test.streamed());
+  EXPECT_EQ(server.test.all().features.size(0), 4);
+  const std::string images = (dir_ / "data" / "t10k-images-idx3-ubyte").string();
+  IdxArray other{{4, 2, 2}, std::vector<std::uint8_t>(16, 7)};
+  other.data[13] = 8;  // one pixel of the last image
+  write_file_atomically(images, encode_idx(other));
+  const auto [code, what] = error_of([&] { server.test.all(); });
+  EXPECT_EQ(code, ErrorCode::kCorruption);
+  EXPECT_NE(what.find(images), std::string::npos) << what;
+  EXPECT_NE(what.find("changed"), std::string::npos) << what;
+  write_file_atomically(images, encode_idx({{2, 4, 2}, std::vector<std::uint8_t>(16, 7)}));  // same bytes, other shape
+  EXPECT_EQ(error_of([&] { server.test.all(); }).first, ErrorCode::kCorruption);
+}
+
 }  // namespace
 }  // namespace fedtrack
 
@@ -120,10 +144,11 @@ void expect_server_scaling_is_the_loaders(const DataSpec& spec) {
   EXPECT_EQ(server.scaling.stddev, whole.scaling.stddev) << "limit_train " << spec.limit_train;
   EXPECT_EQ(server.feature_shape, whole.feature_shape);
   EXPECT_EQ(server.num_classes, whole.num_classes);
-  TensorData test = whole.test;
+  TensorData test = whole.test.all();
   apply_scaling(test, whole.scaling);
-  EXPECT_TRUE(torch::equal(server.test.features, test.features));
-  EXPECT_TRUE(torch::equal(server.test.labels, test.labels));
+  const TensorData served = server.test.all();
+  EXPECT_TRUE(torch::equal(served.features, test.features));
+  EXPECT_TRUE(torch::equal(served.labels, test.labels));
 }
 
 float next_up(float x) { return std::nextafter(x, 2.0f); }
@@ -156,6 +181,35 @@ TEST(ServerScaling, FashionMnistPixelStatisticsAreTheWholeSplitTensorStatistics)
       EXPECT_TRUE(torch_std == stddev || torch_std == next_up(stddev) || torch_std == next_down(stddev))
           << "limit " << limit << " threads " << threads << ": " << torch_std << " vs " << stddev;
     }
+  }
+}
+
+// The server evaluates on the test images streamed from their file, a batch
+// at a time, holding only the labels between evaluations (31 MB of float32
+// features before), and gets bit-identical metrics: every batch is what
+// load_dataset's scaled test split holds in those rows.
+TEST(ServerTestSplit, FashionMnistIsStreamedAndEvaluatesBitIdentically) {
+  DataSpec spec;
+  spec.dataset = "fashion-mnist";
+  spec.path = FEDTRACK_FASHION_MNIST_DIR;
+  ASSERT_TRUE(std::filesystem::is_directory(spec.path)) << "no " << spec.path << " (apt-get install dataset-fashion-mnist)";
+  spec.limit_test = 2500;
+  const DatasetSplits server = load_test_split(spec, 7);
+  ASSERT_EQ(server.test.size(), 2500);
+  EXPECT_TRUE(server.test.streamed());
+  EXPECT_EQ(server.test.resident_bytes(), 2500 * 8) << "only the int64 labels stay in memory";
+  // The rows as one float32 tensor: load_dataset's scaled test split
+  // (ServerScaling above checks that all() is exactly that).
+  const TestSplit held(server.test.all());
+  EXPECT_EQ(held.resident_bytes(), 2500 * (784 * 4 + 8));
+  torch::manual_seed(3);
+  torch::nn::AnyModule model = make_model("mlp", ModelInput{server.feature_shape, server.num_classes});
+  for (std::int64_t batch : {1000, 333, 2500}) {
+    const LoopStats streamed = evaluate_classifier(model, server.test.examples(), batch);
+    const LoopStats in_memory = evaluate_classifier(model, held.examples(), batch);
+    EXPECT_EQ(streamed.loss, in_memory.loss) << "batch " << batch;  // bit for bit
+    EXPECT_EQ(streamed.accuracy, in_memory.accuracy) << "batch " << batch;
+    EXPECT_EQ(streamed.examples, 2500);
   }
 }
 

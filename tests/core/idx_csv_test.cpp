@@ -96,6 +96,29 @@ IdxOutcome outcome_of(F&& read) {
   return out;
 }
 
+// Readers size buffers by the dimensions (the server's test split, read_idx's
+// reserve): dimensions the file cannot hold are refused before anyone sees
+// them, raw (the payload is exactly the bytes present) or gzip (deflate
+// inflates at most 1032-fold).
+TEST_F(IdxTest, DimensionsTheFileCannotHoldAreRefusedBeforeOnDims) {
+  const std::string liar = {0, 0, 0x08, 1, 0x40, 0, 0, 0, 1, 2, 3};  // says 2^30 bytes, holds 3
+  write_file_atomically(path("liar"), liar);
+  write_file_atomically(path("liar.gz"), gzip(liar));
+  for (const std::string name : {"liar", "liar.gz"}) {
+    bool saw_dims = false;
+    try {
+      stream_idx(
+          path(name), [&](const std::vector<std::int64_t>&) { saw_dims = true; },
+          [](const std::uint8_t*, std::size_t) {});
+      ADD_FAILURE() << name;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorruption) << name;
+      EXPECT_NE(std::string(e.what()).find(path(name)), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(saw_dims) << name << ": a buffer could have been sized by 2^30 bytes";
+  }
+}
+
 // The server streams the training images (stream_idx) instead of reading
 // them whole: every file, good or damaged, raw or gzip, must give what
 // read_idx gives, the same bytes or the same error; parse_idx (bytes in

@@ -26,6 +26,22 @@ ErrorCode code_of(const std::function<void()>& f) {
   return ErrorCode::kInternal;
 }
 
+// The server decodes each update from the request body it read: the payload
+// keeps the body's buffer (a model is never copied to become the payload).
+TEST(Wire, DecodingAnOwnedBodyKeepsThePayloadInItsBuffer) {
+  Message m;
+  m.kind = MessageKind::kFitResult;
+  m.header = {{"job_id", std::string("job-1")}};
+  m.payload = std::string(1 << 20, 'p');
+  std::string body = encode_message(m);
+  const char* buffer = body.data();
+  const Message back = decode_message(std::move(body));
+  EXPECT_EQ(back.payload.data(), buffer);
+  EXPECT_EQ(back.payload, m.payload);
+  EXPECT_EQ(back.header, m.header);
+  EXPECT_EQ(back.kind, m.kind);
+}
+
 TEST(Wire, MessagesRoundTripEveryScalarType) {
   Message m;
   m.kind = MessageKind::kFitResult;

@@ -198,10 +198,11 @@ class Handler : public Poco::Net::HTTPRequestHandler {
 
   void result(const std::string& name, HTTPServerRequest& req, HTTPServerResponse& resp) {
     SitePresence presence(e_.registry, name);
-    const std::string body = read_body(req, resp);
+    std::string body = read_body(req, resp);
+    const std::size_t body_bytes = body.size();
     Result message;
     try {
-      message = decode_result(body);
+      message = decode_result(std::move(body));  // the payload stays in the body's buffer
     } catch (const Error& ex) {
       throw Refusal{HTTPResponse::HTTP_BAD_REQUEST, ex.what()};
     }
@@ -230,8 +231,8 @@ class Handler : public Poco::Net::HTTPRequestHandler {
         rejection = ex.what();
       }
     }
-    message.payload.clear();
-    e_.registry.deliver(name, *task, std::move(message), std::move(parameters), body.size(), edge_text(rejection));
+    std::string().swap(message.payload);  // decoded: its capacity must not wait in the task's result
+    e_.registry.deliver(name, *task, std::move(message), std::move(parameters), body_bytes, edge_text(rejection));
     if (!rejection.empty()) throw Refusal{HTTPResponse::HTTP_UNPROCESSABLE_ENTITY, rejection};
     send_no_content(resp);
   }

@@ -236,8 +236,8 @@ std::string encode_result(const Result& r) {
   return encode_message({r.kind, header, r.kind == MessageKind::kFitResult ? r.payload : std::string()});
 }
 
-Result decode_result(std::string_view bytes) {
-  Message m = decode_message(bytes);
+namespace {
+Result result_from(Message m) {
   if (m.kind != MessageKind::kFitResult && m.kind != MessageKind::kEvaluateResult &&
       m.kind != MessageKind::kTaskFailed) {
     throw Error::corruption(std::string("a ") + message_kind_name(m.kind) + " message is not a result");
@@ -298,5 +298,9 @@ Result decode_result(std::string_view bytes) {
   if (m.kind == MessageKind::kFitResult) r.payload = std::move(m.payload);
   return r;
 }
+}  // namespace
+
+Result decode_result(std::string_view bytes) { return result_from(decode_message(bytes)); }
+Result decode_result(std::string&& bytes) { return result_from(decode_message(std::move(bytes))); }
 
 }  // namespace fedtrack::net

@@ -124,5 +124,8 @@ std::string encode_result(const Result& result);
 // log). A task failure may still carry the fields of the result it replaces
 // (older clients send them): they are checked the same way.
 Result decode_result(std::string_view bytes);
+// The same, keeping the payload in `bytes`' buffer (the server's request
+// body): no copy of a model-sized payload.
+Result decode_result(std::string&& bytes);
 
 }  // namespace fedtrack::net

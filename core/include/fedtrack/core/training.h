@@ -8,6 +8,8 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <random>
 #include <string>
 
@@ -44,8 +46,29 @@ struct LoopStats {
 LoopStats train_classifier(torch::nn::AnyModule& model, const TensorData& data,
                            const TrainOptions& options, std::mt19937_64& rng);
 
-// Mean cross-entropy and accuracy, in eval mode, without gradients.
+// Examples read front to back, a batch at a time: `open()` starts a pass
+// whose `next(n)` gives the following n examples. Lets evaluation read a
+// test split streamed from its file without holding it in memory.
+class ExampleStream {
+ public:
+  virtual ~ExampleStream() = default;
+  virtual TensorData next(std::int64_t n) = 0;
+};
+
+struct ExampleSource {
+  std::int64_t size = 0;
+  std::function<std::unique_ptr<ExampleStream>()> open;
+};
+
+// Passes over examples held in memory (slices of `data`'s tensors).
+ExampleSource held_examples(const TensorData& data);
+
+// Mean cross-entropy and accuracy, in eval mode, without gradients, over
+// batches [0, b), [b, 2b), ... in that order (the same batches, hence the
+// same sums, for both overloads).
 LoopStats evaluate_classifier(torch::nn::AnyModule& model, const TensorData& data,
+                              std::int64_t batch_size);
+LoopStats evaluate_classifier(torch::nn::AnyModule& model, const ExampleSource& data,
                               std::int64_t batch_size);
 
 // Rows of `data` at `indices` (a copy).
