@@ -173,3 +173,18 @@ def test_promote_refuses_a_candidate_it_cannot_fetch(servers, two_runs):
     r = fedtrack([a for a in job if a != "--dry-run"], ws, env)
     assert r.returncode == 7, r.stdout + r.stderr
     assert len(mlflow_client(servers["mlflow"].uri).search_model_versions(f"name='{MODEL}'")) == 2
+
+
+def test_a_refused_token_is_exit_6_naming_the_repository(servers, tmp_path):
+    env = ci_env(servers, tmp_path, FEDTRACK_GIT_TOKEN="wrong-token-5b1e")
+    r = fedtrack(["history", "--repo", servers["url"]], tmp_path, env)
+    assert r.returncode == 6, r.stdout + r.stderr
+    assert "git fetch from origin (" + servers["url"] + ")" in r.stderr and "refused the credentials" in r.stderr
+    assert "wrong-token-5b1e" not in r.stdout + r.stderr
+    # A password in the URL is refused before anything is stored.
+    with_password = servers["url"].replace("http://", f"http://{USER}:{TOKEN}@")
+    r = fedtrack(["history", "--repo", with_password], tmp_path, env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert TOKEN not in r.stdout + r.stderr and "FEDTRACK_GIT_TOKEN" in r.stderr
+    for f in (tmp_path / ".fedtrack").rglob("*"):
+        assert f.is_dir() or TOKEN.encode() not in f.read_bytes(), f
