@@ -9,6 +9,7 @@ champion from the URL alone. promote refuses a candidate whose commit or
 model cannot be fetched, --dry-run included."""
 
 import hashlib
+import json
 import os
 import subprocess
 
@@ -128,7 +129,7 @@ def test_second_workspace_extends_the_history_and_versions_count_up(servers, two
 
 
 def test_third_workspace_restores_the_champion_from_the_url(servers, two_runs):
-    base, _, second = two_runs
+    base, first, second = two_runs
     ws = base / "ws3"
     ws.mkdir()
     env = ci_env(servers, ws)
@@ -141,6 +142,13 @@ def test_third_workspace_restores_the_champion_from_the_url(servers, two_runs):
     r = fedtrack(["restore", "--model-name", MODEL, "--alias", "champion", "--out", "again.pt"], ws, env)
     assert r.returncode == 0, r.stderr
     assert md5(ws / "again.pt") == second["FEDTRACK_MD5"]
+    # Any revision by URL: the first run's version tag, fetched with the branch.
+    r = fedtrack(["restore", "--repo", servers["url"], "--rev", f"{MODEL}@v0.0.1", "--out", "v1.pt"], ws, env)
+    assert r.returncode == 0, r.stderr
+    assert md5(ws / "v1.pt") == first["FEDTRACK_MD5"]
+    r = fedtrack(["history", "--repo", servers["url"], "--json"], ws, env)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["rounds"]) == 3
 
 
 def test_promote_refuses_a_candidate_it_cannot_fetch(servers, two_runs):
