@@ -108,6 +108,35 @@ TEST_F(UrlRepository, TwoWorkspacesExtendOneHistoryStartingFromAnEmptyRemote) {
   EXPECT_EQ(gto_next_version(second_ws.root(), "demo"), "v0.0.2");
 }
 
+TEST_F(UrlRepository, AVersionTagAnotherWorkspacePushedFirstIsAnErrorNotSkipped) {
+  RoundCommit a, b;
+  {
+    ModelRepository ws1(workspace("ws1"));
+    a = ws1.commit_round("job-1", "demo", 1, 1, "weights one", {}, {});
+  }
+  {
+    ModelRepository ws2(workspace("ws2"));
+    b = ws2.commit_round("job-2", "demo", 1, 1, "weights two", {}, {});
+  }
+  // Both promote "the next version" from what they fetched: v0.0.1.
+  const std::string ws1 = (dir_ / "ws1" / "local" / fs::path(origin_).relative_path()).replace_extension().string();
+  const std::string ws2 = (dir_ / "ws2" / "local" / fs::path(origin_).relative_path()).replace_extension().string();
+  gto_register(ws1, "demo", "v0.0.1", a.commit, "");
+  EXPECT_TRUE(push_tags_if_remote(ws1, {"demo@v0.0.1"}));
+  gto_register(ws2, "demo", "v0.0.1", b.commit, "");
+  try {
+    push_tags_if_remote(ws2, {"demo@v0.0.1"});
+    FAIL() << "origin's demo@v0.0.1 names another commit: the push must not skip it silently";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition);
+    EXPECT_NE(std::string(e.what()).find("demo@v0.0.1 exists on origin already"), std::string::npos) << e.what();
+  }
+  // The same tag (fetched) is "there already", fine.
+  setenv("FEDTRACK_REPO_CACHE", (dir_ / "ws3").c_str(), 1);
+  const std::string ws3 = sync_repository_url(url_);
+  EXPECT_TRUE(push_tags_if_remote(ws3, {"demo@v0.0.1"}));
+}
+
 TEST_F(UrlRepository, ReachabilityNamesAMissingCommitOrObject) {
   RoundCommit round;
   {
