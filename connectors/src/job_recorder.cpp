@@ -161,7 +161,7 @@ void JobRecorder::on_round(const RoundSummary& s) {
     recorded.tag = c.tag;
     recorded.md5 = c.md5;
     recorded.path = c.path;
-    recorded.repo = repository_->root();
+    recorded.repo = repository_->location();
     for (const auto& [k, v] : recorded.to_run_tags()) lineage.push_back({k, v});
   }
   // Then one tracking call: one journal transaction, one sync pass.

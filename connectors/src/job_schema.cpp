@@ -133,7 +133,7 @@ std::vector<JobKey> build_keys() {
                        "fail the job (exit 4 / 6) when MLflow is unreachable or refuses the credentials before round 1, "
                        "or writes are still pending at the end (--require-tracking)")),
       operational(flag(FT_MEMBER(versioning.enabled), "commit every round's global model")),
-      operational(text(FT_MEMBER(versioning.repo), "git + DVC repository, created on first use")),
+      operational(text(FT_MEMBER(versioning.repo), "git + DVC repository folder (created on first use), or a git URL: cloned into .fedtrack/repos/, pushed every round")),
       operational(text(FT_MEMBER(versioning.path), "the model inside the repository (a relative path inside it)")),
       operational(shown_default("\"\" = the repository's default DVC remote, if any",
                                 text(FT_MEMBER(versioning.remote),

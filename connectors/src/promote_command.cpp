@@ -19,6 +19,8 @@
 #include "fedtrack/versioning/model_repository.h"
 #include "ci_outputs.h"
 #include "promotion.h"
+#include "fedtrack/versioning/round_reachability.h"
+#include "fedtrack/connectors/versioning_commands.h"
 
 namespace fedtrack {
 namespace {
@@ -46,7 +48,8 @@ MlflowRun find_job(MlflowClient& client, const std::string& experiment_id, const
 
 }  // namespace
 
-int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& err) {
+int promote_command(const PromoteArgs& given, std::ostream& out, std::ostream& err) {
+  PromoteArgs args = given;  // args.repo becomes the local folder checked below
   CiOutputs o;
   o.set("promoted", "false");
   int status = 0;
@@ -109,6 +112,16 @@ int promote_command(const PromoteArgs& args, std::ostream& out, std::ostream& er
     summary_table = "| | run | " + args.metric + " |\n|---|---|---|\n| candidate | " + candidate.info.run_id + " | " +
                     promotion_number(value) + " |\n| " + (args.better_than.empty() ? std::string("champion") : args.better_than) +
                     " | | " + champion_value + " |\n";
+    if (failed.empty()) {
+      // Never "passes" for a round nobody can fetch: its commit must be in
+      // the repository (--repo, else the one the run records) and its object
+      // in the cache or the DVC remote.
+      if (args.repo.empty()) args.repo = lineage.repo.empty() ? kDefaultModelRepository : lineage.repo;
+      const RoundReachability reach = check_round_reachable(args.repo, commit, args.path, md5);
+      args.repo = reach.repo;
+      (args.json ? err : out) << "round " << lineage.round << "'s commit " << commit.substr(0, 12) << " is in "
+          << redact_uri(given.repo.empty() ? lineage.repo : given.repo) << "; its model (md5 " << md5 << ") in " << reach.object << std::endl;
+    }
     if (!failed.empty()) {
       for (const auto& f : failed) err << "fedtrack: gate failed: " << f << std::endl;
       status = 3;

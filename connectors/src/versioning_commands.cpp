@@ -13,6 +13,7 @@
 #include "fedtrack/tracking/mlflow_client.h"
 #include "fedtrack/versioning/gto_tags.h"
 #include "fedtrack/versioning/model_repository.h"
+#include "fedtrack/versioning/repository_url.h"
 
 namespace fedtrack {
 
@@ -64,6 +65,9 @@ std::string find_model_repository(const std::string& repo, const std::string& pa
 
 int restore_command(const RestoreArgs& given, std::ostream& out, std::ostream& /*err*/) {
   RestoreArgs args = given;
+  // A git URL is fetched into its cache (repository_url.h) once the
+  // revision is known: --alias without --repo uses the repository the
+  // promoted run records.
   args.repo = find_model_repository(given.repo, given.path);
   std::string rev = args.rev, expected, what = args.rev;
   const int ways = !args.rev.empty() + !args.alias.empty() + !args.stage.empty() + !args.version.empty();
@@ -87,7 +91,10 @@ int restore_command(const RestoreArgs& given, std::ostream& out, std::ostream& /
                                        ") has no fedtrack lineage tags");
     }
     what = args.model_name + " alias " + args.alias + " (registry version " + mv.version + ")";
-  } else if (!args.stage.empty()) {
+    if (given.repo.empty() && is_git_url(lineage.repo)) args.repo = lineage.repo;
+  }
+  args.repo = local_repository(args.repo);
+  if (!args.stage.empty()) {
     const GtoVersion v = gto_stage(args.repo, args.model_name, args.stage);
     rev = v.commit;
     what = args.model_name + " stage " + args.stage + " (" + v.tag + (v.version.empty() ? "" : ", " + v.version) + ")";
@@ -103,7 +110,7 @@ int restore_command(const RestoreArgs& given, std::ostream& out, std::ostream& /
 
 int history_command(const HistoryArgs& given, std::ostream& out, std::ostream& /*err*/) {
   HistoryArgs args = given;
-  args.repo = find_model_repository(given.repo, "models/global.pt");
+  args.repo = local_repository(find_model_repository(given.repo, "models/global.pt"));
   const auto entries = model_history(args.repo);
   if (args.json) {
     nlohmann::json rounds = nlohmann::json::array();

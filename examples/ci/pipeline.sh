@@ -11,7 +11,11 @@
 # extra `fedtrack run` arguments in RUN_ARGS. MODEL_REPO (a git URL: the model
 # repository outside the workspace, pushed after every round) and DVC_REMOTE
 # (e.g. s3://bucket/prefix) are passed on as versioning.repo /
-# versioning.remote when set, so fresh workspaces extend one history.
+# versioning.remote when set, so fresh workspaces extend one history: the
+# repository is cloned into .fedtrack/repos/ (git token: FEDTRACK_GIT_TOKEN,
+# FEDTRACK_GIT_USERNAME), S3 credentials come from AWS_ACCESS_KEY_ID /
+# AWS_SECRET_ACCESS_KEY (+ AWS_ENDPOINT_URL for an S3-compatible server), and
+# promote finds the repository from the job's runs.
 #
 # Exit status: 0 promoted; 3 the gate held the model back (the CI files treat
 # that as a neutral outcome); anything else is a failure: the job failed, its

@@ -107,4 +107,13 @@ DvcRemote dvc_remote_for_url(const DvcConfig& config, const std::string& url, co
   return r;
 }
 
+std::optional<DvcRemote> revision_default_remote(const std::filesystem::path& dvc_dir,
+                                                 const std::string& committed_config) {
+  DvcConfig config = parse_dvc_config(committed_config);
+  for (const auto& [section, values] : read_dvc_config(dvc_dir)) {
+    for (const auto& [k, v] : values) config[section][k] = v;
+  }
+  return default_dvc_remote(config);
+}
+
 }  // namespace fedtrack

@@ -46,4 +46,10 @@ std::optional<DvcRemote> default_dvc_remote(const DvcConfig& config);
 // with no settings.
 DvcRemote dvc_remote_for_url(const DvcConfig& config, const std::string& url, const std::string& fallback_name);
 
+// The default remote a revision's objects are read from: its committed
+// .dvc/config text, with the work tree's .dvc/config and config.local
+// (under `dvc_dir`) on top, key by key; nullopt when none is named.
+std::optional<DvcRemote> revision_default_remote(const std::filesystem::path& dvc_dir,
+                                                 const std::string& committed_config);
+
 }  // namespace fedtrack

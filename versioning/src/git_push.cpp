@@ -245,6 +245,21 @@ std::map<std::string, std::string> rebase_onto(git_repository* repo, const std::
   return rebased;
 }
 
+// Whether two tag (or commit) objects name the same commit; false when
+// `b` is not in this repository.
+bool same_commit(git_repository* repo, const git_oid& a, const git_oid& b) {
+  GitObject oa, ob, pa, pb;
+  if (git_object_lookup(oa.out(), repo, &a, GIT_OBJECT_ANY) < 0 ||
+      git_object_lookup(ob.out(), repo, &b, GIT_OBJECT_ANY) < 0) {
+    return false;
+  }
+  if (git_object_peel(pa.out(), oa.get(), GIT_OBJECT_COMMIT) < 0 ||
+      git_object_peel(pb.out(), ob.get(), GIT_OBJECT_COMMIT) < 0) {
+    return false;
+  }
+  return git_oid_equal(git_object_id(pa.get()), git_object_id(pb.get())) != 0;
+}
+
 // Pushes the tags in `wanted` that origin lacks; returns those pushed.
 std::vector<std::string> push_missing_tags(git_repository* repo, git_remote* origin,
                                            const std::vector<std::string>& wanted) {
@@ -253,7 +268,21 @@ std::vector<std::string> push_missing_tags(git_repository* repo, git_remote* ori
   std::vector<std::string> specs, pushed;
   for (const auto& tag : wanted) {
     const std::string ref = "refs/tags/" + tag;
-    if (remote.count(ref)) continue;  // there already (tags are never moved once pushed)
+    if (auto there = remote.find(ref); there != remote.end()) {
+      // There already (tags are never moved once pushed) — unless origin's
+      // tag of that name is another one: e.g. a promotion in another
+      // workspace took the same GTO version meanwhile. Never skip that silently.
+      git_oid local;
+      git_check(git_reference_name_to_id(&local, repo, ref.c_str()), "git tag " + tag);
+      if (!git_oid_equal(&local, &there->second) && !same_commit(repo, local, there->second)) {
+        throw Error::failed_precondition(
+            "tag " + tag + " exists on origin already and is not this repository's " + tag + " (origin's is " +
+            short_sha(there->second) + ", made elsewhere: another writer, e.g. a promotion in another workspace, "
+            "took that name meanwhile); nothing was pushed. Delete the local tag (git tag -d " + tag + "), fetch, "
+            "and run again");
+      }
+      continue;
+    }
     specs.push_back(ref + ":" + ref);
     pushed.push_back(tag);
   }

@@ -42,7 +42,9 @@ struct PushResult {
 PushResult push_branch_and_tags(git_repository* repo, const std::string& tag_glob,
                                 const std::function<void(const std::string&)>& log);
 
-// Pushes the given tags (short names) that origin lacks. Returns false when
+// Pushes the given tags (short names) that origin lacks; a tag origin has
+// under the same name on another commit (or made elsewhere) is
+// Error(kFailedPrecondition), never skipped silently. Returns false when
 // the repository has no remote `origin`.
 bool push_tags_to_origin(git_repository* repo, const std::vector<std::string>& tags);
 

@@ -61,4 +61,15 @@ GitSignature signature_for(git_repository* repo, const std::string& author) {
   return sig;
 }
 
+std::optional<std::string> git_blob_at(git_repository* repo, git_commit* commit, const std::string& path) {
+  GitTree tree;
+  git_check(git_commit_tree(tree.out(), commit), "git tree");
+  GitTreeEntry entry;
+  if (git_tree_entry_bypath(entry.out(), tree.get(), path.c_str()) < 0) return std::nullopt;
+  GitBlob blob;
+  if (git_blob_lookup(blob.out(), repo, git_tree_entry_id(entry.get())) < 0) return std::nullopt;
+  return std::string(static_cast<const char*>(git_blob_rawcontent(blob.get())),
+                     static_cast<std::size_t>(git_blob_rawsize(blob.get())));
+}
+
 }  // namespace fedtrack

@@ -4,6 +4,7 @@
 
 #include <git2.h>
 
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -39,6 +40,9 @@ using GitReference = GitOwned<git_reference, git_reference_free>;
 using GitRemote = GitOwned<git_remote, git_remote_free>;
 
 std::string oid_hex(const git_oid& oid);
+
+// The bytes of `path` in the tree of `commit`, or nullopt when absent.
+std::optional<std::string> git_blob_at(git_repository* repo, git_commit* commit, const std::string& path);
 
 // The configured git identity of `repo`, else `author` ("Name <email>"),
 // else "fedtrack <fedtrack@localhost>". Error(kInvalidArgument) for a

@@ -23,6 +23,8 @@
 #include "s3_remote.h"
 #include "git_util.h"
 #include "repository_lock.h"
+#include "fedtrack/core/text.h"
+#include "fedtrack/versioning/repository_url.h"
 
 namespace fedtrack {
 namespace {
@@ -53,16 +55,8 @@ std::string read_repo_file(const std::string& path) {
   }
 }
 
-// The bytes of `path` in the tree of `commit`, or nullopt.
 std::optional<std::string> blob_at(git_repository* repo, git_commit* commit, const std::string& path) {
-  Tree tree;
-  check(git_commit_tree(tree.out(), commit), "git tree");
-  TreeEntry entry;
-  if (git_tree_entry_bypath(entry.out(), tree.get(), path.c_str()) < 0) return std::nullopt;
-  Blob blob;
-  if (git_blob_lookup(blob.out(), repo, git_tree_entry_id(entry.get())) < 0) return std::nullopt;
-  return std::string(static_cast<const char*>(git_blob_rawcontent(blob.get())),
-                     static_cast<std::size_t>(git_blob_rawsize(blob.get())));
+  return git_blob_at(repo, commit, path);
 }
 
 // Copies `bytes` (whose md5 is `md5`) into the object file `path`
@@ -208,6 +202,11 @@ ModelRepository::ModelRepository(VersioningOptions options) : options_(std::move
       options_.path.find("..") != std::string::npos) {
     throw Error::invalid_argument("versioning.path must be relative to the repository root, got '" + options_.path + "'");
   }
+  if (is_git_url(options_.repo)) {
+    url_ = options_.repo;
+    options_.repo = sync_repository_url(url_, options_.lock_wait_seconds, options_.log);
+    options_.push = true;  // the cache is only a copy: every round goes to the URL
+  }
   std::error_code ec;
   fs::create_directories(options_.repo, ec);
   // The lock lives in the git dir, so a repository killed half-way through
@@ -271,6 +270,8 @@ std::string ModelRepository::root() const {
   if (!out.empty() && out.back() == '/') out.pop_back();
   return out;
 }
+
+std::string ModelRepository::location() const { return url_.empty() ? root() : redact_uri(url_); }
 
 std::string ModelRepository::tag_name(const std::string& job_id, int round) {
   char buf[32];
@@ -470,20 +471,6 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
 
 // --- restore -------------------------------------------------------------------------
 
-namespace {
-
-// The default remote from the revision's .dvc/config, the work tree's
-// .dvc/config and .dvc/config.local on top (key by key), if any.
-std::optional<DvcRemote> restore_remote(const fs::path& top, const std::string& committed_config) {
-  DvcConfig config = parse_dvc_config(committed_config);
-  for (const auto& [section, values] : read_dvc_config(top / ".dvc")) {
-    for (const auto& [k, v] : values) config[section][k] = v;
-  }
-  return default_dvc_remote(config);
-}
-
-}  // namespace
-
 RestoreResult restore_model(const std::string& repo_dir, const std::string& rev, const std::string& path,
                             const std::string& out) {
   ensure_libgit2();
@@ -543,7 +530,7 @@ RestoreResult restore_model(const std::string& repo_dir, const std::string& rev,
     return accept(source, file, bytes);
   };
   if (from_file("cache", object_path((top / ".dvc" / "cache").string(), output.md5, output.legacy()))) return result;
-  if (const auto remote = restore_remote(top, committed_config)) {
+  if (const auto remote = revision_default_remote(top / ".dvc", committed_config)) {
     if (remote->is_s3()) {
       S3Remote s3(resolve_s3_settings(*remote, process_environment()));
       const std::string key = s3.object_key(output.md5, output.legacy());

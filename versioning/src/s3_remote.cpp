@@ -472,6 +472,14 @@ bool S3Remote::push(const std::string& md5, const std::string& bytes) {
   return true;
 }
 
+std::optional<std::uint64_t> S3Remote::size_of(const std::string& md5, bool legacy) {
+  const std::string key = object_key(md5, legacy);
+  const Response head = s3_request(settings_, "HEAD", object_url(key), key, nullptr, "", kMaxErrorBody);
+  if (head.status == 404) return std::nullopt;
+  if (head.status != 200) throw_s3_error(settings_, "HEAD", key, head);
+  return head.content_length;
+}
+
 void S3Remote::probe() {
   const std::string key = object_key(std::string(32, '0'));
   const Response r = s3_request(settings_, "GET", object_url(key), key, nullptr, "", kMaxErrorBody);

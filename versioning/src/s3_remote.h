@@ -104,6 +104,10 @@ class S3Remote {
   // At most `max_bytes` are read (more is Error(kCorruption)).
   std::optional<std::string> fetch(const std::string& md5, bool legacy, std::uint64_t max_bytes);
 
+  // The object's size when the remote has it (HEAD 200), nullopt when it
+  // does not (404); any other answer throws as a push would.
+  std::optional<std::uint64_t> size_of(const std::string& md5, bool legacy);
+
   const S3Settings& settings() const { return settings_; }
 
  private:

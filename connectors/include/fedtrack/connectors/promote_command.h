@@ -12,7 +12,7 @@ namespace fedtrack {
 struct PromoteArgs {
   std::string experiment;
   std::string model_name;
-  std::string repo = "fedtrack-models";
+  std::string repo;  // a folder or a git URL; "" = the repository the candidate run records, else fedtrack-models
   std::string path = "models/global.pt";
   std::string job_id;        // default: the latest finished job in the experiment
   std::string run_id;        // a job's run or one round's run

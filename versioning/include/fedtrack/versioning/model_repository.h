@@ -37,7 +37,9 @@
 namespace fedtrack {
 
 struct VersioningOptions {
-  std::string repo = "fedtrack-models";  // the repository's folder
+  // The repository's folder, or a git URL (repository_url.h): then
+  // fedtrack works in a cached clone of it and pushes (push is implied).
+  std::string repo = "fedtrack-models";
   std::string path = "models/global.pt"; // the model, relative to the repository root
   // DVC remote each round's object is pushed to before its commit: a folder
   // or s3://bucket/prefix (settings from the .dvc/config section with that
@@ -73,7 +75,8 @@ struct HistoryEntry {
 class ModelRepository {
  public:
   // Opens the repository at options.repo, creating it if missing. Error
-  // naming the folder when it cannot.
+  // naming the folder when it cannot. For a git URL, the cache is cloned or
+  // fetched first (sync_repository_url) and options().repo is its folder.
   explicit ModelRepository(VersioningOptions options);
   ~ModelRepository();
   ModelRepository(const ModelRepository&) = delete;
@@ -81,6 +84,9 @@ class ModelRepository {
 
   const VersioningOptions& options() const { return options_; }
   std::string root() const;  // absolute path of the work tree
+  // Where others find the repository: its URL (without user info) when
+  // options.repo was a URL, else root(). Recorded on the round runs.
+  std::string location() const;
 
   // Writes, caches, commits and tags one round's global model. The commit
   // message ends with the round's Lineage trailers: job, round, md5 and path
@@ -98,6 +104,7 @@ class ModelRepository {
  private:
   struct Git;
   VersioningOptions options_;
+  std::string url_;  // options.repo as given when it was a git URL
   std::unique_ptr<Git> git_;
 };
 
