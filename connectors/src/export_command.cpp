@@ -4,11 +4,13 @@
 
 #include <filesystem>
 #include <ostream>
+#include <sstream>
 
 #include "fedtrack/connectors/versioning_commands.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
 #include "fedtrack/core/onnx_export.h"
+#include "fedtrack/versioning/md5.h"
 #include "fedtrack/versioning/model_repository.h"
 
 namespace fedtrack {
@@ -50,8 +52,15 @@ int export_command(const ExportArgs& args, std::ostream& out, std::ostream& /*er
   if (args.format != "onnx") {
     throw Error::invalid_argument("--format " + args.format + ": supported: onnx");
   }
-  if (args.rev.empty() == args.checkpoint.empty()) throw Error::invalid_argument("give exactly one of --rev, --checkpoint");
+  if (!args.rev.empty() + !args.checkpoint.empty() + !args.model_name.empty() != 1) {
+    throw Error::invalid_argument("give exactly one of --rev, --checkpoint, --model-name");
+  }
   if (!args.checkpoint.empty() && !args.repo.empty()) throw Error::invalid_argument("--repo goes with --rev, not --checkpoint");
+  const int ways = !args.alias.empty() + !args.stage.empty() + !args.version.empty();
+  if (!args.model_name.empty() && ways != 1) {
+    throw Error::invalid_argument("--model-name needs exactly one of --alias, --stage, --version");
+  }
+  if (args.model_name.empty() && ways != 0) throw Error::invalid_argument("--alias, --stage and --version need --model-name");
   check_out_folder(args.out);
 
   OnnxExportOptions options;
@@ -61,6 +70,44 @@ int export_command(const ExportArgs& args, std::ostream& out, std::ostream& /*er
     bytes = read_file(args.checkpoint);
     options.source = args.checkpoint;
     what = args.checkpoint;
+  } else if (!args.model_name.empty()) {
+    // fedtrack restore resolves the promotion and checks the recorded md5.
+    RestoreArgs r;
+    r.repo = find_model_repository(args.repo, args.path);
+    r.path = args.path;
+    r.out = args.out + ".fedtrack-export-" + std::to_string(::getpid());
+    r.model_name = args.model_name;
+    r.alias = args.alias;
+    r.stage = args.stage;
+    r.version = args.version;
+    r.tracking_uri = args.tracking_uri;
+    std::ostringstream said;
+    std::error_code ignored;
+    try {
+      restore_command(r, said, said);
+      bytes = read_file(r.out);
+      std::filesystem::remove(r.out, ignored);
+    } catch (...) {
+      std::filesystem::remove(r.out, ignored);
+      throw;
+    }
+    const std::string how = !args.alias.empty() ? "alias " + args.alias
+                            : !args.stage.empty() ? "stage " + args.stage
+                                                  : "version " + args.version;
+    options.source = args.model_name + " " + how;
+    what = options.source;
+    options.metadata.push_back({"fedtrack.registered_model", args.model_name});
+    options.metadata.push_back({"fedtrack.promotion", how});
+    const std::string md5 = md5_hex(bytes);
+    options.metadata.push_back({"fedtrack.dvc_md5", md5});
+    for (const HistoryEntry& e : model_history(r.repo)) {  // the round that holds these bytes
+      if (e.md5 != md5) continue;
+      options.metadata.push_back({"fedtrack.git_commit", e.commit});
+      options.metadata.push_back({"fedtrack.job_id", e.job_id});
+      options.metadata.push_back({"fedtrack.round", std::to_string(e.round)});
+      options.metadata.push_back({"fedtrack.tag", e.tag});
+      break;
+    }
   } else {
     const std::string repo = find_model_repository(args.repo, args.path);
     RestoreResult r;

@@ -319,7 +319,14 @@ OnnxExport export_onnx(const std::string& checkpoint_bytes, const OnnxExportOpti
   out.card = *found;
   const ModelCard& card = out.card;
   check_card(card, source);
-  torch::nn::AnyModule any = make_model(card.model, ModelInput{card.input_shape, card.num_classes});
+  torch::nn::AnyModule any;
+  try {
+    any = make_model(card.model, ModelInput{card.input_shape, card.num_classes});
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kNotFound) throw;
+    throw Error::not_found(source + ": " + e.what() +
+                           "; a model registered by your own program exports from it, with fedtrack::export_onnx");
+  }
   torch::nn::Module& module = *any.ptr();
   const Parameters layout = parameters_from_module(module);
   Parameters params;

@@ -108,6 +108,48 @@ def test_fashion_mnist_export_matches_libtorch(tmp_path, model):
     check_against_libtorch(again, checkpoint, first_test_images(N), tmp_path)
 
 
+def test_a_registered_custom_model_exports_through_the_library(tmp_path):
+    checkpoint, out = tmp_path / "custom.pt", tmp_path / "custom.onnx"
+    r = subprocess.run([TORCH_LOGITS, "--custom", str(checkpoint), str(out)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    meta = check_against_libtorch(out, checkpoint, first_test_images(N), tmp_path)
+    assert meta["fedtrack.model"] == "test_custom"
+    ops = [n.op_type for n in onnx.load(str(out)).graph.node]
+    for op in ("Conv", "BatchNormalization", "MaxPool", "AveragePool", "Flatten", "MatMul", "Relu"):
+        assert op in ops, ops
+
+    # The fedtrack executable has not registered it: a clear error, nothing written.
+    r = fedtrack(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "cli.onnx")], tmp_path, ENV)
+    assert r.returncode == 3 and "unknown model 'test_custom'" in r.stderr, r.stderr
+    assert "fedtrack::export_onnx" in r.stderr
+    assert not (tmp_path / "cli.onnx").exists()
+
+
+def test_a_promoted_version_exports_with_its_round_lineage(tmp_path):
+    report = run_job(tmp_path, ["--set", "rounds=2"] + SMALL_JOB)
+    repo = report["versioning"]["repo"]
+    round1 = report["versioning"]["rounds"][0]
+    # A GTO version tag, as fedtrack promote writes it, on round 1 (not HEAD).
+    subprocess.run(["git", "tag", "-a", "fashion@v0.0.1", "-m", "Registering artifact fashion version v0.0.1",
+                    round1["commit"]], cwd=repo, env=ENV, check=True, capture_output=True)
+    out = tmp_path / "promoted.onnx"
+    r = fedtrack(["export", "--model-name", "fashion", "--version", "v0.0.1", "--repo", repo, "--out", str(out)],
+                 tmp_path, ENV)
+    assert r.returncode == 0, r.stderr
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["fedtrack.registered_model"] == "fashion"
+    assert meta["fedtrack.promotion"] == "version v0.0.1"
+    assert meta["fedtrack.round"] == "1" and meta["fedtrack.git_commit"] == round1["commit"]
+    assert meta["fedtrack.dvc_md5"] == round1["md5"]
+
+    r = fedtrack(["export", "--model-name", "fashion", "--version", "v9.9.9", "--repo", repo, "--out",
+                  str(tmp_path / "none.onnx")], tmp_path, ENV)
+    assert r.returncode == 3, r.stderr
+    assert not (tmp_path / "none.onnx").exists()
+    assert [p.name for p in tmp_path.iterdir() if "fedtrack-export" in p.name] == []
+
+
 def test_csv_export_takes_feature_columns_and_names_the_classes(tmp_path):
     data = os.path.join(SOURCE, "examples", "csv-tabular", "loans.csv")
     job = [os.path.join(SOURCE, "examples", "csv-tabular", "job.yaml"), "--set", "rounds=1", "--set",

@@ -138,6 +138,11 @@ int main(int argc, char** argv) {
                        "The model repository (default: the one around the current folder, else fedtrack-models)");
   exporter->add_option("--path", export_args.path, "The model inside the repository")->capture_default_str();
   exporter->add_option("--checkpoint", export_args.checkpoint, "Or a checkpoint file (fedtrack run --model-out, restore)");
+  exporter->add_option("--model-name", export_args.model_name, "Or a promoted model (with --alias, --stage or --version)");
+  exporter->add_option("--alias", export_args.alias, "MLflow alias of the promoted model, e.g. champion");
+  exporter->add_option("--stage", export_args.stage, "GTO stage of the promoted model, e.g. prod");
+  exporter->add_option("--version", export_args.version, "GTO version of the promoted model, e.g. v0.0.3");
+  exporter->add_option("--tracking-uri", export_args.tracking_uri, "MLflow server for --alias (default: MLFLOW_TRACKING_URI)");
   exporter->add_option("--format", export_args.format, "onnx")->capture_default_str();
   exporter->add_option("--out", export_args.out, "The .onnx file to write")->required();
   exporter->add_option("--opset", export_args.opset, "ONNX opset, 13..17")->capture_default_str();

@@ -12,6 +12,13 @@ struct ExportArgs {
   std::string rev;
   std::string path = "models/global.pt";
   std::string checkpoint;  // or a checkpoint file
+  // Or a promoted model, resolved and md5-checked as `fedtrack restore` does:
+  // --model-name with one of --alias / --stage / --version.
+  std::string model_name;
+  std::string alias;
+  std::string stage;
+  std::string version;
+  std::string tracking_uri;
   std::string format = "onnx";
   std::string out;
   int opset = 13;
