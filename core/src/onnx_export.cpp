@@ -281,9 +281,13 @@ void check_card(const ModelCard& card, const std::string& source) {
   for (auto d : card.input_shape) {
     if (d < 1 || d > (1 << 24)) throw bad("input shape " + dims_text(card.input_shape) + " is not positive");
     features *= d;
-    if (features > (1 << 26)) throw bad("input shape " + dims_text(card.input_shape) + " is too large");
+    // The model is built before its tensors are read: these caps bound what
+    // a forged card can make it allocate (3x512x512 images fit).
+    if (features > (1 << 20)) throw bad("input shape " + dims_text(card.input_shape) + " is over 2^20 values");
   }
-  if (card.num_classes < 2 || card.num_classes > (1 << 20)) throw bad("num_classes " + std::to_string(card.num_classes));
+  if (card.num_classes < 2 || card.num_classes > (1 << 16)) {
+    throw bad("num_classes " + std::to_string(card.num_classes) + " is outside 2..65536");
+  }
   const std::size_t per = card.data_format == "csv" ? card.input_shape.back() : 1;
   if (card.scaling_mean.size() != per || card.scaling_stddev.size() != per) {
     throw bad("scaling has " + std::to_string(card.scaling_mean.size()) + " means and " +

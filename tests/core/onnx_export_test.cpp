@@ -191,5 +191,23 @@ TEST(OnnxExport, ACheckpointOfAnotherArchitectureIsRefused) {
   EXPECT_THROW(export_onnx(checkpoint_of(image_card("mlp")), {"x", 12}), Error);  // opset below 13
 }
 
+TEST(OnnxExport, AForgedCardCannotMakeItBuildAHugeModel) {
+  torch::manual_seed(1);
+  auto small = make_model("mlp", {{1, 28, 28}, 10});
+  ModelCard card = image_card("mlp");
+  card.input_shape = {1, 65536, 65536};  // mlp's first layer alone would be 4 TiB
+  try {
+    export_onnx(checkpoint_bytes(parameters_from_module(*small.ptr()), &card), {"forged.pt"});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorruption);
+    EXPECT_NE(std::string(e.what()).find("forged.pt: model card: input shape 1x65536x65536 is over 2^20 values"),
+              std::string::npos) << e.what();
+  }
+  card = image_card("mlp");
+  card.scaling_stddev = {0};
+  EXPECT_THROW(export_onnx(checkpoint_bytes(parameters_from_module(*small.ptr()), &card), {"zero.pt"}), Error);
+}
+
 }  // namespace
 }  // namespace fedtrack
