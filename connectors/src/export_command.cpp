@@ -49,8 +49,8 @@ std::string restore_bytes(const std::string& repo, const std::string& rev, const
 }  // namespace
 
 int export_command(const ExportArgs& args, std::ostream& out, std::ostream& /*err*/) {
-  if (args.format != "onnx") {
-    throw Error::invalid_argument("--format " + args.format + ": supported: onnx");
+  if (args.format != "onnx" && args.format != "onnx-int8") {
+    throw Error::invalid_argument("--format " + args.format + ": supported: onnx, onnx-int8");
   }
   if (!args.rev.empty() + !args.checkpoint.empty() + !args.model_name.empty() != 1) {
     throw Error::invalid_argument("give exactly one of --rev, --checkpoint, --model-name");
@@ -65,6 +65,7 @@ int export_command(const ExportArgs& args, std::ostream& out, std::ostream& /*er
 
   OnnxExportOptions options;
   options.opset = args.opset;
+  options.int8_weights = args.format == "onnx-int8";
   std::string bytes, what;
   if (!args.checkpoint.empty()) {
     bytes = read_file(args.checkpoint);
@@ -130,7 +131,8 @@ int export_command(const ExportArgs& args, std::ostream& out, std::ostream& /*er
   std::string shape;
   for (auto d : model.card.input_shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
   const bool csv = model.card.data_format == "csv";
-  out << "exported " << what << " to " << args.out << " (ONNX opset " << args.opset << ", " << model.bytes.size()
+  out << "exported " << what << " to " << args.out << " (ONNX opset " << args.opset
+      << (options.int8_weights ? ", int8 weights" : "") << ", " << model.bytes.size()
       << " bytes, onnx::checker passed): model " << model.card.model << ", input [N, " << shape << "] "
       << (csv ? "csv feature columns" : "pixels in [0, 1]") << ", scaled inside the graph, output logits [N, "
       << model.card.num_classes << "]" << std::endl;

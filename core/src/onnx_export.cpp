@@ -80,6 +80,49 @@ class GraphBuilder {
     return name;
   }
 
+  // A weight: float, or with int8 on, int8 values with one float scale per
+  // output channel along `axis` (symmetric, zero point 0) that a
+  // DequantizeLinear node turns back to float.
+  std::string weight(const std::string& hint, const torch::Tensor& t, std::int64_t axis) {
+    if (!int8_) return initializer(hint, t);
+    const torch::Tensor w = t.detach().to(torch::kFloat32).contiguous();
+    std::vector<std::int64_t> reduce;
+    for (std::int64_t d = 0; d < w.dim(); ++d) {
+      if (d != axis) reduce.push_back(d);
+    }
+    torch::Tensor scale = w.abs().amax(reduce) / 127.0;
+    scale = torch::where(scale > 0, scale, torch::ones_like(scale));
+    std::vector<std::int64_t> view(w.dim(), 1);
+    view[axis] = w.size(axis);
+    const torch::Tensor q = torch::round(w / scale.view(view)).clamp(-127, 127).to(torch::kInt8).contiguous();
+    const std::string name = hint + "_q_" + std::to_string(graph_.initializer_size());
+    onnx::TensorProto* init = graph_.add_initializer();
+    init->set_name(name);
+    init->set_data_type(onnx::TensorProto::INT8);
+    for (auto d : q.sizes()) init->add_dims(d);
+    init->set_raw_data(std::string(static_cast<const char*>(q.data_ptr()), q.numel()));
+    const std::string scale_name = initializer(hint + "_scale", scale);
+    onnx::TensorProto* zero = graph_.add_initializer();
+    zero->set_name(hint + "_zero_" + std::to_string(graph_.initializer_size()));
+    zero->set_data_type(onnx::TensorProto::INT8);
+    zero->add_dims(w.size(axis));
+    zero->set_raw_data(std::string(static_cast<std::size_t>(w.size(axis)), '\0'));
+    onnx::NodeProto* n = graph_.add_node();
+    n->set_op_type("DequantizeLinear");
+    n->set_name("DequantizeLinear_" + std::to_string(graph_.node_size()));
+    n->add_input(name);
+    n->add_input(scale_name);
+    n->add_input(zero->name());
+    n->add_output(n->name() + "_out");
+    onnx::AttributeProto* a = n->add_attribute();
+    a->set_name("axis");
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(axis);
+    ops_.push_back("DequantizeLinear");
+    return n->output(0);
+  }
+  void set_int8(bool on) { int8_ = on; }
+
   onnx::NodeProto* node(const std::string& op, std::vector<std::string> inputs, const std::string& out_name = "") {
     onnx::NodeProto* n = graph_.add_node();
     n->set_op_type(op);
@@ -98,6 +141,7 @@ class GraphBuilder {
   std::string current_;
   int rank_;
   std::vector<std::string> ops_;
+  bool int8_ = false;
 };
 
 void ints_attr(onnx::NodeProto* n, const std::string& name, const std::vector<std::int64_t>& v) {
@@ -148,7 +192,7 @@ void emit(GraphBuilder& g, torch::nn::Module& m, const std::string& path, const 
 
 void linear(GraphBuilder& g, torch::nn::LinearImpl& l, const std::string& path) {
   // x @ W^T + b: the same for any rank, as torch's Linear.
-  const std::string w = g.initializer(path + "_weight_t", l.weight.t());
+  const std::string w = g.weight(path + "_weight_t", l.weight.t(), 1);
   g.node("MatMul", {g.current(), w});
   if (l.bias.defined() && l.bias.numel() > 0) g.node("Add", {g.current(), g.initializer(path + "_bias", l.bias)});
 }
@@ -164,7 +208,7 @@ void emit(GraphBuilder& g, torch::nn::Module& m, const std::string& path, const 
     if (!c10::holds_alternative<torch::ExpandingArray<2>>(o.padding())) throw unsupported(model, path, "Conv2d with 'same'/'valid' padding");
     if (!c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode())) throw unsupported(model, path, "Conv2d with a padding mode other than zeros");
     const auto pad = *c10::get<torch::ExpandingArray<2>>(o.padding());
-    std::vector<std::string> in = {g.current(), g.initializer(path + "_weight", c->weight)};
+    std::vector<std::string> in = {g.current(), g.weight(path + "_weight", c->weight, 0)};
     if (o.bias()) in.push_back(g.initializer(path + "_bias", c->bias));
     onnx::NodeProto* n = g.node("Conv", in);
     ints_attr(n, "kernel_shape", {(*o.kernel_size())[0], (*o.kernel_size())[1]});
@@ -370,6 +414,7 @@ OnnxExport export_onnx(const std::string& checkpoint_bytes, const OnnxExportOpti
              csv ? "CSV feature columns as stored, in the order of metadata fedtrack.feature_names"
                  : "pixels in [0, 1] (byte / 255), not standardized");
   GraphBuilder g(graph, "input", 1 + static_cast<int>(card.input_shape.size()));
+  g.set_int8(options.int8_weights);
 
   // (x - mean) / stddev, as the loaders scale: one value broadcast over the
   // pixels, or one per column (the last axis).
@@ -406,6 +451,10 @@ OnnxExport export_onnx(const std::string& checkpoint_bytes, const OnnxExportOpti
   meta("fedtrack.scaling_stddev", numbers_list(card.scaling_stddev));
   if (!card.feature_names.empty()) meta("fedtrack.feature_names", json_list(card.feature_names));
   if (!card.class_names.empty()) meta("class_names", json_list(card.class_names));
+  if (options.int8_weights) {
+    meta("fedtrack.quantization", "int8 weights of Linear and Conv2d, symmetric, one scale per output channel "
+                                  "(DequantizeLinear); activations float");
+  }
   for (const auto& [k, v] : options.metadata) meta(k, v);
 
   try {

@@ -119,6 +119,11 @@ TEST(OnnxExport, BuiltInsPassTheChecker) {
     EXPECT_EQ(meta(p, "class_names").substr(0, 16), "[\"T-shirt/top\",\"");
     EXPECT_EQ(p.opset_import(0).version(), 13);
   }
+  OnnxExportOptions int8{"q"};
+  int8.int8_weights = true;
+  const OnnxExport q = export_onnx(checkpoint_of(image_card("cnn")), int8);
+  EXPECT_NO_THROW(onnx::checker::check_model(parsed(q)));
+  EXPECT_EQ(std::count(q.nodes.begin(), q.nodes.end(), "DequantizeLinear"), 5);  // 2 Conv + 3 Linear
   const std::vector<std::string> cnn = export_onnx(checkpoint_of(image_card("cnn")), {"c"}).nodes;
   EXPECT_EQ(std::count(cnn.begin(), cnn.end(), "Conv"), 2);
   EXPECT_EQ(std::count(cnn.begin(), cnn.end(), "MaxPool"), 2);

@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
   exporter->add_option("--stage", export_args.stage, "GTO stage of the promoted model, e.g. prod");
   exporter->add_option("--version", export_args.version, "GTO version of the promoted model, e.g. v0.0.3");
   exporter->add_option("--tracking-uri", export_args.tracking_uri, "MLflow server for --alias (default: MLFLOW_TRACKING_URI)");
-  exporter->add_option("--format", export_args.format, "onnx")->capture_default_str();
+  exporter->add_option("--format", export_args.format, "onnx, or onnx-int8 (int8 weights, per-channel scales)")->capture_default_str();
   exporter->add_option("--out", export_args.out, "The .onnx file to write")->required();
   exporter->add_option("--opset", export_args.opset, "ONNX opset, 13..17")->capture_default_str();
 

@@ -16,6 +16,10 @@ namespace fedtrack {
 struct OnnxExportOptions {
   std::string source;  // names the checkpoint in messages
   int opset = 13;      // kMinOpset..kMaxOpset
+  // Linear and Conv2d weights stored as int8 with a float scale per output
+  // channel, each behind a DequantizeLinear node (weight-only quantization:
+  // about a quarter of the size; activations and arithmetic stay float).
+  bool int8_weights = false;
   // Extra metadata_props (fedtrack lineage: job id, round, git commit, md5).
   std::vector<std::pair<std::string, std::string>> metadata;
 };
