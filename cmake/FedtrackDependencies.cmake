@@ -13,6 +13,9 @@ endfunction()
 find_package(Torch QUIET)
 fedtrack_require(Torch_FOUND "LibTorch" libtorch-dev)
 
+find_package(ONNX QUIET)  # ONNX export: the protobuf classes and onnx::checker
+fedtrack_require(ONNX_FOUND "ONNX (libonnx)" libonnx-dev)
+
 find_package(Poco QUIET COMPONENTS Foundation Net NetSSL)
 fedtrack_require(Poco_FOUND "Poco (Foundation, Net, NetSSL)" libpoco-dev)
 

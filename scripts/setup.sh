@@ -11,7 +11,7 @@ FEDTRACK_VENV="${FEDTRACK_VENV:-$FEDTRACK_ROOT/.venv}"
 # Every C++ dependency comes from Debian's packages (see DESIGN.md).
 DEBIAN_PACKAGES=(
   g++ cmake ninja-build ccache pkg-config git
-  libtorch-dev libopenblas0-openmp
+  libtorch-dev libopenblas0-openmp libonnx-dev
   libpoco-dev libcurl4-openssl-dev nlohmann-json3-dev libgit2-dev libssh2-1-dev libsqlite3-dev
   libyaml-cpp-dev libcli11-dev libssl-dev libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -10,9 +10,27 @@
 
 namespace fedtrack {
 
+ModelCard model_card_for(const JobSpec& job, const DatasetSplits& data) {
+  ModelCard card;
+  card.model = job.model;
+  card.input_shape = data.feature_shape;
+  card.num_classes = data.num_classes;
+  card.data_format = data.format;
+  card.dataset = job.data.dataset;
+  card.scaling_mean = data.scaling.mean;
+  card.scaling_stddev = data.scaling.stddev;
+  card.feature_names = data.feature_names;
+  card.class_names = data.class_names;
+  if (card.class_names.empty() && job.data.dataset == "fashion-mnist" && data.num_classes == 10) {
+    card.class_names = fashion_mnist_class_names();
+  }
+  return card;
+}
+
 ServerSide make_server_side(const JobSpec& job, const DatasetSplits& data,
                             const std::function<void(const std::string&)>& log) {
   ServerSide side;
+  side.card = std::make_shared<const ModelCard>(model_card_for(job, data));
   side.input = ModelInput{data.feature_shape, data.num_classes};
   torch::manual_seed(job.seed);
   side.model = at_key(job, "model", [&] { return make_model(job.model, side.input); });
@@ -175,7 +193,7 @@ void run_rounds(ClientManager& clients, Strategy& strategy, ServerOptions option
     check.round = resume->completed_round;
     check.state_path = state_path;
     auto global = std::make_shared<const Parameters>(resume->global);
-    check.model = std::make_shared<const ModelSnapshot>([global] { return checkpoint_bytes(*global); },
+    check.model = std::make_shared<const ModelSnapshot>([global, card = options.model_card] { return checkpoint_bytes(*global, card.get()); },
                                                         [global] { return encode_parameters(*global); });
     for (auto* l : listeners) l->check_resume(check);
   }

@@ -35,7 +35,12 @@ struct ServerSide {
   ModelInput input;
   torch::nn::AnyModule model;   // the server's copy, for centralized evaluation
   std::unique_ptr<Strategy> strategy;
+  std::shared_ptr<const ModelCard> card;  // for ServerOptions::model_card
 };
+
+// The card of the job's model: name, input shape, the data's scaling, csv
+// columns and class names (Fashion-MNIST's labels for that dataset).
+ModelCard model_card_for(const JobSpec& job, const DatasetSplits& data);
 
 // The model (seeded initial weights), the job's strategy with its fit and
 // evaluate configs and centralized evaluation on `test` (kept alive by the

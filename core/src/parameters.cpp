@@ -325,11 +325,88 @@ bool read_nested(torch::serialize::InputArchive& node, const std::vector<std::st
   return read_nested(child, path, depth + 1, leaf, is_buffer, out);
 }
 
+// The card's attributes. Lists are typed (List[int], List[float], List[str])
+// so Python's torch.jit.load shows them as plain values.
+constexpr const char* kCardVersion = "fedtrack_card_version";
+
+void write_card(const ModelCard& card, torch::serialize::OutputArchive& archive) {
+  archive.write(kCardVersion, c10::IValue(ModelCard::kVersion));
+  archive.write("fedtrack_model", c10::IValue(card.model));
+  archive.write("fedtrack_input_shape", c10::IValue(c10::List<std::int64_t>(card.input_shape)));
+  archive.write("fedtrack_num_classes", c10::IValue(card.num_classes));
+  archive.write("fedtrack_data_format", c10::IValue(card.data_format));
+  archive.write("fedtrack_dataset", c10::IValue(card.dataset));
+  archive.write("fedtrack_scaling_mean", c10::IValue(c10::List<double>(card.scaling_mean)));
+  archive.write("fedtrack_scaling_stddev", c10::IValue(c10::List<double>(card.scaling_stddev)));
+  archive.write("fedtrack_feature_names", c10::IValue(c10::List<std::string>(card.feature_names)));
+  archive.write("fedtrack_class_names", c10::IValue(c10::List<std::string>(card.class_names)));
+}
+
+std::optional<ModelCard> read_card(torch::serialize::InputArchive& archive, const std::string& name) {
+  c10::IValue v;
+  if (!archive.try_read(kCardVersion, v)) return std::nullopt;
+  const auto bad = [&](const std::string& key, const std::string& why) {
+    return Error::corruption(name + ": model card entry " + key + " " + why);
+  };
+  if (!v.isInt()) throw bad(kCardVersion, "is not an integer");
+  if (v.toInt() != ModelCard::kVersion) {
+    throw bad(kCardVersion, "is " + std::to_string(v.toInt()) + "; this fedtrack reads version " +
+                                std::to_string(ModelCard::kVersion));
+  }
+  const auto get = [&](const std::string& key) {
+    c10::IValue out;
+    if (!archive.try_read(key, out)) throw bad(key, "is missing");
+    return out;
+  };
+  const auto text = [&](const std::string& key) {
+    c10::IValue x = get(key);
+    if (!x.isString()) throw bad(key, "is not a string");
+    return x.toStringRef();
+  };
+  const auto integer = [&](const std::string& key) {
+    c10::IValue x = get(key);
+    if (!x.isInt()) throw bad(key, "is not an integer");
+    return x.toInt();
+  };
+  const auto ints = [&](const std::string& key) {
+    c10::IValue x = get(key);
+    if (!x.isIntList()) throw bad(key, "is not a list of integers");
+    return x.toIntVector();
+  };
+  const auto doubles = [&](const std::string& key) {
+    c10::IValue x = get(key);
+    if (!x.isDoubleList()) throw bad(key, "is not a list of numbers");
+    return x.toDoubleVector();
+  };
+  const auto strings = [&](const std::string& key) {
+    c10::IValue x = get(key);
+    if (!x.isList()) throw bad(key, "is not a list of strings");
+    std::vector<std::string> out;
+    for (const c10::IValue& e : x.toListRef()) {
+      if (!e.isString()) throw bad(key, "is not a list of strings");
+      out.push_back(e.toStringRef());
+    }
+    return out;
+  };
+  ModelCard card;
+  card.model = text("fedtrack_model");
+  card.input_shape = ints("fedtrack_input_shape");
+  card.num_classes = integer("fedtrack_num_classes");
+  card.data_format = text("fedtrack_data_format");
+  card.dataset = text("fedtrack_dataset");
+  card.scaling_mean = doubles("fedtrack_scaling_mean");
+  card.scaling_stddev = doubles("fedtrack_scaling_stddev");
+  card.feature_names = strings("fedtrack_feature_names");
+  card.class_names = strings("fedtrack_class_names");
+  return card;
+}
+
 }  // namespace
 
-std::string checkpoint_bytes(const Parameters& params) {
+std::string checkpoint_bytes(const Parameters& params, const ModelCard* card) {
   torch::serialize::OutputArchive archive;
   write_node(build_tree(params), params, archive);
+  if (card) write_card(*card, archive);
   // Saving through a writer function (not a file name) makes LibTorch name the
   // archive's root folder "archive", whatever the destination file is called.
   std::string out;
@@ -340,8 +417,18 @@ std::string checkpoint_bytes(const Parameters& params) {
   return out;
 }
 
-void write_checkpoint(const std::string& path, const Parameters& params) {
-  write_file_atomically(path, checkpoint_bytes(params));
+void write_checkpoint(const std::string& path, const Parameters& params, const ModelCard* card) {
+  write_file_atomically(path, checkpoint_bytes(params, card));
+}
+
+std::optional<ModelCard> parse_model_card(const std::string& bytes, const std::string& name) {
+  torch::serialize::InputArchive root;
+  try {
+    root.load_from(bytes.data(), bytes.size());
+  } catch (const c10::Error& e) {
+    throw Error::corruption(name + ": not a readable LibTorch checkpoint: " + e.what_without_backtrace());
+  }
+  return read_card(root, name);
 }
 
 Parameters parse_checkpoint(const std::string& bytes, const Parameters& layout,

@@ -27,9 +27,9 @@ void put_central(Metrics& out, const std::optional<CentralEvaluation>& eval) {
   for (const auto& [k, v] : eval->metrics) out["eval_" + k] = v;
 }
 
-std::shared_ptr<const ModelSnapshot> snapshot_of(const Parameters& params) {
+std::shared_ptr<const ModelSnapshot> snapshot_of(const Parameters& params, std::shared_ptr<const ModelCard> card) {
   auto shared = std::make_shared<const Parameters>(params);
-  return std::make_shared<const ModelSnapshot>([shared] { return checkpoint_bytes(*shared); },
+  return std::make_shared<const ModelSnapshot>([shared, card] { return checkpoint_bytes(*shared, card.get()); },
                                                [shared] { return encode_parameters(*shared); });
 }
 
@@ -111,6 +111,7 @@ ServerResult Server::run(const ResumePoint* resume) {
   ServerResult result;
   JobEnd end;
   JobStart start{options_.job_id, options_.job_name, options_.num_rounds};
+  if (options_.model_card) start.params = model_card_params(*options_.model_card);
   if (resume) {
     start.resumed = true;
     start.completed_rounds = resume->completed_round;
@@ -127,7 +128,7 @@ ServerResult Server::run(const ResumePoint* resume) {
       result.initial = resume->initial;
       result.rounds = resume->rounds;
       if (!resume->rounds.empty()) end.final_metrics = resume->rounds.back().second;
-      result.final_model = snapshot_of(global);
+      result.final_model = snapshot_of(global, options_.model_card);
       first_round = resume->completed_round + 1;
       if (resume->unrecorded) {  // recorded partly or not at all before the stop
         RoundSummary replay = *resume->unrecorded;
@@ -323,7 +324,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
   metrics["slowest_train_seconds"] = slowest_train;
   if (slowest_download > 0) metrics["broadcast_seconds"] = slowest_download;  // the model reached every fit client
   summary.metrics = metrics;
-  summary.model = snapshot_of(global);
+  summary.model = snapshot_of(global, options_.model_card);
   return metrics;
 }
 

@@ -141,6 +141,7 @@ JobResult run_simulation(const JobSpec& job, const JobRunOptions& options) {
   data.train = {};  // the clients hold their shares now
 
   ServerOptions server_options = server_options_for(job, job_id);
+  server_options.model_card = side.card;
   server_options.parallelism = parallelism;
   server_options.on_worker_start = [threads_per_client] { torch::set_num_threads(threads_per_client); };
   server_options.stop_requested = options.stop_requested;

@@ -43,6 +43,11 @@ def test_three_round_job_is_one_parent_and_three_children(mlflow_server, tmp_pat
     assert parent.data.params["train.lr"] == "0.05"
     assert parent.data.params["data.partition.kind"] == "dirichlet"
     assert parent.data.params["clients.count"] == "4"
+    # The model card: what a checkpoint needs to be used (input shape, the job's scaling, class names).
+    assert parent.data.params["model.input_shape"] == "1x28x28"
+    assert abs(float(parent.data.params["model.scaling_mean"]) - 0.2860) < 0.005
+    assert abs(float(parent.data.params["model.scaling_stddev"]) - 0.3530) < 0.005
+    assert parent.data.params["model.class_names"].startswith("T-shirt/top,Trouser,")
     assert parent.data.tags["fedtrack.job_id"] == report["job_id"]
     assert parent.data.tags["mlflow.user"]
     assert parent.data.tags["mlflow.source.name"] == "fedtrack run"

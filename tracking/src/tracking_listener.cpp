@@ -157,6 +157,7 @@ void TrackingListener::on_job_start(const JobStart& start) {
                                {"tags", tags_payload(tags)}}));
     LogBatch params;
     for (const auto& p : options_.job_params) params.params.push_back(param(p.key, p.value));
+    for (const auto& [k, v] : start.params) params.params.push_back(param(k, v));
     if (!params.params.empty()) journal_.add_op(job_id_, "batch", dump_json(batch_payload(params)));
     if (make_first) open_round_run(first, run.created_ms);
   });

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "fedtrack/connectors/exit_status.h"
+#include "fedtrack/connectors/export_command.h"
 #include "fedtrack/connectors/promote_command.h"
 #include "fedtrack/connectors/run_command.h"
 #include "fedtrack/connectors/tracking_commands.h"
@@ -130,11 +131,28 @@ int main(int argc, char** argv) {
   promote->add_flag("--dry-run", promote_args.dry_run, "Evaluate the gates, change nothing");
   promote->add_flag("--json", promote_args.json, "Print the outputs as one JSON object");
 
+  fedtrack::ExportArgs export_args;
+  CLI::App* exporter = app.add_subcommand(
+      "export", "Write a versioned round or a checkpoint as an ONNX model (raw input, scaling inside, logits out)");
+  exporter->add_option("--rev", export_args.rev, "A git revision of the model repository (sha, tag, branch, HEAD~2)");
+  exporter->add_option("--repo", export_args.repo,
+                       "The model repository (default: the one around the current folder, else fedtrack-models)");
+  exporter->add_option("--path", export_args.path, "The model inside the repository")->capture_default_str();
+  exporter->add_option("--checkpoint", export_args.checkpoint, "Or a checkpoint file (fedtrack run --model-out, restore)");
+  exporter->add_option("--model-name", export_args.model_name, "Or a promoted model (with --alias, --stage or --version)");
+  exporter->add_option("--alias", export_args.alias, "MLflow alias of the promoted model, e.g. champion");
+  exporter->add_option("--stage", export_args.stage, "GTO stage of the promoted model, e.g. prod");
+  exporter->add_option("--version", export_args.version, "GTO version of the promoted model, e.g. v0.0.3");
+  exporter->add_option("--tracking-uri", export_args.tracking_uri, "MLflow server for --alias (default: MLFLOW_TRACKING_URI)");
+  exporter->add_option("--format", export_args.format, "onnx, or onnx-int8 (int8 weights, per-channel scales)")->capture_default_str();
+  exporter->add_option("--out", export_args.out, "The .onnx file to write")->required();
+  exporter->add_option("--opset", export_args.opset, "ONNX opset, 13..17")->capture_default_str();
+
   // An unknown command is named as such (CLI11 would only say that a
   // subcommand is required).
   std::string commands;
   bool known = false;
-  for (const CLI::App* sub : {run, server, client, part, runs, sync, restore, history, promote}) {
+  for (const CLI::App* sub : {run, server, client, part, runs, sync, restore, history, promote, exporter}) {
     commands += (commands.empty() ? "" : ", ") + sub->get_name();
     known = known || (argc >= 2 && sub->check_name(argv[1]));
   }
@@ -170,6 +188,7 @@ int main(int argc, char** argv) {
     if (part->parsed()) return fedtrack::partition_command(partition_args, std::cout, std::cerr);
     if (promote->parsed()) return fedtrack::promote_command(promote_args, std::cout, std::cerr);
     if (restore->parsed()) return fedtrack::restore_command(restore_args, std::cout, std::cerr);
+    if (exporter->parsed()) return fedtrack::export_command(export_args, std::cout, std::cerr);
     if (history->parsed()) return fedtrack::history_command(history_args, std::cout, std::cerr);
     if (runs->parsed()) return fedtrack::runs_command(runs_args, std::cout, std::cerr);
     if (sync->parsed()) return fedtrack::sync_command(sync_args, std::cout, std::cerr);

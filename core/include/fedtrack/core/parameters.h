@@ -11,9 +11,12 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "fedtrack/core/model_card.h"
 
 namespace torch::nn {
 class Module;
@@ -67,12 +70,20 @@ std::uint64_t encoded_size(const Parameters& params);
 // A LibTorch archive holding the tensors the way Module::save writes them, so
 // `torch::load(model, path)` restores them into the same model. The archive's
 // root folder is always "archive" and there are no timestamps: the bytes
-// depend only on the names and tensors.
-std::string checkpoint_bytes(const Parameters& params);
+// depend only on the names, tensors and card.
+// With a card, the archive also holds it as attributes named fedtrack_*
+// (fedtrack_model, fedtrack_input_shape, fedtrack_scaling_mean, ...), which
+// torch::load ignores and torch.jit.load shows as attributes.
+std::string checkpoint_bytes(const Parameters& params, const ModelCard* card = nullptr);
 
 // Writes checkpoint_bytes(params) to `path` via a temporary file in the same
 // folder, flushed and renamed: a crash leaves the old file or the new one.
-void write_checkpoint(const std::string& path, const Parameters& params);
+void write_checkpoint(const std::string& path, const Parameters& params, const ModelCard* card = nullptr);
+
+// The card of a checkpoint; nullopt for one written without (before fedtrack
+// recorded cards, or by torch::save). Error(kCorruption) for unreadable
+// bytes or a card whose entries have the wrong types.
+std::optional<ModelCard> parse_model_card(const std::string& bytes, const std::string& name);
 
 // Reads a checkpoint written by write_checkpoint or torch::save(module, ...)
 // for a model whose layout is `layout` (names, shapes, dtypes).

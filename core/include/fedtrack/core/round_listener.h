@@ -16,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fedtrack/core/records.h"
@@ -86,6 +87,9 @@ struct JobStart {
   // (listeners reuse what they recorded before instead of starting anew).
   bool resumed = false;
   int completed_rounds = 0;
+  // Params the job computed before starting (the model card: input shape,
+  // feature scaling, class names), logged beside the job file's.
+  std::vector<std::pair<std::string, std::string>> params;
 };
 
 // What a resumed job is about to continue from, shown to every listener

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -68,6 +69,9 @@ struct ServerOptions {
   std::function<void(const ResumePoint&)> on_round_complete;
   // ... and after the listeners recorded it.
   std::function<void(int round)> on_round_recorded;
+  // Set: every checkpoint carries this card (checkpoint_bytes), and
+  // JobStart::params lists it (model_card_params).
+  std::shared_ptr<const ModelCard> model_card;
 };
 
 // The seed of one fit task: a hash of the job seed, the round and the client.
