@@ -147,7 +147,12 @@ JobResult run_network_server(const JobSpec& job, const NetworkServerOptions& opt
   params->setMaxQueued(256);
   params->setKeepAlive(true);
   params->setKeepAliveTimeout(Poco::Timespan(15, 0));
-  params->setTimeout(Poco::Timespan(60, 0));
+  // A socket read or write that makes no progress for server.client_timeout
+  // (at most 60 s) fails: an open request from a site that stopped
+  // mid-transfer would otherwise count as presence, and hide its silence,
+  // for as long as the socket waits.
+  params->setTimeout(Poco::Timespan(
+      static_cast<Poco::Timespan::TimeDiff>(std::clamp(job.server.client_timeout, 1.0, 60.0) * 1e6)));
   auto* handlers = new net::EndpointFactory(endpoints);
   Poco::Net::HTTPRequestHandlerFactory::Ptr handlers_ptr(handlers);
   auto* dispatcher = new Poco::Net::TCPServerDispatcher(

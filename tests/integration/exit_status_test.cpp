@@ -36,7 +36,7 @@ const std::string kTiny =
     " --set rounds=1 --set data.limit_train=600 --set data.limit_test=100 --set clients.count=2";
 
 // The README's command list, in its order.
-const std::string kCommands = "run, server, client, partition, runs, sync, restore, history, promote";
+const std::string kCommands = "run, server, client, partition, runs, sync, restore, history, promote, export";
 
 int lines_in(const std::string& text) {
   int n = 0;
