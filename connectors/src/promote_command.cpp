@@ -12,12 +12,14 @@
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/lineage.h"
 #include "fedtrack/core/files.h"
+#include "fedtrack/core/onnx_export.h"
 #include "fedtrack/core/text.h"
 #include "fedtrack/tracking/mlflow_client.h"
 #include "fedtrack/versioning/gto_tags.h"
 #include "fedtrack/versioning/md5.h"
 #include "fedtrack/versioning/model_repository.h"
 #include "ci_outputs.h"
+#include "mlflow_model.h"
 #include "promotion.h"
 #include "fedtrack/versioning/round_reachability.h"
 #include "fedtrack/connectors/versioning_commands.h"
@@ -44,6 +46,43 @@ MlflowRun find_job(MlflowClient& client, const std::string& experiment_id, const
   }
   throw Error::not_found(args.job_id.empty() ? "no finished fedtrack job in experiment '" + args.experiment + "'"
                                              : "no job '" + args.job_id + "' in experiment '" + args.experiment + "'");
+}
+
+// Uploads the MLflow Model directory (MLmodel, model.onnx, environment files)
+// into `dir` of the run beside the checkpoint, unless its MLmodel is there
+// already (MLmodel goes last, so a directory that has it is complete). Returns
+// false, with a warning on err, when the checkpoint cannot be exported (no
+// model card, a module ONNX export does not support): the version is then
+// registered with the checkpoint only, as before.
+bool upload_mlflow_model(MlflowClient& client, const MlflowRun& run, const std::string& dir,
+                         const std::vector<std::string>& listed, const std::string& checkpoint,
+                         const std::vector<std::pair<std::string, std::string>>& lineage, std::ostream& err) {
+  if (std::find(listed.begin(), listed.end(), dir + "/" + kMlflowModelFile) != listed.end()) return true;
+  OnnxExportOptions options;
+  options.source = "the promoted checkpoint of run " + run.info.run_id;
+  options.metadata = lineage;
+  OnnxExport model;
+  try {
+    model = export_onnx(checkpoint, options);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kFailedPrecondition && e.code() != ErrorCode::kInvalidArgument) throw;
+    err << "warning: no MLflow model for this version (registered with the checkpoint only): "
+        << to_valid_utf8(redact_secrets(e.what())) << std::endl;
+    return false;
+  }
+  MlflowModelInfo info;
+  info.card = model.card;
+  info.onnx_size = model.bytes.size();
+  info.onnx_version = FEDTRACK_ONNX_VERSION;
+  info.run_id = run.info.run_id;
+  info.artifact_path = dir;
+  info.model_uuid = new_mlflow_model_uuid();
+  info.utc_time_created = mlflow_utc_now();
+  info.metadata = lineage;
+  client.upload_artifact(run.info.artifact_uri, dir + "/" + kMlflowModelOnnxFile, model.bytes);
+  for (const MlflowModelFile& f : mlflow_environment_files()) client.upload_artifact(run.info.artifact_uri, dir + "/" + f.name, f.text);
+  client.upload_artifact(run.info.artifact_uri, dir + "/" + kMlflowModelFile, mlflow_mlmodel_text(info));
+  return true;
 }
 
 }  // namespace
@@ -151,6 +190,13 @@ int promote_command(const PromoteArgs& given, std::ostream& out, std::ostream& e
       if (std::find(listed.begin(), listed.end(), "model/" + name) == listed.end()) {
         client.upload_artifact(candidate.info.artifact_uri, "model/" + name, bytes);
       }
+      // The same directory is an MLflow Model (MLmodel at its root): the
+      // registry version's source, loadable by mlflow.pyfunc and served by mlflow models serve.
+      const bool mlflow_model = upload_mlflow_model(
+          client, candidate, "model", listed, bytes,
+          {{"fedtrack.job_id", lineage.job_id}, {"fedtrack.round", std::to_string(lineage.round)},
+           {"fedtrack.git_commit", commit}, {"fedtrack.dvc_md5", md5}, {"fedtrack.checkpoint", "model/" + name}},
+          err);
       try {
         client.get_registered_model(args.model_name);
       } catch (const Error& e) {
@@ -182,6 +228,7 @@ int promote_command(const PromoteArgs& given, std::ostream& out, std::ostream& e
       o.set("promoted", "true");
       o.set("version", version);
       o.set("registry_version", mv.version);
+      o.set("mlflow_model", mlflow_model ? "true" : "false");
       if (!args.alias.empty()) o.set("alias", args.alias);
       if (!args.stage.empty()) o.set("stage", args.stage);
       out << "promoted round run " << candidate.info.run_id << " (" << args.metric << "=" << promotion_number(value) << ") as "

@@ -1,14 +1,23 @@
 """fedtrack promote / restore by alias and stage against a real MLflow server, git and gto."""
 
+import gzip
 import hashlib
 import json
 import os
 import subprocess
+import time
+import urllib.request
+
+import numpy as np
 
 from conftest import SMALL_JOB, clean_env, fedtrack, mlflow_client
 from mlflow_server import free_port
 
 VENV_BIN = os.environ.get("FEDTRACK_VENV_BIN", "")
+TORCH_LOGITS = os.environ.get("FEDTRACK_TORCH_LOGITS", "")
+FASHION = "/usr/share/datasets/fashion-mnist"
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot"]
 SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -29,6 +38,87 @@ def outputs(path):
 def md5(path):
     with open(path, "rb") as f:
         return hashlib.md5(f.read()).hexdigest()
+
+
+def first_test_images(n):
+    with gzip.open(os.path.join(FASHION, "t10k-images-idx3-ubyte.gz"), "rb") as f:
+        data = f.read()
+    pixels = np.frombuffer(data[16:16 + n * 784], dtype=np.uint8)
+    return (pixels.astype(np.float32) / 255.0).reshape(n, 1, 28, 28)  # raw, as the IDX loader gives them
+
+
+def libtorch_argmax(checkpoint, x, tmp_path):
+    """fedtrack's own forward pass (LibTorch, tests/tools/torch_logits) on the restored checkpoint."""
+    assert TORCH_LOGITS and os.path.exists(TORCH_LOGITS), "FEDTRACK_TORCH_LOGITS must name tests/tools/torch_logits"
+    raw, out = tmp_path / "input.f32", tmp_path / "logits.f32"
+    x.tofile(raw)
+    r = subprocess.run([TORCH_LOGITS, str(checkpoint), str(raw), str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return np.fromfile(out, dtype=np.float32).reshape(x.shape[0], -1).argmax(axis=1)
+
+
+def served_predictions(uri, env, x, tmp_path):
+    """`mlflow models serve` of the champion on a free loopback port, asked once; stopped after."""
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w+")
+    serve = subprocess.Popen([os.path.join(VENV_BIN, "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local",
+                              "-p", str(port), "-h", "127.0.0.1"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120  # a bound on start-up, not a timing assertion
+        while True:
+            assert serve.poll() is None, "mlflow models serve exited: " + (tmp_path / "serve.log").read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "mlflow models serve never answered /ping"
+            time.sleep(0.5)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", method="POST",
+                                         data=json.dumps({"inputs": x.tolist()}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return json.loads(r.read())
+    finally:
+        os.killpg(serve.pid, 15)
+        serve.wait(timeout=30)
+        log.close()
+
+
+def check_mlflow_model(server, env, name, version, checkpoint, tmp_path):
+    """The registry version is an MLflow Model: pyfunc, the onnx flavor, the signature, mlflow models serve."""
+    import mlflow
+    import mlflow.onnx
+    import mlflow.pyfunc
+
+    mlflow.set_tracking_uri(server.uri)
+    uri = f"models:/{name}@champion"
+    x = first_test_images(200)
+    expected = libtorch_argmax(checkpoint, x, tmp_path)
+
+    predicted = mlflow.pyfunc.load_model(uri).predict(x)
+    assert set(predicted) == {"logits"} and predicted["logits"].shape == (200, 10)
+    assert (predicted["logits"].argmax(axis=1) == expected).all()
+
+    proto = mlflow.onnx.load_model(uri)
+    assert json.loads({p.key: p.value for p in proto.metadata_props}["class_names"]) == FASHION_CLASSES
+
+    info = mlflow.models.get_model_info(uri)
+    assert info.flavors["python_function"]["loader_module"] == "mlflow.onnx"
+    assert info.signature.inputs.to_dict() == [
+        {"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": (-1, 1, 28, 28)}, "name": "input"}]
+    assert info.signature.outputs.to_dict() == [
+        {"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": (-1, 10)}, "name": "logits"}]
+    assert info.metadata["class_names"] == FASHION_CLASSES
+    # What the registry UI reads to show the signature: the version's MLmodel.
+    with urllib.request.urlopen(f"{server.uri}/model-versions/get-artifact?path=MLmodel&name={name}&version={version}",
+                                timeout=30) as r:
+        assert "signature:" in r.read().decode()
+
+    served = served_predictions(uri, env, x[:20], tmp_path)
+    assert (np.array(served["predictions"]["logits"]).argmax(axis=1) == expected[:20]).all()
 
 
 def test_gate_promote_and_restore(mlflow_server, tmp_path):
@@ -82,6 +172,8 @@ def test_gate_promote_and_restore(mlflow_server, tmp_path):
     assert a.returncode == 0 and s.returncode == 0, a.stderr + s.stderr
     assert by_alias.read_bytes() == by_stage.read_bytes()
     assert md5(by_alias) == result["md5"]
+    check_mlflow_model(mlflow_server, env, "fashion-mlp", version.version, by_alias, tmp_path)
+    assert version.source.endswith("/model") and result["mlflow_model"] == "true"
 
     # A weaker (or equal) candidate does not beat the champion: exit 3, nothing changes.
     weaker = fedtrack(["run", "--set", "rounds=1"] + SMALL_JOB, tmp_path, env)
