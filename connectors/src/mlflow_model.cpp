@@ -22,8 +22,42 @@ constexpr const char* kOnnxruntimeRequirement = "onnxruntime>=1.14";
 constexpr const char* kNumpyRequirement = "numpy";
 constexpr const char* kPythonVersion = "3.11";
 
-// A double-quoted YAML scalar (JSON string syntax, which YAML reads) of valid UTF-8.
-std::string quoted(const std::string& s) { return nlohmann::json(to_valid_utf8(s)).dump(); }
+// A double-quoted YAML scalar (JSON string syntax, which YAML reads) of valid
+// UTF-8. JSON leaves DEL, the C1 controls, U+2028/U+2029 (line breaks to
+// YAML 1.1), the BOM and U+FFFE/U+FFFF raw; PyYAML refuses or folds those, so
+// they are written as \uXXXX escapes too.
+std::string quoted(const std::string& s) {
+  const std::string json = nlohmann::json(to_valid_utf8(s)).dump();
+  std::string out;
+  out.reserve(json.size());
+  char buf[8];
+  for (size_t i = 0; i < json.size(); ++i) {
+    const auto c = static_cast<unsigned char>(json[i]);
+    unsigned code = 0;
+    size_t len = 0;
+    if (c == 0x7f) {
+      code = 0x7f, len = 1;
+    } else if (c == 0xc2 && i + 1 < json.size() && static_cast<unsigned char>(json[i + 1]) <= 0x9f) {
+      code = static_cast<unsigned char>(json[i + 1]), len = 2;  // U+0080..U+009F
+    } else if (c == 0xe2 && i + 2 < json.size() && static_cast<unsigned char>(json[i + 1]) == 0x80 &&
+               (static_cast<unsigned char>(json[i + 2]) == 0xa8 || static_cast<unsigned char>(json[i + 2]) == 0xa9)) {
+      code = 0x2000 | (static_cast<unsigned char>(json[i + 2]) - 0x80), len = 3;  // U+2028, U+2029
+    } else if (c == 0xef && i + 2 < json.size() &&
+               ((static_cast<unsigned char>(json[i + 1]) == 0xbb && static_cast<unsigned char>(json[i + 2]) == 0xbf) ||
+                (static_cast<unsigned char>(json[i + 1]) == 0xbf && static_cast<unsigned char>(json[i + 2]) >= 0xbe))) {
+      code = ((c & 0x0f) << 12) | ((static_cast<unsigned char>(json[i + 1]) & 0x3f) << 6) |
+             (static_cast<unsigned char>(json[i + 2]) & 0x3f), len = 3;  // U+FEFF, U+FFFE, U+FFFF
+    }
+    if (len == 0) {
+      out += json[i];
+      continue;
+    }
+    std::snprintf(buf, sizeof buf, "\\u%04x", code);
+    out += buf;
+    i += len - 1;
+  }
+  return out;
+}
 
 std::string tensor_spec(const std::string& name, const std::vector<std::int64_t>& shape) {
   // MLflow's own order and separators: name, type, tensor-spec {dtype, shape}.

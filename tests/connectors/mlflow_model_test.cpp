@@ -80,6 +80,18 @@ TEST(MlflowModel, CsvCardListsFeatureColumns) {
             "[{\"name\": \"input\", \"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"float32\", \"shape\": [-1, 2]}}]");
 }
 
+TEST(MlflowModel, CharactersYamlRefusesOrFoldsAreEscaped) {
+  MlflowModelInfo info = fashion_info();
+  // DEL, U+0085 (NEL), U+009F, U+2028, U+2029, BOM, U+FFFE, U+FFFF, a tab, é and an emoji.
+  info.card.class_names = {"a\x7f" "b\xc2\x85" "c\xc2\x9f" "d\xe2\x80\xa8" "e\xe2\x80\xa9" "f\xef\xbb\xbf"
+                           "g\xef\xbf\xbe" "h\xef\xbf\xbf" "i\tj\xc3\xa9k\xf0\x9f\x98\x80"};
+  const std::string text = mlflow_mlmodel_text(info);
+  EXPECT_NE(text.find("  class_names: [\"a\\u007fb\\u0085c\\u009fd\\u2028e\\u2029f\\ufeffg\\ufffeh\\uffffi\\tj"
+                      "\xc3\xa9k\xf0\x9f\x98\x80\"]\n"),
+            std::string::npos)
+      << text;
+}
+
 TEST(MlflowModel, EnvironmentFilesListOnnxruntime) {
   const auto files = mlflow_environment_files();
   ASSERT_EQ(files.size(), 3u);
