@@ -175,6 +175,16 @@ def test_gate_promote_and_restore(mlflow_server, tmp_path):
     check_mlflow_model(mlflow_server, env, "fashion-mlp", version.version, by_alias, tmp_path)
     assert version.source.endswith("/model") and result["mlflow_model"] == "true"
 
+    # Promoting the same round again reuses its MLflow model (MLmodel is not rewritten under version 1).
+    import mlflow
+    uuid = mlflow.models.get_model_info("models:/fashion-mlp@champion").model_uuid
+    again = fedtrack(["promote", "--experiment", "promote", "--model-name", "fashion-mlp", "--run", result["run_id"],
+                      "--alias", "staging"], tmp_path, env)
+    assert again.returncode == 0, again.stderr
+    staging = client.get_model_version_by_alias("fashion-mlp", "staging")
+    assert staging.version != version.version and staging.source == version.source
+    assert mlflow.models.get_model_info("models:/fashion-mlp@champion").model_uuid == uuid
+
     # A weaker (or equal) candidate does not beat the champion: exit 3, nothing changes.
     weaker = fedtrack(["run", "--set", "rounds=1"] + SMALL_JOB, tmp_path, env)
     assert weaker.returncode == 0, weaker.stderr
