@@ -197,6 +197,36 @@ def test_gate_promote_and_restore(mlflow_server, tmp_path):
     assert client.get_model_version_by_alias("fashion-mlp", "champion").version == version.version
 
 
+def test_a_csv_promotion_is_an_mlflow_model_with_feature_columns_and_class_names(mlflow_server, tmp_path):
+    import csv
+
+    import mlflow
+    import mlflow.pyfunc
+
+    data = os.path.join(SOURCE_DIR, "examples", "csv-tabular", "loans.csv")
+    env = tool_env(mlflow_server, "promote-csv")
+    r = fedtrack(["run", os.path.join(SOURCE_DIR, "examples", "csv-tabular", "job.yaml"), "--set", "rounds=1",
+                  "--set", f"data.path={data}"], tmp_path, env)
+    assert r.returncode == 0, r.stderr
+    p = fedtrack(["promote", "--experiment", "promote-csv", "--model-name", "loans"], tmp_path, env)
+    assert p.returncode == 0, p.stderr
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    model = mlflow.pyfunc.load_model("models:/loans@champion")
+    meta = model.metadata.metadata
+    columns = ["age", "income", "debt_ratio", "years_employed", "late_payments"]
+    assert meta["feature_names"] == columns
+    with open(data, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(meta["class_names"]) == sorted({row["decision"] for row in rows})
+    assert model.metadata.get_input_schema().to_dict() == [
+        {"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": (-1, 5)}, "name": "input"}]
+    x = np.array([[float(row[c]) for c in columns] for row in rows[:100]], dtype=np.float32)
+    restored = tmp_path / "loans.pt"
+    rr = fedtrack(["restore", "--model-name", "loans", "--alias", "champion", "--out", str(restored)], tmp_path, env)
+    assert rr.returncode == 0, rr.stderr
+    assert (model.predict(x)["logits"].argmax(axis=1) == libtorch_argmax(restored, x, tmp_path)).all()
+
+
 def test_unknown_experiment_is_not_found_like_an_unknown_revision(mlflow_server, tmp_path):
     # README's exit table: 3 for a name that does not exist, whichever command meets it.
     gh_out = tmp_path / "github_output"
