@@ -128,6 +128,19 @@ TEST_F(Repo, ExtraOutputsAreTrackedBesideTheModel) {
     }
   }
   EXPECT_FALSE(fs::exists(top / ".dvc/cache/files/md5" / md5_hex("weights 2").substr(0, 2)));
+
+  // The export turned off: the next round's commit no longer names the old file.
+  const RoundCommit r2 = repo.commit_round("job-1", "demo", 2, 2, "weights 2", {}, {});
+  EXPECT_FALSE(fs::exists(top / "models/global.onnx.dvc"));
+  EXPECT_FALSE(fs::exists(top / "models/global.onnx"));
+  EXPECT_EQ(read_file((top / "dvc.yaml").string()).find("onnx"), std::string::npos);
+  try {
+    restore_model(options_.repo, r2.tag, "models/global.onnx", out);
+    ADD_FAILURE() << "restored round 1's ONNX file at round 2";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound) << e.what();
+  }
+  EXPECT_EQ(restore_model(options_.repo, r.tag, "models/global.onnx", out).md5, m);
 }
 
 TEST_F(Repo, DefaultRemoteFromDvcConfigGetsEveryObject) {

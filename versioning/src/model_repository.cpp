@@ -14,6 +14,7 @@
 #include <mutex>
 #include <sstream>
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
@@ -118,6 +119,11 @@ class FileUndo {
     if (before && *before == bytes) return;
     saved_.emplace_back(path, before);
     write_file_atomically(path, bytes);
+  }
+  void remove(const std::string& path) {
+    if (!fs::is_regular_file(path)) return;
+    saved_.emplace_back(path, read_repo_file(path));
+    fs::remove(path);
   }
   // Restores every file written, newest first; best effort.
   void rollback() noexcept {
@@ -432,6 +438,24 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
       throw Error::failed_precondition(dvc_yaml_path.string() + " exists and does not declare " + options_.path +
                                        "; fedtrack will not rewrite it");
     }
+    // Outputs an earlier round declared and this one does not have (an
+    // export turned off): their .dvc leaves this commit, so the revision
+    // never names another round's file.
+    std::vector<std::string> dropped;
+    if (fs::exists(dvc_yaml_path)) {
+      try {
+        const YAML::Node declared = YAML::Load(read_repo_file(dvc_yaml_path.string()))["artifacts"];
+        for (auto it = declared.begin(); declared.IsMap() && it != declared.end(); ++it) {
+          const YAML::Node path_node = it->second["path"];
+          if (!path_node || !path_node.IsScalar()) continue;
+          const std::string p = path_node.Scalar();
+          const bool kept = p == options_.path || std::any_of(outputs.begin(), outputs.end(),
+                                                               [&](const RoundOutput& o) { return o.path == p; });
+          if (!kept && is_inside_path(p) && fs::is_regular_file(top / (p + ".dvc"))) dropped.push_back(p);
+        }
+      } catch (const YAML::Exception&) {
+      }
+    }
     nlohmann::json m = {{"round", round}};
     for (const auto& [k, v] : metrics) {
       if (std::isfinite(v)) m[k] = v;
@@ -464,6 +488,10 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
       undo.write(dvc_yaml_path.string(), dvc_yaml);
       undo.write(model.string(), checkpoint_bytes);
       for (const auto& o : outputs) undo.write((top / o.path).string(), o.bytes);
+      for (const auto& p : dropped) {
+        undo.remove((top / (p + ".dvc")).string());
+        undo.remove((top / p).string());
+      }
       // 3. One commit with libgit2.
       Index index;
       check(git_repository_index(index.out(), repo), "git index");
@@ -480,6 +508,12 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
       }
       for (const auto& p : paths) {
         if (fs::exists(top / p)) check(git_index_add_bypath(index.get(), p.c_str()), "git add " + p);
+      }
+      for (const auto& p : dropped) {
+        const std::string dvc_rel = p + ".dvc";
+        if (git_index_get_bypath(index.get(), dvc_rel.c_str(), 0) != nullptr) {
+          check(git_index_remove_bypath(index.get(), dvc_rel.c_str()), "git rm " + dvc_rel);
+        }
       }
       check(git_index_write(index.get()), "git index write");
       git_oid tree_oid;
