@@ -59,7 +59,13 @@ JobRecorder::JobRecorder(const JobSpec& spec, const std::string& job_path, std::
     for (const auto& format : job.versioning.exports) {
       const std::string file = model.stem().string() + (format == "onnx-int8" ? ".int8.onnx" : ".onnx");
       exports_.emplace_back(format, (model.parent_path() / file).string());
+      if (exports_.back().second == v.path) {
+        throw Error::invalid_argument("versioning.export: " + format + " would write " + v.path +
+                                      ", the model's own path; give versioning.path another name");
+      }
     }
+  } else if (!job.versioning.exports.empty()) {
+    err_ << "warning: versioning.export is ignored: versioning.enabled is false" << std::endl;
   }
   if (required_) check_tracking_reachable(job.tracking);  // before anything is trained or written
 }

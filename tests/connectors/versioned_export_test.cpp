@@ -61,5 +61,23 @@ TEST(VersionedExport, AModelThatCannotExportStopsTheJobBeforeRoundOne) {
   fs::remove_all(dir);
 }
 
+TEST(VersionedExport, AnExportOnTheModelsOwnPathIsRefusedBeforeTheJob) {
+  ::unsetenv("MLFLOW_TRACKING_URI");
+  const fs::path dir = fs::temp_directory_path() / ("fedtrack-versioned-export-path-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  RunArgs args;
+  args.overrides = {"versioning.path=models/global.onnx", "versioning.export=[onnx]",
+                    "versioning.repo=" + (dir / "repo").string(), "tracking.journal=" + (dir / "j.db").string()};
+  std::ostringstream out, err;
+  try {
+    run_command(args, out, err);
+    FAIL() << "the job ran";
+  } catch (const Error& e) {
+    EXPECT_EQ(exit_status_for(e.code()), 2) << e.what();
+    EXPECT_NE(std::string(e.what()).find("the model's own path"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir));
+}
+
 }  // namespace
 }  // namespace fedtrack
