@@ -232,6 +232,9 @@ class JobReader {
       case KeyKind::kClassList:
         assign(row, class_list(node, key));
         break;
+      case KeyKind::kChoiceList:
+        assign(row, choice_list(node, key, row.choices));
+        break;
     }
     after_key(key, node);
   }
@@ -251,6 +254,24 @@ class JobReader {
           }
         },
         row.bind);
+  }
+
+  // A YAML sequence of distinct choices ([] = none); one name alone is a list of one.
+  std::vector<std::string> choice_list(const YAML::Node& c, const std::string& key,
+                                       const std::vector<std::string>& choices) {
+    std::vector<std::string> out;
+    if (c.IsScalar()) {
+      out.push_back(string(c, key, choices, ErrorCode::kInvalidArgument));
+    } else if (c.IsSequence()) {
+      for (std::size_t i = 0; i < c.size(); ++i) {
+        const std::string name = string(c[i], key, choices, ErrorCode::kInvalidArgument);
+        if (std::find(out.begin(), out.end(), name) != out.end()) fail(c[i], key, "names '" + name + "' twice");
+        out.push_back(name);
+      }
+    } else {
+      fail(c, key, "expected a list of formats, got '" + text(c) + "'");
+    }
+    return out;
   }
 
   std::vector<std::string> class_list(const YAML::Node& c, const std::string& key) {

@@ -3,11 +3,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 
 #include "fedtrack/connectors/job_config.h"
 #include "fedtrack/core/digest.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/lineage.h"
+#include "fedtrack/core/models.h"
+#include "fedtrack/core/onnx_export.h"
+#include "fedtrack/core/parameters.h"
 #include "fedtrack/versioning/md5.h"
 #include "fedtrack/versioning/source_commit.h"
 #include "fedtrack/core/text.h"
@@ -50,6 +54,18 @@ JobRecorder::JobRecorder(const JobSpec& spec, const std::string& job_path, std::
     v.push = job.versioning.push;
     v.author = job.versioning.author;
     v.log = [this](const std::string& line) { err_ << line << std::endl; };
+    // Each export is a file beside the model: models/global.pt -> models/global.onnx.
+    const std::filesystem::path model(v.path);
+    for (const auto& format : job.versioning.exports) {
+      const std::string file = model.stem().string() + (format == "onnx-int8" ? ".int8.onnx" : ".onnx");
+      exports_.emplace_back(format, (model.parent_path() / file).string());
+      if (exports_.back().second == v.path) {
+        throw Error::invalid_argument("versioning.export: " + format + " would write " + v.path +
+                                      ", the model's own path; give versioning.path another name");
+      }
+    }
+  } else if (!job.versioning.exports.empty()) {
+    err_ << "warning: versioning.export is ignored: versioning.enabled is false" << std::endl;
   }
   if (required_) check_tracking_reachable(job.tracking);  // before anything is trained or written
 }
@@ -130,7 +146,42 @@ void JobRecorder::check_resume(const ResumeCheck& check) {
   }
 }
 
+namespace {
+
+OnnxExportOptions export_options(const std::string& format, const std::string& source) {
+  OnnxExportOptions o;
+  o.source = source;
+  o.int8_weights = format == "onnx-int8";
+  return o;
+}
+
+}  // namespace
+
 void JobRecorder::on_job_start(const JobStart& start) {
+  if (!exports_.empty()) {
+    // versioning.export: a model that cannot export stops the job here,
+    // before round 1 and before anything is recorded: the untrained model
+    // of the job's card goes through the same export every round takes.
+    if (!start.model_card) {
+      throw Error::failed_precondition("versioning.export: the job's checkpoints carry no model card to export from");
+    }
+    const ModelCard& card = *start.model_card;
+    std::string untrained;
+    try {
+      torch::nn::AnyModule any = make_model(card.model, ModelInput{card.input_shape, card.num_classes});
+      untrained = checkpoint_bytes(parameters_from_module(*any.ptr()), &card);
+    } catch (const Error& e) {
+      throw Error(e.code(), std::string("versioning.export: ") + e.what());
+    }
+    for (const auto& [format, path] : exports_) {
+      try {
+        export_onnx(untrained, export_options(format, "model '" + card.model + "'"));
+      } catch (const Error& e) {
+        throw Error(e.code(), "versioning.export: " + format + ": " + e.what() +
+                                  "; drop versioning.export to version this model without an ONNX file");
+      }
+    }
+  }
   open();
   start_ = start;
   tracking_->on_job_start(start);
@@ -150,7 +201,7 @@ void JobRecorder::on_round(const RoundSummary& s) {
     links.parent_run_id = tracking_->job_run_id();
     links.tracking_uri = uri_;
     const RoundCommit c = repository_->commit_round(start_.job_id, start_.name, s.round, s.total_rounds,
-                                                    s.model->checkpoint_bytes(), s.metrics, links);
+                                                    s.model->checkpoint_bytes(), s.metrics, links, export_round(s));
     if (c.reused) {
       err_ << "versioning: round " << s.round << " was committed before the stop; its commit "
            << c.commit.substr(0, 12) << " and tag " << c.tag << " stay" << std::endl;
@@ -166,6 +217,24 @@ void JobRecorder::on_round(const RoundSummary& s) {
   }
   // Then one tracking call: one journal transaction, one sync pass.
   tracking_->record_round(s, lineage);
+}
+
+// The round's exports, each carrying the round's lineage (job id, round,
+// its tag and the checkpoint's DVC md5; the git commit holds the file, so
+// it cannot name it) as metadata_props.
+std::vector<RoundOutput> JobRecorder::export_round(const RoundSummary& s) const {
+  std::vector<RoundOutput> out;
+  if (exports_.empty()) return out;
+  const std::string& checkpoint = s.model->checkpoint_bytes();
+  for (const auto& [format, path] : exports_) {
+    OnnxExportOptions o = export_options(format, "round " + std::to_string(s.round) + "'s model");
+    o.metadata = {{"fedtrack.job_id", start_.job_id},
+                  {"fedtrack.round", std::to_string(s.round)},
+                  {"fedtrack.tag", ModelRepository::tag_name(start_.job_id, s.round)},
+                  {"fedtrack.dvc_md5", md5_hex(checkpoint)}};
+    out.push_back({path, export_onnx(checkpoint, o).bytes});
+  }
+  return out;
 }
 
 void JobRecorder::on_job_end(const JobEnd& end) { tracking_->on_job_end(end); }
@@ -199,7 +268,9 @@ JobRecorder::Report JobRecorder::finish() {
   if (repository_) {
     nlohmann::json commits = nlohmann::json::array();
     for (const auto& c : commits_) {
-      commits.push_back({{"round", c.round}, {"commit", c.commit}, {"tag", c.tag}, {"md5", c.md5}});
+      nlohmann::json entry = {{"round", c.round}, {"commit", c.commit}, {"tag", c.tag}, {"md5", c.md5}};
+      for (const auto& o : c.outputs) entry["outputs"].push_back({{"path", o.path}, {"md5", o.md5}});
+      commits.push_back(std::move(entry));
     }
     report.versioning = {{"repo", repository_->root()}, {"path", repository_->options().path}, {"rounds", commits}};
     if (!commits_.empty()) {

@@ -82,6 +82,9 @@ class JobRecorder : public RoundListener {
   std::string uri_;  // the tracking URI without credentials
   JobStart start_;
   std::vector<RoundCommit> commits_;
+  // versioning.export: (format, path in the repository) committed beside the model.
+  std::vector<std::pair<std::string, std::string>> exports_;
+  std::vector<RoundOutput> export_round(const RoundSummary& s) const;
 };
 
 }  // namespace fedtrack

@@ -15,6 +15,7 @@ constexpr double kMax = std::numeric_limits<double>::max();
 // "train.lr", [](JobSpec& j) -> double& { return j.train.lr; }: a key is
 // spelled like the JobSpec member it binds.
 #define FT_MEMBER(path) #path, [](JobSpec& j) -> decltype((j.path)) { return j.path; }
+#define FT_BIND(path) #path, [](JobSpec& j) -> decltype((j.path)) { return j.path; }
 
 JobKey base(std::string key, KeyBinding bind, KeyKind kind, std::string doc) {
   JobKey k;
@@ -32,6 +33,15 @@ JobKey text(std::string key, KeyBinding bind, std::string doc) {
 
 JobKey choice(std::string key, KeyBinding bind, std::vector<std::string> choices, std::string doc) {
   JobKey k = base(std::move(key), std::move(bind), KeyKind::kChoice, std::move(doc));
+  k.choices = std::move(choices);
+  return k;
+}
+
+// A key whose name is not its member's (`export` is a C++ keyword).
+JobKey choice_list(std::string key, std::string member, KeyBinding bind, std::vector<std::string> choices,
+                   std::string doc) {
+  JobKey k = base(std::move(key), std::move(bind), KeyKind::kChoiceList, std::move(doc));
+  k.member = std::move(member);
   k.choices = std::move(choices);
   return k;
 }
@@ -141,6 +151,10 @@ std::vector<JobKey> build_keys() {
                                      "before its commit, made the default remote"))),
       operational(flag(FT_MEMBER(versioning.push), "push each round's commit and tag to git remote origin")),
       operational(text(FT_MEMBER(versioning.author), "\"Name <email>\" used when git has no identity")),
+      operational(shown_default("`[]` (none)", choice_list("versioning.export", FT_BIND(versioning.exports), {"onnx", "onnx-int8"},
+                                "formats committed beside the model every round, each its own DVC-tracked output and "
+                                "dvc.yaml artifact: onnx -> <stem>.onnx, onnx-int8 -> <stem>.int8.onnx next to "
+                                "versioning.path; a model that cannot export stops the job before round 1"))),
       attack_key(integer(FT_MEMBER(attack.clients), 0, 100000,
                          "the first N clients send global + scale * (honest update - global)")),
       attack_key(number(FT_MEMBER(attack.scale), kClosed, -1e6, 1e6,
@@ -319,6 +333,11 @@ std::string range_doc(const JobKey& k) {
       return "true \\| false";
     case KeyKind::kClassList:
       return "list of names, or a count";
+    case KeyKind::kChoiceList: {
+      std::string list;
+      for (const auto& c : k.choices) list += (list.empty() ? "`" : " \\| `") + c + "`";
+      return "list of " + list;
+    }
   }
   return "";
 }

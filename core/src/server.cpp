@@ -112,6 +112,7 @@ ServerResult Server::run(const ResumePoint* resume) {
   JobEnd end;
   JobStart start{options_.job_id, options_.job_name, options_.num_rounds};
   if (options_.model_card) start.params = model_card_params(*options_.model_card);
+  start.model_card = options_.model_card;
   if (resume) {
     start.resumed = true;
     start.completed_rounds = resume->completed_round;

@@ -159,6 +159,23 @@ TEST(JobConfig, DataClassesDeclareTheCsvClasses) {
             "job.yaml:2: data.classes: only applies to csv data (fashion-mnist has its own 10 classes)");
 }
 
+TEST(JobConfig, VersioningExportIsAListOfFormats) {
+  EXPECT_TRUE(parse_job("", "job.yaml").versioning.exports.empty());  // default: none
+  EXPECT_EQ(parse_job("versioning:\n  export: [onnx, onnx-int8]\n", "job.yaml").versioning.exports,
+            (std::vector<std::string>{"onnx", "onnx-int8"}));
+  EXPECT_EQ(parse_job("versioning: {export: onnx}\n", "job.yaml").versioning.exports, (std::vector<std::string>{"onnx"}));
+  EXPECT_TRUE(parse_job("versioning: {export: []}\n", "job.yaml").versioning.exports.empty());
+  EXPECT_EQ(parse_job("", "job.yaml", {"versioning.export=[onnx]"}).versioning.exports,
+            (std::vector<std::string>{"onnx"}));
+  EXPECT_EQ(error_of("versioning:\n  export: [tflite]\n"),
+            "job.yaml:2: versioning.export: must be one of onnx, onnx-int8, got 'tflite'");
+  EXPECT_EQ(error_of("versioning:\n  export: [onnx, onnx]\n"), "job.yaml:2: versioning.export: names 'onnx' twice");
+  EXPECT_EQ(error_of("versioning:\n  export: {onnx: 1}\n"),
+            "job.yaml:2: versioning.export: expected a list of formats, got '{onnx: 1}'");
+  // Operational: the digest of a job does not change with it.
+  EXPECT_EQ(job_digest(parse_job("versioning: {export: [onnx]}\n", "job.yaml")), job_digest(parse_job("", "job.yaml")));
+}
+
 TEST(JobConfig, MissingFileIsNotFound) {
   try {
     load_job("/nonexistent/job.yaml");

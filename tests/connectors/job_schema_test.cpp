@@ -75,6 +75,8 @@ std::string other_value(const JobKey& row, const JobSpec& base) {
       return now == "true" ? "false" : "true";
     case KeyKind::kClassList:
       return "[no, yes]";
+    case KeyKind::kChoiceList:
+      return now.empty() ? "[" + row.choices.back() + ", " + row.choices.front() + "]" : "[]";
   }
   ADD_FAILURE() << row.key << ": no other valid value";
   return now;
@@ -92,7 +94,8 @@ TEST(JobSchema, EveryKeyRoundTripsThroughSetParamsAndDigest) {
     const JobSpec job = parse_job("", "job.yaml", overrides);
 
     // It lands in the JobSpec member the row binds, blamed on --set.
-    const std::string expected = row.kind == KeyKind::kClassList ? "no,yes" : value;
+    std::string expected = row.kind == KeyKind::kClassList ? "no,yes" : value;
+    if (row.kind == KeyKind::kChoiceList) expected = row.choices.back() + "," + row.choices.front();
     EXPECT_EQ(job_key_text(row, job), expected);
     EXPECT_NE(job_key_text(row, base), expected);
     EXPECT_EQ(job.sources.at(row.key), "--set");

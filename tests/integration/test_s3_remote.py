@@ -152,6 +152,29 @@ def test_default_remote_from_dvc_config_credentials_in_config_local_and_restore_
     assert not out.exists()
 
 
+def test_versioned_onnx_export_goes_to_s3_and_restores_from_it(tmp_path, moto):
+    env = aws_env(moto)
+    repo = tmp_path / "models-repo"
+    repo.mkdir()
+    init_dvc_repo(repo, env)
+    run(["dvc", "remote", "add", "fedtrack", f"s3://{BUCKET}/export"], repo, env)
+    run(["dvc", "remote", "modify", "--local", "fedtrack", "endpointurl", moto.endpoint], repo, env)
+    r = fedtrack(["run", "--json", "--set", f"versioning.repo={repo}", "--set", "versioning.export=[onnx]",
+                  "--set", f"versioning.remote=s3://{BUCKET}/export"] + CSV_JOB + ["--set", "rounds=1"], tmp_path, env)
+    assert r.returncode == 0, r.stderr
+    x = report_of(r)["versioning"]["rounds"][0]
+    onnx_md5 = {o["path"]: o["md5"] for o in x["outputs"]}["models/global.onnx"]
+    assert f"export/files/md5/{onnx_md5[:2]}/{onnx_md5[2:]}" in s3_objects(moto, "export")
+    assert "are in sync" in run(["dvc", "status", "-c"], repo, env)
+    subprocess.run(["chmod", "-R", "u+w", str(repo / ".dvc" / "cache")], check=True)
+    subprocess.run(["rm", "-rf", str(repo / ".dvc" / "cache")], check=True)
+    out = tmp_path / "restored.onnx"
+    res = fedtrack(["restore", "--repo", str(repo), "--rev", x["tag"], "--path", "models/global.onnx",
+                    "--out", str(out)], tmp_path, env)
+    assert res.returncode == 0 and "from the remote" in res.stdout, res.stdout + res.stderr
+    assert md5(out) == onnx_md5
+
+
 def test_refused_credentials_missing_bucket_unreachable_endpoint(tmp_path, moto):
     def attempt(name, remote, env):
         cwd = tmp_path / name  # each failed job leaves its own state file

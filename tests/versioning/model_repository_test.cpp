@@ -97,6 +97,52 @@ TEST_F(Repo, EachRoundIsACommitRestorableByTagAndSha) {
 // versioning.remote empty: the default remote `dvc remote add -d` wrote
 // (a folder relative to .dvc/) gets each round's object, as `dvc push`
 // would; a remote fedtrack cannot push to is refused before any round.
+// versioning.export's files: a second output each, in the cache, the remote,
+// its own .dvc, ignored by git beside the model, an artifact in dvc.yaml.
+TEST_F(Repo, ExtraOutputsAreTrackedBesideTheModel) {
+  ModelRepository repo(options_);
+  const RoundCommit r = repo.commit_round("job-1", "demo", 1, 1, "weights", {}, {}, {{"models/global.onnx", "onnx bytes"}});
+  ASSERT_EQ(r.outputs.size(), 1u);
+  EXPECT_EQ(r.outputs[0].md5, md5_hex("onnx bytes"));
+  const fs::path top(options_.repo);
+  EXPECT_EQ(read_file((top / "models/global.onnx.dvc").string()),
+            "outs:\n- md5: " + md5_hex("onnx bytes") + "\n  size: 10\n  hash: md5\n  path: global.onnx\n");
+  EXPECT_EQ(read_file((top / "models/.gitignore").string()), "/global.pt\n/global.onnx\n");
+  EXPECT_NE(read_file((top / "dvc.yaml").string()).find("  global-onnx:\n    path: models/global.onnx\n    type: model\n"),
+            std::string::npos);
+  const std::string m = md5_hex("onnx bytes");
+  EXPECT_EQ(read_file((top / ".dvc/cache/files/md5" / m.substr(0, 2) / m.substr(2)).string()), "onnx bytes");
+  EXPECT_EQ(read_file((dir_ / "remote/files/md5" / m.substr(0, 2) / m.substr(2)).string()), "onnx bytes");
+  const std::string out = (dir_ / "back.onnx").string();
+  EXPECT_EQ(restore_model(options_.repo, r.tag, "models/global.onnx", out).md5, m);
+  EXPECT_EQ(read_file(out), "onnx bytes");
+
+  // Bad paths are refused before anything is written.
+  for (const std::string bad : {"models/global.pt", "../x.onnx", "/tmp/x.onnx", ".dvc/x.onnx", "x.onnx.dvc"}) {
+    try {
+      repo.commit_round("job-1", "demo", 2, 2, "weights 2", {}, {}, {{bad, "x"}});
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << bad;
+      EXPECT_NE(std::string(e.what()).find("'" + bad + "'"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_FALSE(fs::exists(top / ".dvc/cache/files/md5" / md5_hex("weights 2").substr(0, 2)));
+
+  // The export turned off: the next round's commit no longer names the old file.
+  const RoundCommit r2 = repo.commit_round("job-1", "demo", 2, 2, "weights 2", {}, {});
+  EXPECT_FALSE(fs::exists(top / "models/global.onnx.dvc"));
+  EXPECT_FALSE(fs::exists(top / "models/global.onnx"));
+  EXPECT_EQ(read_file((top / "dvc.yaml").string()).find("onnx"), std::string::npos);
+  try {
+    restore_model(options_.repo, r2.tag, "models/global.onnx", out);
+    ADD_FAILURE() << "restored round 1's ONNX file at round 2";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound) << e.what();
+  }
+  EXPECT_EQ(restore_model(options_.repo, r.tag, "models/global.onnx", out).md5, m);
+}
+
 TEST_F(Repo, DefaultRemoteFromDvcConfigGetsEveryObject) {
   VersioningOptions options = options_;
   options.remote = "";

@@ -10,9 +10,11 @@
 #include <fstream>
 #include <functional>
 #include <cmath>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
@@ -85,6 +87,22 @@ std::string sanitize_ref(const std::string& s) {
   return out;
 }
 
+// A DVC artifact name (lowercase letters, digits, '-') from a file name.
+std::string artifact_name(const std::string& from) {
+  std::string artifact = sanitize_ref(from);
+  std::transform(artifact.begin(), artifact.end(), artifact.begin(), [](unsigned char c) {
+    return c == '_' || c == '.' ? '-' : static_cast<char>(std::tolower(c));
+  });
+  return artifact;
+}
+
+// A repository-relative path fedtrack may write a tracked file to.
+bool is_inside_path(const std::string& path) {
+  if (path.empty() || fs::path(path).is_absolute() || path.find("..") != std::string::npos) return false;
+  const std::string first = *fs::path(path).lexically_normal().begin();
+  return first != ".dvc" && first != ".git" && first != "." && path.back() != '/';
+}
+
 std::string fixed4(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.4f", v);
@@ -101,6 +119,11 @@ class FileUndo {
     if (before && *before == bytes) return;
     saved_.emplace_back(path, before);
     write_file_atomically(path, bytes);
+  }
+  void remove(const std::string& path) {
+    if (!fs::is_regular_file(path)) return;
+    saved_.emplace_back(path, read_repo_file(path));
+    fs::remove(path);
   }
   // Restores every file written, newest first; best effort.
   void rollback() noexcept {
@@ -282,8 +305,20 @@ std::string ModelRepository::tag_name(const std::string& job_id, int round) {
 RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::string& job_name, int round,
                                           int total_rounds, const std::string& checkpoint_bytes,
                                           const Metrics& metrics,
-                                          const Lineage& links) {
+                                          const Lineage& links, const std::vector<RoundOutput>& outputs) {
   git_repository* repo = git_->repo.get();
+  // The extra outputs' paths, checked before anything is written.
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const std::string& p = outputs[i].path;
+    if (!is_inside_path(p) || (p.size() >= 4 && p.compare(p.size() - 4, 4, ".dvc") == 0)) {
+      throw Error::invalid_argument("versioning: output path '" + p +
+                                    "' must be a file path relative to the repository root (not in .dvc/ or .git/)");
+    }
+    if (p == options_.path) throw Error::invalid_argument("versioning: output path '" + p + "' is the model's own path");
+    for (std::size_t j = 0; j < i; ++j) {
+      if (outputs[j].path == p) throw Error::invalid_argument("versioning: output path '" + p + "' is given twice");
+    }
+  }
   const fs::path top(root());
   // One writer at a time; what a killed one left is cleaned up first.
   RepositoryLock lock(git_->git_dir, lock_wait(options_));
@@ -296,18 +331,24 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
   result.path = options_.path;
   result.md5 = md5_hex(checkpoint_bytes);
   result.size = checkpoint_bytes.size();
+  for (const auto& o : outputs) result.outputs.push_back({o.path, md5_hex(o.bytes), o.bytes.size()});
 
-  // 1. The object in the cache (and remote) first: content-addressed, so an
+  // 1. The objects in the cache (and remote) first: content-addressed, so an
   //    object no commit names yet is harmless.
   const std::string cache_root = (top / ".dvc" / "cache").string();
-  write_object(object_path(cache_root, result.md5, false), checkpoint_bytes, result.md5);
-  if (const auto remote = push_remote_or_none(options_, root())) {
-    if (remote->is_s3()) {
-      S3Remote(resolve_s3_settings(*remote, process_environment())).push(result.md5, checkpoint_bytes);
-    } else {
-      write_object(object_path(remote->folder(top / ".dvc"), result.md5, false), checkpoint_bytes, result.md5);
+  const auto remote = push_remote_or_none(options_, root());
+  std::optional<S3Remote> s3;
+  if (remote && remote->is_s3()) s3.emplace(resolve_s3_settings(*remote, process_environment()));
+  const auto store = [&](const std::string& md5, const std::string& bytes) {
+    write_object(object_path(cache_root, md5, false), bytes, md5);
+    if (s3) {
+      s3->push(md5, bytes);
+    } else if (remote) {
+      write_object(object_path(remote->folder(top / ".dvc"), md5, false), bytes, md5);
     }
-  }
+  };
+  store(result.md5, checkpoint_bytes);
+  for (std::size_t i = 0; i < outputs.size(); ++i) store(result.outputs[i].md5, outputs[i].bytes);
   const std::string tag = tag_name(job_id, round);
   // A re-run round (a resumed job that stopped after this round's commit
   // but before its resume point was saved) reuses its commit and tag when
@@ -377,17 +418,43 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
     FileUndo undo;
     const fs::path metrics_file = folder / (model.stem().string() + ".metrics.json");
     const std::string metrics_rel = fs::relative(metrics_file, top).string();
-    std::string artifact = sanitize_ref(model.stem().string());
-    std::transform(artifact.begin(), artifact.end(), artifact.begin(), [](unsigned char c) {
-      return c == '_' || c == '.' ? '-' : static_cast<char>(std::tolower(c));
-    });
-    const std::string dvc_yaml = "metrics:\n- " + metrics_rel + "\nartifacts:\n  " + artifact + ":\n    path: " +
-                                 options_.path + "\n    type: model\n";
+    const std::string artifact = artifact_name(model.stem().string());
+    std::string dvc_yaml = "metrics:\n- " + metrics_rel + "\nartifacts:\n  " + artifact + ":\n    path: " +
+                           options_.path + "\n    type: model\n";
+    std::vector<std::string> artifacts = {artifact};
+    for (const auto& o : outputs) {
+      // The whole file name: global.onnx beside global.pt is global-onnx.
+      const std::string name_of = artifact_name(fs::path(o.path).filename().string());
+      if (std::find(artifacts.begin(), artifacts.end(), name_of) != artifacts.end()) {
+        throw Error::invalid_argument("versioning: output " + o.path + " would be DVC artifact '" + name_of +
+                                      "' like another output; give it another file name");
+      }
+      artifacts.push_back(name_of);
+      dvc_yaml += "  " + name_of + ":\n    path: " + o.path + "\n    type: model\n";
+    }
     const fs::path dvc_yaml_path = top / "dvc.yaml";
     if (fs::exists(dvc_yaml_path) && read_repo_file(dvc_yaml_path.string()) != dvc_yaml &&
         read_repo_file(dvc_yaml_path.string()).find(options_.path) == std::string::npos) {
       throw Error::failed_precondition(dvc_yaml_path.string() + " exists and does not declare " + options_.path +
                                        "; fedtrack will not rewrite it");
+    }
+    // Outputs an earlier round declared and this one does not have (an
+    // export turned off): their .dvc leaves this commit, so the revision
+    // never names another round's file.
+    std::vector<std::string> dropped;
+    if (fs::exists(dvc_yaml_path)) {
+      try {
+        const YAML::Node declared = YAML::Load(read_repo_file(dvc_yaml_path.string()))["artifacts"];
+        for (auto it = declared.begin(); declared.IsMap() && it != declared.end(); ++it) {
+          const YAML::Node path_node = it->second["path"];
+          if (!path_node || !path_node.IsScalar()) continue;
+          const std::string p = path_node.Scalar();
+          const bool kept = p == options_.path || std::any_of(outputs.begin(), outputs.end(),
+                                                               [&](const RoundOutput& o) { return o.path == p; });
+          if (!kept && is_inside_path(p) && fs::is_regular_file(top / (p + ".dvc"))) dropped.push_back(p);
+        }
+      } catch (const YAML::Exception&) {
+      }
     }
     nlohmann::json m = {{"round", round}};
     for (const auto& [k, v] : metrics) {
@@ -395,27 +462,58 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
     }
     const fs::path gitignore = folder / ".gitignore";
     const std::string ignore_before = fs::exists(gitignore) ? read_repo_file(gitignore.string()) : "";
+    // Every tracked file is ignored by git through the .gitignore beside it.
+    std::map<std::string, std::string> ignores;  // folder .gitignore -> its new text
+    ignores[gitignore.string()] = gitignore_with(ignore_before, "/" + name);
+    for (const auto& o : outputs) {
+      const fs::path file = top / o.path;
+      const std::string ignore = (file.parent_path() / ".gitignore").string();
+      if (!ignores.count(ignore)) ignores[ignore] = fs::exists(ignore) ? read_repo_file(ignore) : "";
+      ignores[ignore] = gitignore_with(ignores[ignore], "/" + file.filename().string());
+    }
     Commit parent;
     git_oid parent_oid;
     const bool has_parent = git_reference_name_to_id(&parent_oid, repo, "HEAD") == 0;
     Signature sig = signature_for(repo, options_.author);
     try {
       undo.write(model.string() + ".dvc", render_dvc_file({result.md5, result.size, "md5", name}));
-      undo.write(gitignore.string(), gitignore_with(ignore_before, "/" + name));
+      for (std::size_t i = 0; i < outputs.size(); ++i) {
+        const fs::path file = top / outputs[i].path;
+        fs::create_directories(file.parent_path());
+        undo.write(file.string() + ".dvc", render_dvc_file({result.outputs[i].md5, result.outputs[i].size, "md5",
+                                                            file.filename().string()}));
+      }
+      for (const auto& [ignore, text] : ignores) undo.write(ignore, text);
       undo.write(metrics_file.string(), m.dump(2) + "\n");
       undo.write(dvc_yaml_path.string(), dvc_yaml);
       undo.write(model.string(), checkpoint_bytes);
+      for (const auto& o : outputs) undo.write((top / o.path).string(), o.bytes);
+      for (const auto& p : dropped) {
+        undo.remove((top / (p + ".dvc")).string());
+        undo.remove((top / p).string());
+      }
       // 3. One commit with libgit2.
       Index index;
       check(git_repository_index(index.out(), repo), "git index");
       check(git_index_read(index.get(), 1), "git index read");  // another writer may have committed since
       const std::string model_rel = options_.path;
       const std::string folder_rel = fs::path(model_rel).parent_path().string();
-      const std::vector<std::string> paths = {
+      std::vector<std::string> paths = {
           ".dvc/config", ".dvc/.gitignore", ".dvcignore", "dvc.yaml", model_rel + ".dvc",
           (folder_rel.empty() ? "" : folder_rel + "/") + ".gitignore", metrics_rel};
+      for (const auto& o : outputs) {
+        const std::string o_folder = fs::path(o.path).parent_path().string();
+        paths.push_back(o.path + ".dvc");
+        paths.push_back((o_folder.empty() ? "" : o_folder + "/") + ".gitignore");
+      }
       for (const auto& p : paths) {
         if (fs::exists(top / p)) check(git_index_add_bypath(index.get(), p.c_str()), "git add " + p);
+      }
+      for (const auto& p : dropped) {
+        const std::string dvc_rel = p + ".dvc";
+        if (git_index_get_bypath(index.get(), dvc_rel.c_str(), 0) != nullptr) {
+          check(git_index_remove_bypath(index.get(), dvc_rel.c_str()), "git rm " + dvc_rel);
+        }
       }
       check(git_index_write(index.get()), "git index write");
       git_oid tree_oid;

@@ -32,6 +32,7 @@ enum class KeyKind {
   kNumber,     // finite, in [lo, hi] or (lo, hi] when lo_open
   kBoolean,
   kClassList,  // data.classes: a list of distinct names, or a count N = "0".."N-1"
+  kChoiceList, // a list of distinct `choices` (may be empty)
 };
 
 // When a key appears in the params (and, unless operational, the digest).

@@ -96,6 +96,9 @@ struct VersioningSpec {
   std::string remote;                   // DVC remote folder; "" = none
   bool push = false;                    // push commits and tags to git remote origin
   std::string author;                   // "Name <email>" when git has no identity
+  // Key versioning.export: formats committed beside the model each round
+  // ("onnx" -> <stem>.onnx, "onnx-int8" -> <stem>.int8.onnx), each DVC-tracked.
+  std::vector<std::string> exports;
 };
 
 // Robustness experiments only (simulation): the first `clients` clients are

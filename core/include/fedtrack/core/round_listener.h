@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "fedtrack/core/model_card.h"
 #include "fedtrack/core/records.h"
 
 namespace fedtrack {
@@ -90,6 +91,8 @@ struct JobStart {
   // Params the job computed before starting (the model card: input shape,
   // feature scaling, class names), logged beside the job file's.
   std::vector<std::pair<std::string, std::string>> params;
+  // The card every checkpoint of the job carries; null when the job has none.
+  std::shared_ptr<const ModelCard> model_card;
 };
 
 // What a resumed job is about to continue from, shown to every listener

@@ -52,6 +52,21 @@ struct VersioningOptions {
   std::function<void(const std::string&)> log;  // one line per crash-recovery action; may be empty
 };
 
+// A second file of a round committed beside the model (the round's ONNX
+// export, versioning.export): its own `.dvc`, cache object and remote object
+// the same way, and an entry of type model under `artifacts:` in dvc.yaml.
+struct RoundOutput {
+  std::string path;   // relative to the repository root, e.g. models/global.onnx
+  std::string bytes;
+};
+
+// What commit_round recorded for one extra output.
+struct RoundOutputCommit {
+  std::string path;
+  std::string md5;
+  std::uint64_t size = 0;
+};
+
 struct RoundCommit {
   int round = 0;
   std::string commit;  // full sha
@@ -60,6 +75,7 @@ struct RoundCommit {
   std::uint64_t size = 0;
   std::string path;    // relative to the repository root
   bool reused = false; // a re-run round: its existing commit and tag held the same model
+  std::vector<RoundOutputCommit> outputs;  // the extra outputs, in the order given
 };
 
 struct HistoryEntry {
@@ -94,9 +110,13 @@ class ModelRepository {
   // its tag (or is HEAD's untagged commit) with the same md5 is reused
   // (result.reused); with another md5 it is Error(kCorruption) naming the
   // tag, both md5s and what to do.
+  // `outputs` (paths relative to the root, distinct from the model's and
+  // each other's, outside .dvc/ and .git/) are cached, pushed and committed
+  // with the model, each with its own `.dvc`; Error(kInvalidArgument) naming
+  // a bad path before anything is written.
   RoundCommit commit_round(const std::string& job_id, const std::string& job_name, int round,
                            int total_rounds, const std::string& checkpoint_bytes, const Metrics& metrics,
-                           const Lineage& links);
+                           const Lineage& links, const std::vector<RoundOutput>& outputs = {});
 
   // The tag name a job's round gets.
   static std::string tag_name(const std::string& job_id, int round);
