@@ -84,6 +84,9 @@ TEST(DvcFile, PathsThatAreNotUtf8AreRefused) {
 // rather than written as the name of another file.
 TEST(DvcFile, APathThatWouldNotReadBackIsRefused) {
   EXPECT_THROW(render_dvc_file({"0d8e0cbbed5521a4e1275f644c2ad846", 3, "md5", "a\x15\xef\xbf\xbf.pt"}), Error);
+  // Found by tests/fuzz (dvc_file) too: a path ending in CR is written
+  // unquoted and its CR read back as part of the line break.
+  EXPECT_THROW(render_dvc_file({"0d8e0cbbed5521a4e1275f644c2ad846", 3, "md5", "weights v2.bin\r"}), Error);
 }
 
 TEST(Gitignore, AddsOnceKeepsTheRestAndMendsTheLastLine) {

@@ -40,11 +40,12 @@ std::string render_dvc_file(const DvcOutput& out) {
     throw Error::invalid_argument("'" + to_valid_utf8(out.path) + "': a DVC output path must be valid UTF-8");
   }
   // yaml-cpp writes a few code points (U+FFFE, U+FFFF in a quoted scalar) as
-  // U+FFFD: a path is written only if it reads back as itself.
+  // U+FFFD, and a trailing CR unquoted: a path is written only if it reads
+  // back as itself in the line it is written in (followed by a line break).
   const std::string path = yaml_scalar(out.path);
   std::string back;
   try {
-    back = YAML::Load("p: " + path)["p"].as<std::string>();
+    back = YAML::Load("p: " + path + "\n")["p"].as<std::string>();
   } catch (const YAML::Exception&) {
   }
   if (back != out.path) {
