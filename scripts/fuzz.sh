@@ -16,7 +16,9 @@
 # Exit status: 0 no findings, 1 findings or a failed build, 77 when clang or
 # its libFuzzer runtime is not installed (ctest reports the test as skipped).
 # Environment: FEDTRACK_FUZZ_BUILD (build folder), FEDTRACK_FUZZ_TIMEOUT
-# (seconds one input may take, default 30).
+# (seconds one input may take, default 30), FEDTRACK_FUZZ_SEED (libFuzzer's
+# -seed: the test suite's bounded runs use a fixed one, so a run explores the
+# same inputs every time; unset, each campaign explores new ones).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +26,8 @@ BUILD="${FEDTRACK_FUZZ_BUILD:-$ROOT/build-fuzz}"
 CORPUS="$ROOT/tests/fuzz/corpus"
 ALL_TARGETS=(wire parameters state job_config dvc_file dvc_config journal_payload)
 PER_INPUT_TIMEOUT="${FEDTRACK_FUZZ_TIMEOUT:-30}"
+SEED_ARGS=()
+[ -n "${FEDTRACK_FUZZ_SEED:-}" ] && SEED_ARGS=(-seed="$FEDTRACK_FUZZ_SEED")
 
 say() { echo "fuzz: $*"; }
 
@@ -113,7 +117,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$findings_dir"
   say "$t: ${seconds} s from $seeds seeds"
   "$bin" -max_total_time="$seconds" -timeout="$PER_INPUT_TIMEOUT" -error_exitcode=1 -print_final_stats=1 \
-         -artifact_prefix="$findings_dir/" "$work/corpus" >"$work/log" 2>&1
+         "${SEED_ARGS[@]}" -artifact_prefix="$findings_dir/" "$work/corpus" >"$work/log" 2>&1
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)
   secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$work/log" | tail -1)
