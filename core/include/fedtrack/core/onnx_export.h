@@ -21,7 +21,7 @@ struct OnnxExportOptions {
   // about a quarter of the size; activations and arithmetic stay float).
   bool int8_weights = false;
   // Extra metadata_props (fedtrack lineage: job id, round, git commit, md5).
-  std::vector<std::pair<std::string, std::string>> metadata;
+  std::vector<std::pair<std::string, std::string>> metadata{};
 };
 inline constexpr int kMinOnnxOpset = 13;
 inline constexpr int kMaxOnnxOpset = 17;  // the newest opset Debian's libonnx (1.12) checks

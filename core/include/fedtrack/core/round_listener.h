@@ -90,9 +90,9 @@ struct JobStart {
   int completed_rounds = 0;
   // Params the job computed before starting (the model card: input shape,
   // feature scaling, class names), logged beside the job file's.
-  std::vector<std::pair<std::string, std::string>> params;
+  std::vector<std::pair<std::string, std::string>> params{};
   // The card every checkpoint of the job carries; null when the job has none.
-  std::shared_ptr<const ModelCard> model_card;
+  std::shared_ptr<const ModelCard> model_card{};
 };
 
 // What a resumed job is about to continue from, shown to every listener

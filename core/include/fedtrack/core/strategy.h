@@ -36,7 +36,7 @@ using Deadline = std::optional<std::chrono::steady_clock::time_point>;
 struct FitIns {
   std::shared_ptr<const Parameters> parameters;  // the global model, shared read-only
   ConfigRecord config;
-  Deadline deadline;
+  Deadline deadline{};
 };
 
 struct FitRes {
@@ -49,7 +49,7 @@ struct FitRes {
 struct EvaluateIns {
   std::shared_ptr<const Parameters> parameters;
   ConfigRecord config;
-  Deadline deadline;
+  Deadline deadline{};
 };
 
 struct EvaluateRes {

@@ -48,7 +48,7 @@ struct JournalRun {
   // The process that created (or resumed) a job's run; 0 / "" = unknown
   // (journals written before this was recorded).
   std::int64_t owner_pid = 0;
-  std::string owner_host;
+  std::string owner_host{};
   std::int64_t owner_start = 0;  // the process's start time (clock ticks since boot)
 };
 
