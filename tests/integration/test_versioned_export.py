@@ -1,38 +1,16 @@
 """versioning.export: each round's ONNX file as a second DVC-tracked output,
 checked with the real dvc and git, `fedtrack restore` and onnxruntime."""
 
-import hashlib
 import json
 import os
-import subprocess
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import yaml
 
-from conftest import SMALL_JOB, clean_env, fedtrack
-
-VENV_BIN = os.environ.get("FEDTRACK_VENV_BIN", "")
-
-
-def env_with_tools():
-    env = clean_env(DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="Test", GIT_AUTHOR_EMAIL="test@example.com",
-                    GIT_COMMITTER_NAME="Test", GIT_COMMITTER_EMAIL="test@example.com")
-    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
-    return env
-
-
-def run(cmd, cwd, env):
-    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, f"{cmd} failed:\n{r.stdout}\n{r.stderr}"
-    return r.stdout
-
-
-def md5(path):
-    with open(path, "rb") as f:
-        return hashlib.md5(f.read()).hexdigest()
-
+from conftest import SMALL_JOB, fedtrack
+from test_versioning import env_with_tools, md5, run  # the same tools environment and helpers
 
 def test_every_round_commits_its_onnx_file_as_a_dvc_output(tmp_path):
     env = env_with_tools()
