@@ -16,16 +16,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 fedtrack="${FEDTRACK:-$root/build/connectors/fedtrack}"
 loopback="${LOOPBACK:-$root/build/bench/bench_loopback}"
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/site_lib.sh
+source "$root/bench/site_lib.sh"
 
 # serve JOB COUNT [extra server args...]: one server + COUNT clients, prints the server's --json report.
 serve() {
@@ -33,8 +25,7 @@ serve() {
   shift 2
   local port
   port="$(free_port)"
-  : > tokens.txt
-  for ((c = 0; c < count; c++)); do echo "site$c token-site-$c-$RANDOM$RANDOM" >> tokens.txt; done
+  write_tokens "$count"
   "$fedtrack" partition "$job" --out shards "$@" > /dev/null 2>&1
   rm -f ./*.state.db
   "$fedtrack" server "$job" --listen "127.0.0.1:$port" --tokens tokens.txt --json "$@" > server.json 2> server.err &

@@ -13,23 +13,15 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 after="${FEDTRACK:-$root/build/connectors/fedtrack}"
 before="${FEDTRACK_BEFORE:-}"
 rounds="${ROUNDS:-5}"
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
-: > default.yaml
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/site_lib.sh
+source "$root/bench/site_lib.sh"
+: > default.yaml  # the embedded defaults
 
 # peak_kb FEDTRACK: runs the default job with it, prints the server's peak RSS in kB.
 peak_kb() {
   local fedtrack="$1" port count=10
   port="$(free_port)"
-  : > tokens.txt
-  for ((c = 0; c < count; c++)); do echo "site$c token-site-$c-$RANDOM$RANDOM" >> tokens.txt; done
+  write_tokens "$count"
   local set=(--set rounds="$rounds" ${EXTRA_SET:-} --set versioning.enabled=false --set tracking.journal="$work/journal.sqlite")
   "$fedtrack" partition default.yaml --out shards "${set[@]}" > /dev/null 2>&1
   rm -f ./*.state.db
