@@ -15,6 +15,7 @@
 #include "fedtrack/versioning/md5.h"
 #include "fedtrack/versioning/source_commit.h"
 #include "fedtrack/core/text.h"
+#include "resolved_job.h"
 #include "source_info.h"
 
 namespace fedtrack {
@@ -25,14 +26,17 @@ JobRecorder::JobRecorder(const JobSpec& spec, const std::string& job_path, std::
   // JobSpec stays as written).
   JobSpec job = spec;
   job.tracking.uri = MlflowConfig::resolve_tracking_uri(job.tracking.uri);
-  job.tracking.experiment = MlflowConfig::resolve_experiment(job.tracking.experiment);
+  experiment_ = ExperimentChoice::resolve(job.tracking.experiment);
   journal_path_ = job.tracking.journal;
   if (!job.tracking.uri.empty()) {
     client_ = std::make_unique<MlflowClient>(MlflowConfig::from_environment(job.tracking.uri));
   }
   required_ = job.tracking.required;
+  if (client_ && !experiment_.id.empty()) check_experiment(job.tracking);  // fills in the name of one given by id
+  job.tracking.experiment = experiment_.name;
   TrackingOptions& options = tracking_options_;
-  options.experiment = job.tracking.experiment;
+  options.experiment = experiment_.by_id && experiment_.name.empty() ? experiment_.id : experiment_.name;
+  if (experiment_.by_id) options.experiment_id = experiment_.id;
   options.timeout_seconds = job.tracking.timeout;
   // Secrets never persist: URLs in the job's values (tracking.uri,
   // versioning.remote) lose their userinfo and credential query values
@@ -41,8 +45,15 @@ JobRecorder::JobRecorder(const JobSpec& spec, const std::string& job_path, std::
   options.user = current_user();
   options.job_tags.push_back({"mlflow.source.type", "LOCAL"});
   options.job_tags.push_back({"mlflow.source.name", "fedtrack run" + (job_path.empty() ? std::string() : " " + job_path)});
-  const std::string commit = checked_out_commit(job_path.empty() ? "." : job_path);
+  const std::string source = job_path.empty() ? "." : job_path;
+  const std::string commit = checked_out_commit(source);
   if (!commit.empty()) options.job_tags.push_back({"mlflow.source.git.commit", commit});
+  const SourceRepository repository = source_repository(source);
+  if (!repository.repo_url.empty()) options.job_tags.push_back({"mlflow.source.git.repoURL", repository.repo_url});
+  if (!repository.branch.empty()) options.job_tags.push_back({"mlflow.source.git.branch", repository.branch});
+  options.job_tags.push_back({"fedtrack.version", fedtrack_version()});
+  // The job as it runs, secrets removed: the parent run's job.yaml.
+  options.job_file = resolved_job_yaml(job);
   options.warn = [this](const std::string& line) { err_ << line << std::endl; };
   uri_ = redact_uri(job.tracking.uri);  // for what is printed and committed; the client keeps the real one
   if (job.versioning.enabled) {
@@ -81,13 +92,50 @@ void JobRecorder::check_tracking_reachable(const TrackingSpec& tracking) {
                         std::chrono::duration_cast<MlflowClient::Clock::duration>(
                             std::chrono::duration<double>(std::max(tracking.timeout, 1.0))));
   try {
-    client_->get_experiment_by_name(tracking_options_.experiment);
+    if (experiment_.by_id) {
+      client_->get_experiment(experiment_.id);
+    } else {
+      client_->get_experiment_by_name(tracking_options_.experiment);
+    }
   } catch (const Error& e) {
     client_->set_deadline(std::nullopt);
     throw Error(e.code(), "tracking.required: MLflow at " + redact_uri(tracking.uri) +
                               " cannot take the job's records: " + e.what());
   }
   client_->set_deadline(std::nullopt);
+}
+
+void JobRecorder::check_experiment(const TrackingSpec& tracking) {
+  client_->set_deadline(MlflowClient::Clock::now() +
+                        std::chrono::duration_cast<MlflowClient::Clock::duration>(
+                            std::chrono::duration<double>(std::max(tracking.timeout, 1.0))));
+  const std::string server = "MLflow at " + redact_uri(tracking.uri);
+  std::optional<Experiment> found;
+  try {
+    found = experiment_.by_id ? client_->get_experiment(experiment_.id) : client_->get_experiment_by_name(experiment_.name);
+  } catch (const Error&) {
+    // Away or refusing us: the writes wait in the journal (tracking.required
+    // fails the job in check_tracking_reachable); a wrong id is refused
+    // when they are sent.
+    client_->set_deadline(std::nullopt);
+    return;
+  }
+  client_->set_deadline(std::nullopt);
+  if (experiment_.by_id) {
+    if (!found) {
+      throw Error::invalid_argument("MLFLOW_EXPERIMENT_ID=" + experiment_.id + ": " + server +
+                                    " has no experiment with that id (set an existing id, or MLFLOW_EXPERIMENT_NAME)");
+    }
+    if (found->lifecycle_stage == "deleted") {
+      throw Error::failed_precondition("MLFLOW_EXPERIMENT_ID=" + experiment_.id + ": experiment '" + found->name +
+                                       "' is deleted; restore it or choose another");
+    }
+    experiment_.name = found->name;
+  } else if (found && found->experiment_id != experiment_.id) {
+    throw Error::invalid_argument("MLFLOW_EXPERIMENT_ID=" + experiment_.id + " does not match experiment '" +
+                                  experiment_.name + "' (id " + found->experiment_id + ") that " + experiment_.origin +
+                                  " names at " + server + "; unset one of them");
+  }
 }
 
 void JobRecorder::check_nothing_pending(const Report& report) const {
@@ -258,13 +306,16 @@ JobRecorder::Report JobRecorder::finish() {
   for (const auto& id : r.round_run_ids) rounds.push_back(id_or_null(id));
   std::int64_t requests = 0;
   double seconds = 0;
+  nlohmann::json round_requests = nlohmann::json::array();  // per round's event, in order
   for (const auto& e : r.events) {
     requests += e.requests;
     seconds += e.seconds;
+    if (e.round > 0) round_requests.push_back(e.requests);
   }
   report.tracking = {{"experiment_id", id_or_null(r.experiment_id)}, {"run_id", id_or_null(r.run_id)},
                      {"round_run_ids", rounds}, {"pending_writes", r.pending}, {"journal", path},
-                     {"uri", id_or_null(uri_)}, {"requests", requests}, {"seconds", seconds}};
+                     {"uri", id_or_null(uri_)}, {"requests", requests}, {"round_requests", round_requests},
+                     {"seconds", seconds}};
   if (repository_) {
     nlohmann::json commits = nlohmann::json::array();
     for (const auto& c : commits_) {

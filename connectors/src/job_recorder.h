@@ -35,8 +35,9 @@ namespace fedtrack {
 class JobRecorder : public RoundListener {
  public:
   // Records to the job's tracking.uri / experiment, or, when the job leaves
-  // them empty, MLFLOW_TRACKING_URI / MLFLOW_EXPERIMENT_NAME ("Default"),
-  // and logs the job's params with those values. The journal and
+  // them empty, MLFLOW_TRACKING_URI / MLFLOW_EXPERIMENT_NAME or
+  // MLFLOW_EXPERIMENT_ID (ExperimentChoice: as MLflow's Python client
+  // decides), else "Default", and logs the job's params with those values. The journal and
   // the model repository are opened (or created) once the job starts
   // (check_resume / on_job_start): a job that fails before that (a bad
   // data path, an unknown model) leaves neither behind.
@@ -69,7 +70,13 @@ class JobRecorder : public RoundListener {
   // tracking.timeout (at least 1 s); else the Error (unavailable: exit 4;
   // unauthenticated / permission denied: exit 6) naming the server.
   void check_tracking_reachable(const TrackingSpec& tracking);
+  // When the environment names an experiment id: the experiment exists (by
+  // id) or agrees with MLFLOW_EXPERIMENT_NAME, as MLflow's Python client
+  // requires; Error(kInvalidArgument) otherwise. Skipped when the server does
+  // not answer (the journal keeps the writes).
+  void check_experiment(const TrackingSpec& tracking);
   bool required_ = false;
+  ExperimentChoice experiment_;
 
   std::string journal_path_;
   TrackingOptions tracking_options_;

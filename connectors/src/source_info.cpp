@@ -5,6 +5,10 @@
 
 #include <cstdlib>
 
+#ifndef FEDTRACK_VERSION
+#error "FEDTRACK_VERSION must be defined by the build (connectors/CMakeLists.txt)"
+#endif
+
 namespace fedtrack {
 
 std::string current_user() {
@@ -12,5 +16,7 @@ std::string current_user() {
   if (const passwd* pw = getpwuid(getuid())) return pw->pw_name;
   return "";
 }
+
+std::string fedtrack_version() { return FEDTRACK_VERSION; }
 
 }  // namespace fedtrack

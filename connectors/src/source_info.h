@@ -8,4 +8,8 @@ namespace fedtrack {
 // $USER, else the account name of the process's uid, else "".
 std::string current_user();
 
+// The version of fedtrack that runs (the project version of its build), for
+// the fedtrack.version tag.
+std::string fedtrack_version();
+
 }  // namespace fedtrack

@@ -7,6 +7,7 @@
 #include "fedtrack/core/models.h"
 #include "fedtrack/core/strategy_factory.h"
 #include "fedtrack/core/training.h"
+#include "test_set_info.h"
 
 namespace fedtrack {
 
@@ -31,6 +32,7 @@ ServerSide make_server_side(const JobSpec& job, const DatasetSplits& data,
                             const std::function<void(const std::string&)>& log) {
   ServerSide side;
   side.card = std::make_shared<const ModelCard>(model_card_for(job, data));
+  side.test_set = std::make_shared<const DatasetInfo>(test_set_info(job, data.test));
   side.input = ModelInput{data.feature_shape, data.num_classes};
   torch::manual_seed(job.seed);
   side.model = at_key(job, "model", [&] { return make_model(job.model, side.input); });

@@ -36,6 +36,7 @@ struct ServerSide {
   torch::nn::AnyModule model;   // the server's copy, for centralized evaluation
   std::unique_ptr<Strategy> strategy;
   std::shared_ptr<const ModelCard> card;  // for ServerOptions::model_card
+  std::shared_ptr<const DatasetInfo> test_set;  // for ServerOptions::test_set
 };
 
 // The card of the job's model: name, input shape, the data's scaling, csv

@@ -201,6 +201,7 @@ JobResult run_network_server(const JobSpec& job, const NetworkServerOptions& opt
   const int first_round = resume ? resume->completed_round + 1 : 1;
   ServerOptions server_options = server_options_for(job, job_id);
   server_options.model_card = side.card;
+  server_options.test_set = side.test_set;
   server_options.parallelism = static_cast<std::size_t>(tokens.size());
   server_options.stop_requested = options.run.stop_requested;
   server_options.task_seed = job.seed;

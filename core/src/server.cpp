@@ -113,6 +113,7 @@ ServerResult Server::run(const ResumePoint* resume) {
   JobStart start{options_.job_id, options_.job_name, options_.num_rounds};
   if (options_.model_card) start.params = model_card_params(*options_.model_card);
   start.model_card = options_.model_card;
+  start.test_set = options_.test_set;
   if (resume) {
     start.resumed = true;
     start.completed_rounds = resume->completed_round;

@@ -142,6 +142,7 @@ JobResult run_simulation(const JobSpec& job, const JobRunOptions& options) {
 
   ServerOptions server_options = server_options_for(job, job_id);
   server_options.model_card = side.card;
+  server_options.test_set = side.test_set;
   server_options.parallelism = parallelism;
   server_options.on_worker_start = [threads_per_client] { torch::set_num_threads(threads_per_client); };
   server_options.stop_requested = options.stop_requested;

@@ -38,7 +38,8 @@ def test_three_round_job_is_one_parent_and_three_children(mlflow_server, tmp_pat
     assert len(parents) == 1 and len(children) == 3
     parent = parents[0]
     assert parent.info.run_id == tracking["run_id"]
-    assert parent.info.run_name == "fashion-mnist-fedavg"
+    # "<job name>-<short id>": unique per job, the job id's random tail.
+    assert parent.info.run_name == "fashion-mnist-fedavg-" + report["job_id"].rsplit("-", 1)[1]
     assert parent.info.status == "FINISHED"
     assert parent.data.params["train.lr"] == "0.05"
     assert parent.data.params["data.partition.kind"] == "dirichlet"

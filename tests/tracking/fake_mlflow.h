@@ -31,6 +31,7 @@ struct FakeRun {
   std::map<std::string, std::string> tags;
   std::map<std::string, std::string> params;
   std::vector<nlohmann::json> metrics;  // as received, duplicates dropped like MLflow does
+  std::vector<nlohmann::json> inputs;   // runs/log-inputs' DatasetInputs, one per (name, digest) like MLflow
 };
 
 class FakeMlflow : public HttpTransport {
@@ -43,6 +44,7 @@ class FakeMlflow : public HttpTransport {
   std::vector<HttpRequest> requests;
   std::map<std::string, FakeRun> runs;
   std::map<std::string, std::string> experiments{{"Default", "0"}};
+  std::map<std::string, std::string> artifacts;  // artifact URL path -> bytes (PUT)
   // Registry aliases: (model, alias) -> (version, run id).
   std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> aliases;
 
@@ -73,6 +75,7 @@ class FakeMlflow : public HttpTransport {
   static nlohmann::json info(const FakeRun& run) {
     return {{"run_id", run.id}, {"experiment_id", run.experiment_id}, {"run_name", run.name},
             {"status", run.status}, {"start_time", run.start_time},
+            {"artifact_uri", "mlflow-artifacts:/" + run.experiment_id + "/" + run.id + "/artifacts"},
             {"lifecycle_stage", run.deleted ? "deleted" : "active"}};
   }
 
@@ -91,12 +94,36 @@ class FakeMlflow : public HttpTransport {
 
   HttpResponse serve(const HttpRequest& request) {
     const std::string& url = request.url;
-    const nlohmann::json body = request.body.empty() ? nlohmann::json::object() : nlohmann::json::parse(request.body);
+    // An artifact PUT carries the file's bytes, not JSON.
+    const nlohmann::json body = request.body.empty() || request.method == "PUT" ? nlohmann::json::object()
+                                                                                : nlohmann::json::parse(request.body);
     if (url.find("experiments/get-by-name") != std::string::npos) {
       const std::string name = query_value(url, "experiment_name");
       auto it = experiments.find(name);
       if (it == experiments.end()) return {404, R"({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no"})", {}};
       return ok({{"experiment", {{"experiment_id", it->second}, {"name", name}, {"lifecycle_stage", "active"}}}});
+    }
+    if (url.find("experiments/get?") != std::string::npos) {
+      const std::string id = query_value(url, "experiment_id");
+      for (const auto& [name, eid] : experiments) {
+        if (eid == id) return ok({{"experiment", {{"experiment_id", id}, {"name", name}, {"lifecycle_stage", "active"}}}});
+      }
+      return {404, R"({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no experiment"})", {}};
+    }
+    if (url.find("mlflow-artifacts/artifacts/") != std::string::npos && request.method == "PUT") {
+      artifacts[url.substr(url.find("mlflow-artifacts/artifacts/") + 27)] = request.body;
+      return ok(nlohmann::json::object());
+    }
+    if (url.find("runs/log-inputs") != std::string::npos) {
+      FakeRun& run = runs.at(body.at("run_id"));
+      for (const auto& in : body.value("datasets", nlohmann::json::array())) {
+        const auto same = [&](const nlohmann::json& have) {
+          return have.at("dataset").at("name") == in.at("dataset").at("name") &&
+                 have.at("dataset").at("digest") == in.at("dataset").at("digest");
+        };
+        if (std::none_of(run.inputs.begin(), run.inputs.end(), same)) run.inputs.push_back(in);
+      }
+      return ok(nlohmann::json::object());
     }
     if (url.find("experiments/create") != std::string::npos) {
       const std::string id = std::to_string(experiments.size());

@@ -120,10 +120,18 @@ TEST_F(JournalTest, ListenerCostsOneLogBatchPerRunTouchedPerRound) {
   const auto before = fake_->requests.size();
   const auto batches_before = fake_->count("log-batch");
   listener.on_round(summary(1));
-  // create the round's run, its log-batch, end it; the parent's log-batch.
-  EXPECT_EQ(fake_->requests.size() - before, 4u);
+  // create the next round's run, this round's log-batch, end it; the
+  // parent's log-batch (global and per-client metrics); the parent's
+  // log-inputs for the client's training data, new in this round.
+  EXPECT_EQ(fake_->requests.size() - before, 5u);
   EXPECT_EQ(fake_->count("log-batch") - batches_before, 2u);
+  EXPECT_EQ(fake_->count("runs/log-inputs"), 1u);
   EXPECT_EQ(j.pending_count(), 0u);
+  // The same client with the same data: nothing new to log as an input.
+  const auto before_2 = fake_->requests.size();
+  listener.on_round(summary(2));
+  EXPECT_EQ(fake_->requests.size() - before_2, 3u);  // the last round makes no run ahead
+  EXPECT_EQ(fake_->count("runs/log-inputs"), 1u);
   const auto& child = fake_->runs.at("run2");
   EXPECT_EQ(child.name, "round-001");
   EXPECT_EQ(child.tags.at("mlflow.parentRunId"), "run1");
@@ -147,7 +155,9 @@ TEST_F(JournalTest, OfflineJobIsJournalledAndSyncsExactlyOnceLater) {
   EXPECT_EQ(fake_->runs.size(), 3u);  // job + 2 rounds
   const auto& parent = fake_->runs.at("run1");
   EXPECT_EQ(parent.status, "FINISHED");
-  EXPECT_EQ(parent.metrics.size(), 5u);  // initial accuracy + 2 rounds x 2 metrics
+  // initial accuracy + 2 rounds x (2 global metrics + the client's train_loss)
+  EXPECT_EQ(parent.metrics.size(), 7u);
+  EXPECT_EQ(parent.inputs.size(), 1u);  // the client's training data, once
 
   const auto requests = fake_->requests.size();
   const SyncResult second = JournalSync(j, *client_).run();

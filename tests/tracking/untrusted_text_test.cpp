@@ -52,7 +52,7 @@ TEST_F(UntrustedText, BytesThatAreNotUtf8NeverEndTheJobAndReachMlflowAsReplaceme
   EXPECT_EQ(j.failed_count(), 0u);
   ASSERT_EQ(fake_->runs.size(), 2u);
   const auto& parent = fake_->runs.at("run1");
-  EXPECT_EQ(parent.name, "demo-caf\xef\xbf\xbd");
+  EXPECT_EQ(parent.name, "demo-caf\xef\xbf\xbd-job-1");  // "<job name>-<job id>" when the id is not the name's
   EXPECT_EQ(parent.tags.at("mlflow.source.name"), "fedtrack run jobs/caf\xef\xbf\xbd.yaml");
   EXPECT_EQ(parent.tags.at("mlflow.note.content"), "failed on caf\xef\xbf\xbd");
   EXPECT_EQ(parent.params.at("data.path"), "/data/caf\xef\xbf\xbd");

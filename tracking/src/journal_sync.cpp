@@ -26,7 +26,9 @@ void JournalSync::send(const JournalOp& op) {
   const JournalWrite write = decode_write(op, journal_.path());
   if (op.op == "create") {
     if (!run->run_id.empty()) return;  // created by an earlier attempt that was recorded
-    const std::string exp = experiment_id(run->experiment);
+    // A run recorded for an experiment given by id (MLFLOW_EXPERIMENT_ID)
+    // goes there; otherwise the experiment named, created if need be.
+    const std::string exp = write.experiment_id.empty() ? experiment_id(run->experiment) : write.experiment_id;
     std::vector<KeyValue> tags = write.tags;
     if (!run->parent_key.empty()) {
       const auto parent = journal_.run(run->parent_key);
@@ -42,6 +44,7 @@ void JournalSync::send(const JournalOp& op) {
     const CreatedRun created = client_.create_run_once(exp, {lineage_tag::kRunKey, op.run_key}, run->run_name,
                                                        write.start_time, tags, write.user, may_exist);
     journal_.set_server_ids(op.run_key, uri, exp, created.info.run_id);
+    if (!created.info.artifact_uri.empty()) artifact_uris_[created.info.run_id] = created.info.artifact_uri;
     note_duplicates(op.run_key, created, "earliest start, lowest id");
     // A create that failed without a clear answer may still reach the
     // server after the lookup (a slow gateway): look once more, later.
@@ -60,6 +63,15 @@ void JournalSync::send(const JournalOp& op) {
   }
   if (op.op == "batch") {
     client_.log_batch(run->run_id, write.batch);
+  } else if (op.op == "inputs") {
+    client_.log_inputs(run->run_id, write.datasets);  // the server keeps an input once
+  } else if (op.op == "artifact") {
+    // A PUT of the same bytes to the same path: resending it is harmless.
+    auto it = artifact_uris_.find(run->run_id);
+    if (it == artifact_uris_.end()) {
+      it = artifact_uris_.emplace(run->run_id, client_.get_run(run->run_id).info.artifact_uri).first;
+    }
+    client_.upload_artifact(it->second, write.artifact_path, write.artifact_content);
   } else {  // "end"
     client_.update_run(run->run_id, write.status, write.end_time);
   }

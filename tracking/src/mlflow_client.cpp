@@ -20,7 +20,10 @@ using json = nlohmann::json;
 // --- JSON <-> entities ---------------------------------------------------------
 
 json metric_json(const Metric& m) {
-  return {{"key", json_text(m.key)}, {"value", encode_metric_value(m.value)}, {"timestamp", m.timestamp}, {"step", m.step}};
+  json j = {{"key", json_text(m.key)}, {"value", encode_metric_value(m.value)}, {"timestamp", m.timestamp}, {"step", m.step}};
+  if (!m.dataset_name.empty()) j["dataset_name"] = json_text(m.dataset_name);
+  if (!m.dataset_digest.empty()) j["dataset_digest"] = json_text(m.dataset_digest);
+  return j;
 }
 
 json pairs_json(const std::vector<KeyValue>& kvs) {
@@ -246,6 +249,28 @@ std::string MlflowConfig::resolve_experiment(const std::string& experiment) {
   return name.empty() ? "Default" : name;
 }
 
+ExperimentChoice ExperimentChoice::resolve(const std::string& job_experiment) {
+  ExperimentChoice c;
+  const std::string env_name = env_string("MLFLOW_EXPERIMENT_NAME");
+  const std::string env_id = env_string("MLFLOW_EXPERIMENT_ID");
+  if (!job_experiment.empty()) {
+    c.name = job_experiment;
+    c.origin = "tracking.experiment";
+  } else if (!env_name.empty()) {
+    c.name = env_name;
+    c.id = env_id;
+    c.origin = "MLFLOW_EXPERIMENT_NAME";
+  } else if (!env_id.empty()) {
+    c.id = env_id;
+    c.by_id = true;
+    c.origin = "MLFLOW_EXPERIMENT_ID";
+  } else {
+    c.name = "Default";
+    c.origin = "the default";
+  }
+  return c;
+}
+
 MlflowConfig MlflowConfig::from_environment(const std::string& tracking_uri) {
   MlflowConfig c;
   c.tracking_uri = resolve_tracking_uri(tracking_uri);
@@ -421,6 +446,19 @@ std::optional<Experiment> MlflowClient::get_experiment_by_name(const std::string
   }
 }
 
+std::optional<Experiment> MlflowClient::get_experiment(const std::string& experiment_id) {
+  try {
+    const json r = json::parse(call("GET", "mlflow/experiments/get", dump_json({{"experiment_id", json_text(experiment_id)}})));
+    const json& e = r.at("experiment");
+    return Experiment{as_string(e, "experiment_id"), as_string(e, "name"), as_string(e, "artifact_location"),
+                      as_string(e, "lifecycle_stage")};
+  } catch (const Error& e) {
+    // MLflow answers an id that is not a number with INVALID_PARAMETER_VALUE.
+    if (e.code() == ErrorCode::kNotFound || e.code() == ErrorCode::kInvalidArgument) return std::nullopt;
+    throw;
+  }
+}
+
 std::string MlflowClient::create_experiment(const std::string& name) {
   const json r = json::parse(call("POST", "mlflow/experiments/create", dump_json({{"name", json_text(name)}})));
   return as_string(r, "experiment_id");
@@ -563,6 +601,22 @@ void MlflowClient::log_batch(const std::string& run_id, const LogBatch& batch) {
 void MlflowClient::set_tag(const std::string& run_id, const std::string& key, const std::string& value) {
   call("POST", "mlflow/runs/set-tag",
        dump_json({{"run_id", json_text(run_id)}, {"key", json_text(key)}, {"value", json_text(value)}}));
+}
+
+void MlflowClient::log_inputs(const std::string& run_id, const std::vector<DatasetInput>& datasets) {
+  constexpr std::size_t kMaxDatasets = 1000;  // MLflow's MAX_DATASETS_PER_BATCH
+  for (std::size_t begin = 0; begin < datasets.size(); begin += kMaxDatasets) {
+    json inputs = json::array();
+    for (std::size_t i = begin; i < std::min(datasets.size(), begin + kMaxDatasets); ++i) {
+      const DatasetInput& d = datasets[i];
+      json dataset = {{"name", json_text(d.name)}, {"digest", json_text(d.digest)},
+                      {"source_type", json_text(d.source_type)}, {"source", json_text(d.source)}};
+      if (!d.schema.empty()) dataset["schema"] = json_text(d.schema);
+      if (!d.profile.empty()) dataset["profile"] = json_text(d.profile);
+      inputs.push_back({{"tags", pairs_json(d.tags)}, {"dataset", dataset}});
+    }
+    call("POST", "mlflow/runs/log-inputs", dump_json({{"run_id", json_text(run_id)}, {"datasets", inputs}}));
+  }
 }
 
 std::vector<Metric> MlflowClient::get_metric_history(const std::string& run_id, const std::string& key) {

@@ -8,6 +8,7 @@
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/records.h"
 #include "fedtrack/core/text.h"
+#include "fedtrack/tracking/job_records.h"
 #include "process_owner.h"
 #include "tracking_payload.h"
 
@@ -36,6 +37,17 @@ KeyValue param(const std::string& key, const std::string& value) {
 
 KeyValue tag(const std::string& key, const std::string& value) {
   return {sanitize_key(key), stored_value(value, kMaxTagValue)};
+}
+
+// Centralized metrics (eval_*) are measured on the test set: say so, the
+// way MLflow 3 takes it.
+void name_test_set(LogBatch& batch, const DatasetInfo* test_set) {
+  if (!test_set) return;
+  for (auto& m : batch.metrics) {
+    if (m.key.rfind("eval_", 0) != 0) continue;
+    m.dataset_name = test_set->name;
+    m.dataset_digest = dataset_digest(test_set->fingerprint);
+  }
 }
 
 }  // namespace
@@ -101,8 +113,16 @@ void TrackingListener::record(int round, const std::function<void()>& writes) {
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()});
 }
 
+std::string TrackingListener::create_payload(std::int64_t start_ms, const std::vector<KeyValue>& tags) const {
+  nlohmann::json payload = {{"start_time", start_ms}, {"user", json_text(options_.user)}, {"tags", tags_payload(tags)}};
+  if (!options_.experiment_id.empty()) payload["experiment_id"] = json_text(options_.experiment_id);
+  return dump_json(payload);
+}
+
 void TrackingListener::on_job_start(const JobStart& start) {
   job_id_ = start.job_id;
+  model_card_ = start.model_card;
+  test_set_ = start.test_set;
   total_rounds_ = start.total_rounds;
   const int first = start.completed_rounds + 1;  // the round run made ahead
   const bool make_first = first <= start.total_rounds;
@@ -140,7 +160,7 @@ void TrackingListener::on_job_start(const JobStart& start) {
     run.run_key = job_id_;
     run.job_id = job_id_;
     run.kind = "job";
-    run.run_name = start.name;
+    run.run_name = parent_run_name(start.name, job_id_);
     run.experiment = options_.experiment;
     run.created_ms = now_ms();
     run.owner_pid = me.pid;
@@ -152,13 +172,17 @@ void TrackingListener::on_job_start(const JobStart& start) {
     tags.push_back(tag(lineage_tag::kJobId, job_id_));
     tags.push_back({"fedtrack.rounds", std::to_string(start.total_rounds)});
     if (!options_.user.empty()) tags.push_back(tag("mlflow.user", options_.user));
-    journal_.add_op(job_id_, "create",
-                    dump_json({{"start_time", run.created_ms}, {"user", json_text(options_.user)},
-                               {"tags", tags_payload(tags)}}));
+    journal_.add_op(job_id_, "create", create_payload(run.created_ms, tags));
     LogBatch params;
     for (const auto& p : options_.job_params) params.params.push_back(param(p.key, p.value));
     for (const auto& [k, v] : start.params) params.params.push_back(param(k, v));
     if (!params.params.empty()) journal_.add_op(job_id_, "batch", dump_json(batch_payload(params)));
+    if (test_set_) {
+      journal_.add_op(job_id_, "inputs", dump_json(inputs_payload({evaluation_input(*test_set_, model_card_.get())})));
+    }
+    if (!options_.job_file.empty()) {
+      journal_.add_op(job_id_, "artifact", dump_json(artifact_payload(kJobFileArtifact, options_.job_file)));
+    }
     if (make_first) open_round_run(first, run.created_ms);
   });
   for (const auto& key : orphaned) {
@@ -171,7 +195,10 @@ std::vector<std::string> TrackingListener::end_orphans(const JobStart& start) {
   std::vector<std::string> ended;
   const auto runs = journal_.runs();
   for (const auto& job : runs) {
-    if (job.kind != "job" || job.run_key == job_id_ || job.run_name != start.name || job.status != "RUNNING") continue;
+    if (job.kind != "job" || job.run_key == job_id_ || job.status != "RUNNING") continue;
+    // The same job name: a parent run is named after its job's name and id
+    // (in journals of older fedtrack versions: the job name itself).
+    if (job.run_name != parent_run_name(start.name, job.job_id) && job.run_name != start.name) continue;
     if (!owner_gone({job.owner_pid, job.owner_host, job.owner_start})) continue;  // its process still runs it
     const std::int64_t ts = now_ms();
     for (const auto& round : runs) {
@@ -198,6 +225,7 @@ void TrackingListener::on_initial_evaluation(const Metrics& metrics) {
   record(0, [&] {
     LogBatch batch;
     add_metrics(batch, metrics, "", now_ms(), 0);
+    name_test_set(batch, test_set_.get());
     journal_.add_op(job_id_, "batch", dump_json(batch_payload(batch)));
   });
 }
@@ -229,8 +257,7 @@ void TrackingListener::open_round_run(int round, std::int64_t start_ms) {
   journal_.add_run(run);
   std::vector<KeyValue> tags = {tag(lineage_tag::kJobId, job_id_), {lineage_tag::kRound, std::to_string(round)}};
   if (!options_.user.empty()) tags.push_back(tag("mlflow.user", options_.user));
-  journal_.add_op(key, "create",
-                  dump_json({{"start_time", start_ms}, {"user", json_text(options_.user)}, {"tags", tags_payload(tags)}}));
+  journal_.add_op(key, "create", create_payload(start_ms, tags));
 }
 
 std::string TrackingListener::recorded_model_sha(const std::string& key) {
@@ -275,6 +302,7 @@ void TrackingListener::record_round(const RoundSummary& s, const std::vector<Key
     open_round_run(s.round, ts - static_cast<std::int64_t>(s.round_seconds * 1000));
     LogBatch child;
     add_metrics(child, s.metrics, "", ts, s.round);
+    name_test_set(child, test_set_.get());
     for (const auto& [k, v] : s.fit_config) child.params.push_back(param(k, scalar_to_string(v)));
     if (!model_sha.empty()) child.tags.push_back({lineage_tag::kModelSha256, model_sha});
     for (const auto& t : extra_tags) child.tags.push_back(tag(t.key, t.value));
@@ -300,9 +328,48 @@ void TrackingListener::record_round(const RoundSummary& s, const std::vector<Key
 
     LogBatch parent;
     add_metrics(parent, s.metrics, "", ts, s.round);
+    name_test_set(parent, test_set_.get());
+    // Each site's curve across rounds: its fit and evaluate metrics at step
+    // = round, after the global ones (client/ sorts after them).
+    for (const auto& c : s.clients) {
+      const std::string prefix = std::string(kClientMetricPrefix) + c.client_id + "/";
+      const std::size_t first = parent.metrics.size();
+      add_metrics(parent, c.fit_metrics, prefix, ts, s.round);
+      if (!c.data_fingerprint.empty()) {  // trained on the site's training data
+        for (std::size_t i = first; i < parent.metrics.size(); ++i) {
+          parent.metrics[i].dataset_name = training_dataset_name(c.client_id);
+          parent.metrics[i].dataset_digest = dataset_digest(c.data_fingerprint);
+        }
+      }
+      for (const auto& [k, v] : c.evaluate_metrics) {
+        parent.metrics.push_back({sanitize_key(prefix + "eval_" + k), v, ts, s.round});
+      }
+    }
     journal_.add_op(job_id_, "batch", dump_json(batch_payload(parent)));
+    log_new_training_inputs(s);
     if (make_next) open_round_run(next, ts);
   });
+}
+
+void TrackingListener::log_new_training_inputs(const RoundSummary& s) {
+  if (!inputs_loaded_) {  // a resumed job: what its first part logged
+    inputs_loaded_ = true;
+    for (const auto& op : journal_.ops_for_run(job_id_)) {
+      if (op.op != "inputs") continue;
+      try {
+        for (const auto& d : decode_write(op, journal_.path()).datasets) logged_inputs_.insert({d.name, d.digest});
+      } catch (const Error& e) {
+        warn(std::string("tracking: ") + e.what());  // logged again below: the server keeps it once
+      }
+    }
+  }
+  std::vector<DatasetInput> fresh;
+  for (const auto& c : s.clients) {
+    if (c.data_fingerprint.empty()) continue;
+    DatasetInput in = training_input(c.client_id, c.data_fingerprint, c.num_examples, model_card_.get());
+    if (logged_inputs_.insert({in.name, in.digest}).second) fresh.push_back(std::move(in));
+  }
+  if (!fresh.empty()) journal_.add_op(job_id_, "inputs", dump_json(inputs_payload(fresh)));
 }
 
 void TrackingListener::on_job_end(const JobEnd& end) {

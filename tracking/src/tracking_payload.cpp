@@ -57,8 +57,14 @@ LogBatch decode_batch(const json& payload) {
   LogBatch batch;
   if (payload.contains("metrics")) {
     for (const auto& m : array_of(payload.at("metrics"))) {
-      if (!m.is_array() || m.size() != 4) throw std::domain_error("expected a [key, value, timestamp, step] metric");
+      if (!m.is_array() || (m.size() != 4 && m.size() != 6)) {
+        throw std::domain_error("expected a [key, value, timestamp, step(, dataset name, dataset digest)] metric");
+      }
       batch.metrics.push_back({text_of(m.at(0)), decode_metric_value(m.at(1)), integer_of(m.at(2)), integer_of(m.at(3))});
+      if (m.size() == 6) {
+        batch.metrics.back().dataset_name = text_of(m.at(4));
+        batch.metrics.back().dataset_digest = text_of(m.at(5));
+      }
     }
   }
   batch.params = optional_pairs(payload, "params");
@@ -66,7 +72,41 @@ LogBatch decode_batch(const json& payload) {
   return batch;
 }
 
+DatasetInput decode_dataset(const json& d) {
+  DatasetInput out;
+  out.name = text_of(field(d, "name"));
+  out.digest = text_of(field(d, "digest"));
+  out.source_type = text_of(field(d, "source_type"));
+  out.source = text_of(field(d, "source"));
+  if (d.contains("schema")) out.schema = text_of(d.at("schema"));
+  if (d.contains("profile")) out.profile = text_of(d.at("profile"));
+  out.tags = optional_pairs(d, "tags");
+  return out;
+}
+
+std::vector<DatasetInput> decode_datasets(const json& j) {
+  std::vector<DatasetInput> out;
+  for (const auto& d : array_of(j)) out.push_back(decode_dataset(d));
+  return out;
+}
+
 }  // namespace
+
+json inputs_payload(const std::vector<DatasetInput>& datasets) {
+  json list = json::array();
+  for (const auto& d : datasets) {
+    json one = {{"name", json_text(d.name)}, {"digest", json_text(d.digest)}, {"source_type", json_text(d.source_type)},
+                {"source", json_text(d.source)}, {"tags", pairs(d.tags)}};
+    if (!d.schema.empty()) one["schema"] = json_text(d.schema);
+    if (!d.profile.empty()) one["profile"] = json_text(d.profile);
+    list.push_back(std::move(one));
+  }
+  return {{"datasets", list}};
+}
+
+json artifact_payload(const std::string& path, const std::string& content) {
+  return {{"path", json_text(path)}, {"content", json_text(content)}};
+}
 
 std::string json_text(std::string_view text) { return to_valid_utf8(text); }
 
@@ -96,7 +136,12 @@ json tags_payload(const std::vector<KeyValue>& tags) { return pairs(tags); }
 json batch_payload(const LogBatch& batch) {
   json metrics = json::array();
   for (const auto& m : batch.metrics) {
-    metrics.push_back({json_text(m.key), encode_metric_value(m.value), m.timestamp, m.step});
+    json metric = {json_text(m.key), encode_metric_value(m.value), m.timestamp, m.step};
+    if (!m.dataset_name.empty() || !m.dataset_digest.empty()) {
+      metric.push_back(json_text(m.dataset_name));
+      metric.push_back(json_text(m.dataset_digest));
+    }
+    metrics.push_back(std::move(metric));
   }
   return {{"metrics", metrics}, {"params", pairs(batch.params)}, {"tags", pairs(batch.tags)}};
 }
@@ -110,8 +155,15 @@ JournalWrite decode_write(const JournalOp& op, const std::string& journal_path) 
       w.tags = optional_pairs(payload, "tags");
       if (payload.contains("start_time")) w.start_time = integer_of(field(payload, "start_time"));
       if (payload.contains("user")) w.user = text_of(field(payload, "user"));
+      if (payload.contains("experiment_id")) w.experiment_id = text_of(field(payload, "experiment_id"));
     } else if (op.op == "batch") {
       w.batch = decode_batch(payload);
+    } else if (op.op == "inputs") {
+      w.datasets = decode_datasets(field(payload, "datasets"));
+    } else if (op.op == "artifact") {
+      w.artifact_path = text_of(field(payload, "path"));
+      w.artifact_content = text_of(field(payload, "content"));
+      if (w.artifact_path.empty()) throw std::domain_error("artifact path is empty");
     } else if (op.op == "verify") {
       // no payload to speak of
     } else if (op.op == "end") {

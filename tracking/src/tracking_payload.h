@@ -31,7 +31,16 @@ double decode_metric_value(const nlohmann::json& value);
 
 nlohmann::json tags_payload(const std::vector<KeyValue>& tags);
 
-// Metrics keep NaN / +-Inf as the strings MLflow accepts.
+// Metrics keep NaN / +-Inf as the strings MLflow accepts; a metric with a
+// dataset is [key, value, timestamp, step, dataset name, dataset digest].
 nlohmann::json batch_payload(const LogBatch& batch);
+
+// An "inputs" write: {"datasets": [{name, digest, source_type, source,
+// schema?, profile?, tags}]}.
+nlohmann::json inputs_payload(const std::vector<DatasetInput>& datasets);
+
+// An "artifact" write: {"path": ..., "content": ...}; content is text
+// (valid UTF-8), uploaded as it is.
+nlohmann::json artifact_payload(const std::string& path, const std::string& content);
 
 }  // namespace fedtrack

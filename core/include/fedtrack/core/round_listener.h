@@ -80,6 +80,15 @@ struct RoundSummary {
   std::shared_ptr<const ModelSnapshot> model;  // the new global model
 };
 
+// A dataset the job used, known by its fingerprint (never by its data): the
+// centralized test set on the server, a client's training data.
+struct DatasetInfo {
+  std::string name;           // "fashion-mnist-test", "client-003-train"
+  std::string fingerprint;    // SHA-256 hex over the labels, then the feature bytes
+  std::int64_t num_examples = 0;
+  std::string source;         // where it was read from (a path or URL without credentials), "" unknown
+};
+
 struct JobStart {
   std::string job_id;
   std::string name;
@@ -93,6 +102,9 @@ struct JobStart {
   std::vector<std::pair<std::string, std::string>> params{};
   // The card every checkpoint of the job carries; null when the job has none.
   std::shared_ptr<const ModelCard> model_card{};
+  // The centralized test set the global metrics (eval_*) are measured on;
+  // null when the runtime has none.
+  std::shared_ptr<const DatasetInfo> test_set{};
 };
 
 // What a resumed job is about to continue from, shown to every listener

@@ -72,6 +72,8 @@ struct ServerOptions {
   // Set: every checkpoint carries this card (checkpoint_bytes), and
   // JobStart::params lists it (model_card_params).
   std::shared_ptr<const ModelCard> model_card;
+  // Set: JobStart::test_set (the centralized test set, by fingerprint).
+  std::shared_ptr<const DatasetInfo> test_set;
 };
 
 // The seed of one fit task: a hash of the job seed, the round and the client.

@@ -55,19 +55,28 @@ struct JournalRun {
 struct JournalOp {
   std::int64_t seq = 0;
   std::string run_key;
-  std::string op;       // "create" | "batch" | "end" | "verify" (look for duplicates of an uncertain create)
+  // "create" | "batch" | "end" | "inputs" (runs/log-inputs) | "artifact" (a
+  // file uploaded to the run's artifacts) | "verify" (look for duplicates of
+  // an uncertain create)
+  std::string op;
   std::string payload;  // JSON
   std::string state;    // "pending" | "done" | "failed"
   int attempts = 0;
   std::string last_error;
 };
 
-// A write's payload, decoded: `create` fills tags/start_time/user, `batch`
-// fills batch, `end` fills status/end_time, `verify` nothing.
+// A write's payload, decoded: `create` fills tags/start_time/user (and
+// experiment_id when the run goes to an experiment named by id), `batch`
+// fills batch, `end` fills status/end_time, `inputs` datasets, `artifact`
+// artifact_path/artifact_content, `verify` nothing.
 struct JournalWrite {
   std::vector<KeyValue> tags;
   std::int64_t start_time = 0;
   std::string user;
+  std::string experiment_id;
+  std::vector<DatasetInput> datasets;
+  std::string artifact_path;
+  std::string artifact_content;
   LogBatch batch;
   std::string status;
   std::int64_t end_time = 0;

@@ -64,6 +64,7 @@ class JournalSync {
   Journal& journal_;
   MlflowClient& client_;
   std::map<std::string, std::string> experiments_;  // name -> id
+  std::map<std::string, std::string> artifact_uris_;  // run id -> artifact_uri (from its create, else runs/get)
   std::vector<std::string> notes_;
 };
 

@@ -57,11 +57,35 @@ struct MlflowConfig {
   static std::string resolve_experiment(const std::string& experiment);
 };
 
+// Which experiment a job's runs go to, decided as MLflow's Python client
+// does (mlflow.tracking.fluent._get_experiment_id, MLflow 3.17):
+//   1. the job's tracking.experiment (like mlflow.set_experiment in code,
+//      which wins over the environment): by name;
+//   2. else $MLFLOW_EXPERIMENT_NAME: by name (created when missing); if
+//      $MLFLOW_EXPERIMENT_ID is set too, the named experiment, when it
+//      exists, must have that id (else Python raises; so do we);
+//   3. else $MLFLOW_EXPERIMENT_ID: by id; it must exist (never created);
+//   4. else "Default".
+struct ExperimentChoice {
+  std::string name;  // by name (1, 2, 4); for 3, its name once known ("" before)
+  std::string id;    // 3: where the runs go; 2: the id the named experiment must have
+  bool by_id = false;
+  // Where the choice came from, for messages: "tracking.experiment",
+  // "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID" or "the default".
+  std::string origin;
+
+  static ExperimentChoice resolve(const std::string& job_experiment);
+};
+
 struct Metric {
   std::string key;
   double value = 0;  // NaN and +-Inf are sent the way MLflow accepts them
   std::int64_t timestamp = 0;  // ms since the epoch
   std::int64_t step = 0;
+  // MLflow 3: the dataset the value was measured on (both or neither). The
+  // server keeps them with a LoggedModel's metrics.
+  std::string dataset_name{};
+  std::string dataset_digest{};
 };
 
 struct KeyValue {
@@ -78,6 +102,19 @@ struct RunInfo {
   std::int64_t end_time = 0;
   std::string artifact_uri;
   std::string lifecycle_stage;
+};
+
+// One dataset input of a run (MLflow 3's DatasetInput: a Dataset plus input
+// tags such as mlflow.data.context = training | evaluation). `schema` and
+// `profile` are JSON text; an input logged twice is kept once by the server.
+struct DatasetInput {
+  std::string name;
+  std::string digest;       // at most 36 characters
+  std::string source_type;  // "local", ...
+  std::string source;       // JSON text, e.g. {"uri": "/data/test"}
+  std::string schema;       // JSON text ("" none)
+  std::string profile;      // JSON text ("" none)
+  std::vector<KeyValue> tags;
 };
 
 // What create_run_once did.
@@ -172,6 +209,8 @@ class MlflowClient {
   std::optional<Experiment> get_experiment_by_name(const std::string& name);
   std::string create_experiment(const std::string& name);
   std::string get_or_create_experiment(const std::string& name);  // returns the id
+  // By id; std::nullopt when the server has no such experiment.
+  std::optional<Experiment> get_experiment(const std::string& experiment_id);
 
   // --- runs ---
   // One runs/create request, never resent (a create whose answer was lost
@@ -207,6 +246,8 @@ class MlflowClient {
   // Logs everything, split into as few requests as the limits allow.
   void log_batch(const std::string& run_id, const LogBatch& batch);
   void set_tag(const std::string& run_id, const std::string& key, const std::string& value);
+  // runs/log-inputs (MLflow 3), in requests of at most 1000 datasets.
+  void log_inputs(const std::string& run_id, const std::vector<DatasetInput>& datasets);
   std::vector<Metric> get_metric_history(const std::string& run_id, const std::string& key);
 
   // --- artifacts, through the server's proxied artifact API ---

@@ -8,12 +8,19 @@
 // by `fedtrack sync`. Without a client (no tracking URI) it only journals.
 //
 // What lands in MLflow:
-//   parent run  name = job name; params = the job config flattened
-//               (train.lr, ...); tags fedtrack.job_id, mlflow.user,
-//               mlflow.source.name, mlflow.source.git.commit (when known);
-//               every round's global metrics at step = round; the initial
-//               model's evaluation at step 0; status FINISHED / FAILED (error
-//               in mlflow.note.content) / KILLED.
+//   parent run  name = "<job name>-<short id>" (parent_run_name); params =
+//               the job config flattened (train.lr, ...); tags
+//               fedtrack.job_id, mlflow.user, mlflow.source.name, and what
+//               job_tags add (fedtrack.version, mlflow.source.git.*); the
+//               resolved job file as the artifact job.yaml; the test set
+//               (context evaluation) and each client's training data
+//               (context training, by fingerprint) as dataset inputs; every
+//               round's global metrics at step = round, eval_* ones naming
+//               the test set (dataset_name / dataset_digest); each client's
+//               fit and evaluate metrics at step = round under
+//               client/<id>/...; the initial model's evaluation at step 0;
+//               status FINISHED / FAILED (error in mlflow.note.content) /
+//               KILLED.
 //   child runs  "round-003", tag mlflow.parentRunId; the round's metrics
 //               (step = round), the fit config as params, per-client metrics
 //               under client/<id>/..., tags fedtrack.round, fedtrack.job_id,
@@ -35,6 +42,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -47,6 +55,12 @@ namespace fedtrack {
 
 struct TrackingOptions {
   std::string experiment = "Default";
+  // Set: the runs go to this experiment id (MLFLOW_EXPERIMENT_ID), and
+  // `experiment` is only its name for display.
+  std::string experiment_id;
+  // The resolved job file (secrets removed), uploaded to the parent run as
+  // the artifact kJobFileArtifact; "" uploads nothing.
+  std::string job_file;
   double timeout_seconds = 5;           // longest any event waits on MLflow
   std::vector<KeyValue> job_params;     // the job config, flattened
   std::vector<KeyValue> job_tags;       // mlflow.source.name, mlflow.source.git.commit, ...
@@ -128,6 +142,12 @@ class TrackingListener : public RoundListener {
   // transaction.
   void open_round_run(int round, std::int64_t start_ms);
   void record(int round, const std::function<void()>& writes);
+  // The create write of a run, with the experiment id when one is set.
+  std::string create_payload(std::int64_t start_ms, const std::vector<KeyValue>& tags) const;
+  // Journals, on the parent, the training data of the round's clients not
+  // logged before (one "inputs" write, none when there is nothing new); in
+  // the caller's transaction.
+  void log_new_training_inputs(const RoundSummary& s);
   void warn(const std::string& line);
 
   Journal& journal_;
@@ -140,7 +160,20 @@ class TrackingListener : public RoundListener {
   std::size_t rejected_ = 0;
   std::string last_warning_;
   std::vector<TrackingEventStats> events_;
+  std::shared_ptr<const ModelCard> model_card_;
+  std::shared_ptr<const DatasetInfo> test_set_;
+  // (dataset name, digest) of the training inputs journalled on the parent;
+  // read back from the journal when a job resumes.
+  std::set<std::pair<std::string, std::string>> logged_inputs_;
+  bool inputs_loaded_ = false;
 };
+
+// Per-client metrics: "client/<client id>/<metric>", on the round's run and
+// (fit and evaluate metrics) on the parent.
+inline constexpr const char* kClientMetricPrefix = "client/";
+
+// The parent run's artifact holding the resolved job file.
+inline constexpr const char* kJobFileArtifact = "job.yaml";
 
 // Milliseconds since the Unix epoch.
 std::int64_t now_ms();
