@@ -21,8 +21,9 @@ DEBIAN_PACKAGES=(
 # Only the test suite needs these: clang with its libFuzzer and sanitizer
 # runtimes for the fuzz targets (tests/fuzz, scripts/fuzz.sh); sshd for the
 # SSH push test (tests/integration/test_git_push.py); Go to build actionlint
-# and shellcheck, the linters of the CI examples (examples/ci).
-TEST_DEBIAN_PACKAGES=(clang libclang-rt-14-dev openssh-server golang-go shellcheck)
+# and shellcheck, the linters of the CI examples (examples/ci); chromium, the
+# headless browser that renders MLflow's UI (tests/integration/test_mlflow_ui.py).
+TEST_DEBIAN_PACKAGES=(clang libclang-rt-14-dev openssh-server golang-go shellcheck chromium)
 ACTIONLINT_VERSION=v1.7.1  # builds with Debian 12's Go 1.19
 
 log() { echo "[setup] $*" >&2; }
