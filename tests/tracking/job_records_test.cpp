@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fedtrack/core/text.h"
 #include "fedtrack/tracking/job_records.h"
 #include "fedtrack/tracking/journal.h"
 #include "fedtrack/tracking/journal_sync.h"
@@ -82,6 +83,17 @@ TEST(ParentRunName, IsTheJobNameAndTheJobIdsShortId) {
   EXPECT_EQ(parent_run_name("fashion", "fashion-20261201T070000Z-ffffff"), "fashion-ffffff");
   EXPECT_EQ(parent_run_name("fashion", "job-1"), "fashion-job-1");  // an id of another shape: all of it
   EXPECT_EQ(parent_run_name("fashion", "fashion-"), "fashion-fashion-");
+}
+
+TEST(DatasetInputs, AreWithinMlflowsLimitsWhateverASiteCallsItself) {
+  const std::string site = std::string(600, 's') + "\xff";  // a site's own name: long, not UTF-8
+  const DatasetInput in = training_input(site, std::string(64, 'a'), 3, nullptr);
+  EXPECT_LE(in.name.size(), 500u);
+  EXPECT_EQ(in.name.substr(in.name.size() - 6), "-train");
+  EXPECT_TRUE(is_valid_utf8(in.name));
+  EXPECT_TRUE(is_valid_utf8(in.source));
+  EXPECT_LE(in.digest.size(), 36u);
+  EXPECT_EQ(in.schema, "");  // no model card, no schema
 }
 
 TEST_F(JobRecords, TheParentRunIsNamedPerJobAndCarriesTheJobFileAndTheTestSet) {

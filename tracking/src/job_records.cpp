@@ -4,12 +4,19 @@
 
 #include <vector>
 
+#include "fedtrack/core/text.h"
 #include "tracking_payload.h"
 
 namespace fedtrack {
 namespace {
 
 using json = nlohmann::json;
+
+// MLflow's limits on a dataset (mlflow/utils/validation.py), in characters;
+// as bytes they are never exceeded. A site names itself: its name is cut,
+// never a reason for the server to refuse the whole write.
+constexpr std::size_t kMaxDatasetName = 500;
+constexpr std::size_t kMaxDatasetSource = 65535;
 
 // MLflow's TensorSpec JSON (mlflow.types.schema), as from_numpy writes it:
 // each side is itself a JSON string.
@@ -46,14 +53,17 @@ std::string parent_run_name(const std::string& job_name, const std::string& job_
 
 std::string dataset_digest(const std::string& fingerprint) { return json_text(fingerprint.substr(0, 16)); }
 
-std::string training_dataset_name(const std::string& client_id) { return client_id + "-train"; }
+std::string training_dataset_name(const std::string& client_id) {
+  const std::string suffix = "-train";
+  return truncate_utf8(client_id, kMaxDatasetName - suffix.size()) + suffix;
+}
 
 DatasetInput evaluation_input(const DatasetInfo& test, const ModelCard* card) {
   DatasetInput in;
-  in.name = test.name;
+  in.name = truncate_utf8(test.name, kMaxDatasetName);
   in.digest = dataset_digest(test.fingerprint);
   in.source_type = "local";
-  in.source = dump_json({{"uri", json_text(test.source)}});
+  in.source = dump_json({{"uri", truncate_utf8(test.source, kMaxDatasetSource - 16)}});
   in.schema = tensor_schema(card);
   in.profile = profile(test.num_examples, test.fingerprint, card);
   in.tags = {{kDatasetContextTag, "evaluation"}};
@@ -66,7 +76,7 @@ DatasetInput training_input(const std::string& client_id, const std::string& fin
   in.name = training_dataset_name(client_id);
   in.digest = dataset_digest(fingerprint);
   in.source_type = "fedtrack-site";
-  in.source = dump_json({{"site", json_text(client_id)}});
+  in.source = dump_json({{"site", truncate_utf8(client_id, kMaxDatasetSource - 16)}});
   in.schema = tensor_schema(card);
   in.profile = profile(num_examples, fingerprint, card);
   in.tags = {{kDatasetContextTag, "training"}};
