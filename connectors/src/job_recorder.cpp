@@ -45,6 +45,14 @@ JobRecorder::JobRecorder(const JobSpec& spec, const std::string& job_path, std::
   if (!commit.empty()) options.job_tags.push_back({"mlflow.source.git.commit", commit});
   options.warn = [this](const std::string& line) { err_ << line << std::endl; };
   uri_ = redact_uri(job.tracking.uri);  // for what is printed and committed; the client keeps the real one
+  // tracking.log_models: the chosen rounds' models become MLflow LoggedModels
+  // holding the checkpoint under the name it has in the model repository.
+  model_options_.policy = parse_log_models(job.tracking.log_models);
+  model_options_.checkpoint_name = std::filesystem::path(job.versioning.path).filename().string();
+  if (model_options_.checkpoint_name.empty()) model_options_.checkpoint_name = "global.pt";
+  model_options_.tags = options.job_tags;
+  if (!options.user.empty()) model_options_.tags.push_back({"mlflow.user", options.user});
+  model_options_.params = options.job_params;
   if (job.versioning.enabled) {
     versioning_ = std::make_unique<VersioningOptions>();
     VersioningOptions& v = *versioning_;
@@ -106,6 +114,10 @@ void JobRecorder::open() {
   if (versioning_ && !repository_) repository_ = std::make_unique<ModelRepository>(*versioning_);
   journal_ = std::make_unique<Journal>(journal_path_);
   tracking_ = std::make_unique<TrackingListener>(*journal_, client_.get(), tracking_options_);
+  if (model_options_.policy != LogModels::kNone) {
+    models_ = std::make_unique<LoggedModels>(*journal_, model_options_);
+    tracking_->set_logged_models(models_.get());
+  }
 }
 
 void JobRecorder::check_resume(const ResumeCheck& check) {
@@ -184,6 +196,7 @@ void JobRecorder::on_job_start(const JobStart& start) {
   }
   open();
   start_ = start;
+  if (models_) models_->on_job_start(start);
   tracking_->on_job_start(start);
 }
 

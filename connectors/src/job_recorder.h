@@ -26,6 +26,7 @@
 #include "fedtrack/core/job_spec.h"
 #include "fedtrack/core/round_listener.h"
 #include "fedtrack/tracking/journal.h"
+#include "fedtrack/tracking/logged_models.h"
 #include "fedtrack/tracking/mlflow_client.h"
 #include "fedtrack/tracking/tracking_listener.h"
 #include "fedtrack/versioning/model_repository.h"
@@ -78,6 +79,8 @@ class JobRecorder : public RoundListener {
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<MlflowClient> client_;
   std::unique_ptr<TrackingListener> tracking_;
+  LoggedModelOptions model_options_;        // tracking.log_models
+  std::unique_ptr<LoggedModels> models_;    // null with log_models: none
   std::unique_ptr<ModelRepository> repository_;
   std::string uri_;  // the tracking URI without credentials
   JobStart start_;
