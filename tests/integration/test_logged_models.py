@@ -1,6 +1,7 @@
 """tracking.log_models against a real MLflow 3 server, checked with MLflow's own client:
 the rounds' global models as LoggedModels, exactly once through faults and an outage, and
-`fedtrack promote` registering the LoggedModel instead of uploading the checkpoint again."""
+`fedtrack promote` registering the LoggedModel instead of uploading the checkpoint again (and
+uploading it, as before, for a round without one)."""
 
 import hashlib
 import json
@@ -127,18 +128,15 @@ def test_final_model_after_an_outage_then_sync_then_promote_registers_it(mlflow_
         assert hashlib.md5(f.read()).hexdigest() == out["md5"]
     assert os.path.exists(os.path.join(path, "MLmodel"))  # loadable by mlflow.pyfunc, as before
 
-
-def test_no_logged_model_promotes_as_before(mlflow_server, tmp_path):
-    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server.uri, MLFLOW_EXPERIMENT_NAME="none")
-    r = fedtrack(["run", "--json", "--set", "rounds=1", "--set", "tracking.log_models=none"] + SMALL_JOB, tmp_path, env)
-    assert r.returncode == 0, r.stderr
-    client = mlflow_client(mlflow_server.uri)
-    models, _ = job_models(client, "none")
-    assert models == []
-    p = fedtrack(["promote", "--experiment", "none", "--model-name", "fm-none", "--json"], tmp_path, env)
+    # Round 1 has no LoggedModel (final): promoted as before, the checkpoint uploaded to its run.
+    (round_1,) = [c.info.run_id for c in client.search_runs([parent.info.experiment_id],
+                                                          f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+                  if c.info.run_name == "round-001"]
+    p = fedtrack(["promote", "--experiment", "final", "--model-name", "fm-round-1", "--run", round_1, "--json"],
+                 tmp_path, env)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert "logged_model_id" not in out
-    version = client.get_model_version("fm-none", out["registry_version"])
-    assert version.source.endswith("/model") and version.run_id == out["run_id"]
-    assert "model/global.pt" in [a.path for a in client.list_artifacts(out["run_id"], "model")]
+    version = client.get_model_version("fm-round-1", out["registry_version"])
+    assert version.source.endswith("/model") and version.run_id == round_1
+    assert "model/global.pt" in [a.path for a in client.list_artifacts(round_1, "model")]
