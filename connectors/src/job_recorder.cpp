@@ -15,6 +15,7 @@
 #include "fedtrack/versioning/md5.h"
 #include "fedtrack/versioning/source_commit.h"
 #include "fedtrack/core/text.h"
+#include "mlflow_model_export.h"
 #include "source_info.h"
 
 namespace fedtrack {
@@ -74,6 +75,10 @@ JobRecorder::JobRecorder(const JobSpec& spec, const std::string& job_path, std::
     }
   } else if (!job.versioning.exports.empty()) {
     err_ << "warning: versioning.export is ignored: versioning.enabled is false" << std::endl;
+  }
+  // A job that exports ONNX gives each LoggedModel the MLflow Model directory too.
+  if (std::any_of(exports_.begin(), exports_.end(), [](const auto& e) { return e.first == "onnx"; })) {
+    model_options_.files = [this](const RoundSummary& s) { return logged_model_files(s); };
   }
   if (required_) check_tracking_reachable(job.tracking);  // before anything is trained or written
 }
@@ -247,6 +252,26 @@ std::vector<RoundOutput> JobRecorder::export_round(const RoundSummary& s) const 
                   {"fedtrack.dvc_md5", md5_hex(checkpoint)}};
     out.push_back({path, export_onnx(checkpoint, o).bytes});
   }
+  return out;
+}
+
+// The MLflow Model directory (MLmodel, model.onnx, environment files) of a
+// round's LoggedModel, beside its checkpoint; none, with a warning, when the
+// checkpoint does not export.
+std::vector<LoggedModelFile> JobRecorder::logged_model_files(const RoundSummary& s) const {
+  const std::string& checkpoint = s.model->checkpoint_bytes();
+  std::string why;
+  const auto files = mlflow_model_directory(
+      {checkpoint, "round " + std::to_string(s.round) + "'s model", tracking_->job_run_id(), "", "model",
+       {{"fedtrack.job_id", start_.job_id}, {"fedtrack.round", std::to_string(s.round)},
+        {"fedtrack.dvc_md5", md5_hex(checkpoint)}, {"fedtrack.checkpoint", model_options_.checkpoint_name}}},
+      why);
+  std::vector<LoggedModelFile> out;
+  if (!files) {
+    err_ << "warning: round " << s.round << "'s logged model has no MLflow model directory: " << why << std::endl;
+    return out;
+  }
+  for (const auto& f : *files) out.push_back({f.name, f.text});
   return out;
 }
 

@@ -88,6 +88,7 @@ class JobRecorder : public RoundListener {
   // versioning.export: (format, path in the repository) committed beside the model.
   std::vector<std::pair<std::string, std::string>> exports_;
   std::vector<RoundOutput> export_round(const RoundSummary& s) const;
+  std::vector<LoggedModelFile> logged_model_files(const RoundSummary& s) const;
 };
 
 }  // namespace fedtrack

@@ -20,6 +20,7 @@
 #include "fedtrack/versioning/model_repository.h"
 #include "ci_outputs.h"
 #include "mlflow_model.h"
+#include "mlflow_model_export.h"
 #include "promotion.h"
 #include "round_logged_model.h"
 #include "fedtrack/versioning/round_reachability.h"
@@ -63,31 +64,15 @@ bool upload_mlflow_model(MlflowClient& client, const std::string& artifact_uri, 
                          std::ostream& err) {
   const auto at = [&](const std::string& file) { return dir.empty() ? file : dir + "/" + file; };
   if (std::find(listed.begin(), listed.end(), at(kMlflowModelFile)) != listed.end()) return true;
-  OnnxExportOptions options;
-  options.source = "the promoted checkpoint of run " + run_id;
-  options.metadata = lineage;
-  OnnxExport model;
-  try {
-    model = export_onnx(checkpoint, options);
-  } catch (const Error& e) {
-    if (e.code() != ErrorCode::kFailedPrecondition && e.code() != ErrorCode::kInvalidArgument) throw;
-    err << "warning: no MLflow model for this version (registered with the checkpoint only): "
-        << to_valid_utf8(redact_secrets(e.what())) << std::endl;
+  std::string why;
+  const auto files = mlflow_model_directory(
+      {checkpoint, "the promoted checkpoint of run " + run_id, run_id, model_id, dir.empty() ? "model" : dir, lineage},
+      why);
+  if (!files) {
+    err << "warning: no MLflow model for this version (registered with the checkpoint only): " << why << std::endl;
     return false;
   }
-  MlflowModelInfo info;
-  info.card = model.card;
-  info.onnx_size = model.bytes.size();
-  info.onnx_version = FEDTRACK_ONNX_VERSION;
-  info.run_id = run_id;
-  info.model_id = model_id;
-  info.artifact_path = dir.empty() ? "model" : dir;
-  info.model_uuid = new_mlflow_model_uuid();
-  info.utc_time_created = mlflow_utc_now();
-  info.metadata = lineage;
-  client.upload_artifact(artifact_uri, at(kMlflowModelOnnxFile), model.bytes);
-  for (const MlflowModelFile& f : mlflow_environment_files()) client.upload_artifact(artifact_uri, at(f.name), f.text);
-  client.upload_artifact(artifact_uri, at(kMlflowModelFile), mlflow_mlmodel_text(info));
+  for (const MlflowModelFile& f : *files) client.upload_artifact(artifact_uri, at(f.name), f.text);
   return true;
 }
 

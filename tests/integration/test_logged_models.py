@@ -8,6 +8,7 @@ import json
 import os
 
 import mlflow
+import mlflow.pyfunc
 
 from chaos_proxy import ChaosProxy
 from conftest import SMALL_JOB, clean_env, fedtrack, mlflow_client
@@ -90,7 +91,8 @@ def test_final_model_after_an_outage_then_sync_then_promote_registers_it(mlflow_
     with ChaosProxy(mlflow_server.uri, outage_after=12) as proxy:
         env = clean_env(MLFLOW_TRACKING_URI=proxy.uri, MLFLOW_EXPERIMENT_NAME="final",
                         MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="0.05", MLFLOW_HTTP_REQUEST_BACKOFF_JITTER="0.05")
-        r = fedtrack(["run", "--json", "--set", "rounds=2", "--set", "tracking.timeout=1"] + SMALL_JOB, tmp_path, env)
+        r = fedtrack(["run", "--json", "--set", "rounds=2", "--set", "tracking.timeout=1",
+                      "--set", "versioning.export=[onnx]"] + SMALL_JOB, tmp_path, env)
     assert r.returncode == 0, r.stderr
     report = report_of(r)
     assert report["tracking"]["pending_writes"] > 0  # the outage happened: the final model waits in the journal
@@ -102,6 +104,11 @@ def test_final_model_after_an_outage_then_sync_then_promote_registers_it(mlflow_
     client = mlflow_client(mlflow_server.uri)
     (model,), parent = check_models(client, mlflow_server.uri, "final", report, [2], tmp_path)
     assert model.tags["fedtrack.log_models"] == "final"
+    # The job exports ONNX: the LoggedModel is an MLflow Model too.
+    files = sorted(f.path for f in client.list_logged_model_artifacts(model.model_id))
+    assert files == ["MLmodel", "conda.yaml", "global.pt", "model.onnx", "python_env.yaml", "requirements.txt"]
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    assert mlflow.pyfunc.load_model(f"models:/{model.model_id}").metadata.model_uuid
 
     # Promote round 2: its LoggedModel becomes the registry version; nothing is uploaded to the round's run.
     (round_run,) = [c.info.run_id for c in client.search_runs([parent.info.experiment_id],
@@ -127,6 +134,7 @@ def test_final_model_after_an_outage_then_sync_then_promote_registers_it(mlflow_
     with open(os.path.join(path, "global.pt"), "rb") as f:
         assert hashlib.md5(f.read()).hexdigest() == out["md5"]
     assert os.path.exists(os.path.join(path, "MLmodel"))  # loadable by mlflow.pyfunc, as before
+    assert out["mlflow_model"] == "true"
 
     # Round 1 has no LoggedModel (final): promoted as before, the checkpoint uploaded to its run.
     (round_1,) = [c.info.run_id for c in client.search_runs([parent.info.experiment_id],
