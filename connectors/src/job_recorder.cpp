@@ -16,6 +16,7 @@
 #include "fedtrack/versioning/source_commit.h"
 #include "fedtrack/core/text.h"
 #include "resolved_job.h"
+#include "mlflow_model_export.h"
 #include "source_info.h"
 
 namespace fedtrack {
@@ -56,6 +57,14 @@ JobRecorder::JobRecorder(const JobSpec& spec, const std::string& job_path, std::
   options.job_file = resolved_job_yaml(job);
   options.warn = [this](const std::string& line) { err_ << line << std::endl; };
   uri_ = redact_uri(job.tracking.uri);  // for what is printed and committed; the client keeps the real one
+  // tracking.log_models: the chosen rounds' models become MLflow LoggedModels
+  // holding the checkpoint under the name it has in the model repository.
+  model_options_.policy = parse_log_models(job.tracking.log_models);
+  model_options_.checkpoint_name = std::filesystem::path(job.versioning.path).filename().string();
+  if (model_options_.checkpoint_name.empty()) model_options_.checkpoint_name = "global.pt";
+  model_options_.tags = options.job_tags;
+  if (!options.user.empty()) model_options_.tags.push_back({"mlflow.user", options.user});
+  model_options_.params = options.job_params;
   if (job.versioning.enabled) {
     versioning_ = std::make_unique<VersioningOptions>();
     VersioningOptions& v = *versioning_;
@@ -77,6 +86,10 @@ JobRecorder::JobRecorder(const JobSpec& spec, const std::string& job_path, std::
     }
   } else if (!job.versioning.exports.empty()) {
     err_ << "warning: versioning.export is ignored: versioning.enabled is false" << std::endl;
+  }
+  // A job that exports ONNX gives each LoggedModel the MLflow Model directory too.
+  if (std::any_of(exports_.begin(), exports_.end(), [](const auto& e) { return e.first == "onnx"; })) {
+    model_options_.files = [this](const RoundSummary& s) { return logged_model_files(s); };
   }
   if (required_) check_tracking_reachable(job.tracking);  // before anything is trained or written
 }
@@ -154,6 +167,10 @@ void JobRecorder::open() {
   if (versioning_ && !repository_) repository_ = std::make_unique<ModelRepository>(*versioning_);
   journal_ = std::make_unique<Journal>(journal_path_);
   tracking_ = std::make_unique<TrackingListener>(*journal_, client_.get(), tracking_options_);
+  if (model_options_.policy != LogModels::kNone) {
+    models_ = std::make_unique<LoggedModels>(*journal_, model_options_);
+    tracking_->set_logged_models(models_.get());
+  }
 }
 
 void JobRecorder::check_resume(const ResumeCheck& check) {
@@ -232,6 +249,7 @@ void JobRecorder::on_job_start(const JobStart& start) {
   }
   open();
   start_ = start;
+  if (models_) models_->on_job_start(start);
   tracking_->on_job_start(start);
 }
 
@@ -282,6 +300,26 @@ std::vector<RoundOutput> JobRecorder::export_round(const RoundSummary& s) const 
                   {"fedtrack.dvc_md5", md5_hex(checkpoint)}};
     out.push_back({path, export_onnx(checkpoint, o).bytes});
   }
+  return out;
+}
+
+// The MLflow Model directory (MLmodel, model.onnx, environment files) of a
+// round's LoggedModel, beside its checkpoint; none, with a warning, when the
+// checkpoint does not export.
+std::vector<LoggedModelFile> JobRecorder::logged_model_files(const RoundSummary& s) const {
+  const std::string& checkpoint = s.model->checkpoint_bytes();
+  std::string why;
+  const auto files = mlflow_model_directory(
+      {checkpoint, "round " + std::to_string(s.round) + "'s model", tracking_->job_run_id(), "", "model",
+       {{"fedtrack.job_id", start_.job_id}, {"fedtrack.round", std::to_string(s.round)},
+        {"fedtrack.dvc_md5", md5_hex(checkpoint)}, {"fedtrack.checkpoint", model_options_.checkpoint_name}}},
+      why);
+  std::vector<LoggedModelFile> out;
+  if (!files) {
+    err_ << "warning: round " << s.round << "'s logged model has no MLflow model directory: " << why << std::endl;
+    return out;
+  }
+  for (const auto& f : *files) out.push_back({f.name, f.text});
   return out;
 }
 

@@ -26,6 +26,7 @@
 #include "fedtrack/core/job_spec.h"
 #include "fedtrack/core/round_listener.h"
 #include "fedtrack/tracking/journal.h"
+#include "fedtrack/tracking/logged_models.h"
 #include "fedtrack/tracking/mlflow_client.h"
 #include "fedtrack/tracking/tracking_listener.h"
 #include "fedtrack/versioning/model_repository.h"
@@ -85,6 +86,8 @@ class JobRecorder : public RoundListener {
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<MlflowClient> client_;
   std::unique_ptr<TrackingListener> tracking_;
+  LoggedModelOptions model_options_;        // tracking.log_models
+  std::unique_ptr<LoggedModels> models_;    // null with log_models: none
   std::unique_ptr<ModelRepository> repository_;
   std::string uri_;  // the tracking URI without credentials
   JobStart start_;
@@ -92,6 +95,7 @@ class JobRecorder : public RoundListener {
   // versioning.export: (format, path in the repository) committed beside the model.
   std::vector<std::pair<std::string, std::string>> exports_;
   std::vector<RoundOutput> export_round(const RoundSummary& s) const;
+  std::vector<LoggedModelFile> logged_model_files(const RoundSummary& s) const;
 };
 
 }  // namespace fedtrack

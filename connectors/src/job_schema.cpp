@@ -5,6 +5,7 @@
 
 #include "fedtrack/core/records.h"
 #include "fedtrack/core/strategy_registry.h"
+#include "fedtrack/tracking/logged_models.h"
 
 namespace fedtrack {
 namespace {
@@ -142,6 +143,10 @@ std::vector<JobKey> build_keys() {
       operational(flag(FT_MEMBER(tracking.required),
                        "fail the job (exit 4 / 6) when MLflow is unreachable or refuses the credentials before round 1, "
                        "or writes are still pending at the end (--require-tracking)")),
+      operational(choice(FT_MEMBER(tracking.log_models), log_models_choices(),
+                         "rounds whose global model becomes an MLflow 3 LoggedModel (checkpoint uploaded, linked to the "
+                         "job's run at step = round, with the round's metrics): final = the last round, once the job "
+                         "finished; best = each round that beats every earlier one on eval_accuracy; every = each round")),
       operational(flag(FT_MEMBER(versioning.enabled), "commit every round's global model")),
       operational(text(FT_MEMBER(versioning.repo), "git + DVC repository folder (created on first use), or a git URL: cloned into .fedtrack/repos/, pushed every round")),
       operational(text(FT_MEMBER(versioning.path), "the model inside the repository (a relative path inside it)")),

@@ -121,6 +121,7 @@ std::string mlflow_mlmodel_text(const MlflowModelInfo& info) {
   y += std::string("mlflow_version: 3.0.0\n");
   y += "model_size_bytes: " + std::to_string(info.onnx_size) + "\n";
   y += "model_uuid: " + quoted(info.model_uuid) + "\n";
+  if (!info.model_id.empty()) y += "model_id: " + quoted(info.model_id) + "\n";
   y += "run_id: " + quoted(info.run_id) + "\n";
   y += "signature:\n";
   y += "  inputs: " + quoted(mlflow_signature_inputs(card)) + "\n";

@@ -23,6 +23,7 @@ struct MlflowModelInfo {
   std::uint64_t onnx_size = 0; // bytes of model.onnx (model_size_bytes)
   std::string onnx_version;    // of the ONNX library that wrote the file, e.g. "1.12.0"
   std::string run_id;          // the run the directory is an artifact of
+  std::string model_id;        // the MLflow 3 LoggedModel it is the artifacts of ("" = none)
   std::string artifact_path;   // its artifact path in that run, e.g. "model"
   std::string model_uuid;      // 32 hex digits
   std::string utc_time_created;  // "YYYY-MM-DD HH:MM:SS.ffffff"

@@ -20,7 +20,9 @@
 #include "fedtrack/versioning/model_repository.h"
 #include "ci_outputs.h"
 #include "mlflow_model.h"
+#include "mlflow_model_export.h"
 #include "promotion.h"
+#include "round_logged_model.h"
 #include "fedtrack/versioning/round_reachability.h"
 #include "fedtrack/connectors/versioning_commands.h"
 
@@ -54,34 +56,23 @@ MlflowRun find_job(MlflowClient& client, const std::string& experiment_id, const
 // false, with a warning on err, when the checkpoint cannot be exported (no
 // model card, a module ONNX export does not support): the version is then
 // registered with the checkpoint only, as before.
-bool upload_mlflow_model(MlflowClient& client, const MlflowRun& run, const std::string& dir,
-                         const std::vector<std::string>& listed, const std::string& checkpoint,
-                         const std::vector<std::pair<std::string, std::string>>& lineage, std::ostream& err) {
-  if (std::find(listed.begin(), listed.end(), dir + "/" + kMlflowModelFile) != listed.end()) return true;
-  OnnxExportOptions options;
-  options.source = "the promoted checkpoint of run " + run.info.run_id;
-  options.metadata = lineage;
-  OnnxExport model;
-  try {
-    model = export_onnx(checkpoint, options);
-  } catch (const Error& e) {
-    if (e.code() != ErrorCode::kFailedPrecondition && e.code() != ErrorCode::kInvalidArgument) throw;
-    err << "warning: no MLflow model for this version (registered with the checkpoint only): "
-        << to_valid_utf8(redact_secrets(e.what())) << std::endl;
+// `artifact_uri` is the run's artifact root, or a LoggedModel's (`dir` "",
+// `model_id` set: written into MLmodel as MLflow 3 does).
+bool upload_mlflow_model(MlflowClient& client, const std::string& artifact_uri, const std::string& run_id,
+                         const std::string& model_id, const std::string& dir, const std::vector<std::string>& listed,
+                         const std::string& checkpoint, const std::vector<std::pair<std::string, std::string>>& lineage,
+                         std::ostream& err) {
+  const auto at = [&](const std::string& file) { return dir.empty() ? file : dir + "/" + file; };
+  if (std::find(listed.begin(), listed.end(), at(kMlflowModelFile)) != listed.end()) return true;
+  std::string why;
+  const auto files = mlflow_model_directory(
+      {checkpoint, "the promoted checkpoint of run " + run_id, run_id, model_id, dir.empty() ? "model" : dir, lineage},
+      why);
+  if (!files) {
+    err << "warning: no MLflow model for this version (registered with the checkpoint only): " << why << std::endl;
     return false;
   }
-  MlflowModelInfo info;
-  info.card = model.card;
-  info.onnx_size = model.bytes.size();
-  info.onnx_version = FEDTRACK_ONNX_VERSION;
-  info.run_id = run.info.run_id;
-  info.artifact_path = dir;
-  info.model_uuid = new_mlflow_model_uuid();
-  info.utc_time_created = mlflow_utc_now();
-  info.metadata = lineage;
-  client.upload_artifact(run.info.artifact_uri, dir + "/" + kMlflowModelOnnxFile, model.bytes);
-  for (const MlflowModelFile& f : mlflow_environment_files()) client.upload_artifact(run.info.artifact_uri, dir + "/" + f.name, f.text);
-  client.upload_artifact(run.info.artifact_uri, dir + "/" + kMlflowModelFile, mlflow_mlmodel_text(info));
+  for (const MlflowModelFile& f : *files) client.upload_artifact(artifact_uri, at(f.name), f.text);
   return true;
 }
 
@@ -186,16 +177,22 @@ int promote_command(const PromoteArgs& given, std::ostream& out, std::ostream& e
         throw Error::corruption("commit " + commit + " holds md5 " + restored.md5 + " but the run records " + md5);
       }
       const std::string name = fs::path(args.path).filename().string();
-      const auto listed = client.list_artifacts(candidate.info.artifact_uri, "model");
-      if (std::find(listed.begin(), listed.end(), "model/" + name) == listed.end()) {
-        client.upload_artifact(candidate.info.artifact_uri, "model/" + name, bytes);
+      // The round's LoggedModel (tracking.log_models) holds these very
+      // bytes: it is what gets registered, nothing is uploaded twice.
+      const auto logged = round_logged_model(client, experiment->experiment_id, lineage);
+      const std::string artifact_uri = logged ? logged->artifact_uri : candidate.info.artifact_uri;
+      const std::string dir = logged ? "" : "model";
+      const auto listed = client.list_artifacts(artifact_uri, dir);
+      const auto at = [&](const std::string& file) { return dir.empty() ? file : dir + "/" + file; };
+      if (!logged && std::find(listed.begin(), listed.end(), at(name)) == listed.end()) {
+        client.upload_artifact(artifact_uri, at(name), bytes);
       }
       // The same directory is an MLflow Model (MLmodel at its root): the
       // registry version's source, loadable by mlflow.pyfunc and served by mlflow models serve.
       const bool mlflow_model = upload_mlflow_model(
-          client, candidate, "model", listed, bytes,
+          client, artifact_uri, candidate.info.run_id, logged ? logged->model_id : "", dir, listed, bytes,
           {{"fedtrack.job_id", lineage.job_id}, {"fedtrack.round", std::to_string(lineage.round)},
-           {"fedtrack.git_commit", commit}, {"fedtrack.dvc_md5", md5}, {"fedtrack.checkpoint", "model/" + name}},
+           {"fedtrack.git_commit", commit}, {"fedtrack.dvc_md5", md5}, {"fedtrack.checkpoint", at(name)}},
           err);
       try {
         client.get_registered_model(args.model_name);
@@ -204,7 +201,9 @@ int promote_command(const PromoteArgs& given, std::ostream& out, std::ostream& e
         client.create_registered_model(args.model_name);
       }
       const ModelVersion mv =
-          client.create_model_version(args.model_name, candidate.info.artifact_uri + "/model", candidate.info.run_id);
+          logged ? create_model_version_from_logged_model(client, args.model_name, logged->model_id, candidate.info.run_id)
+                 : client.create_model_version(args.model_name, candidate.info.artifact_uri + "/model", candidate.info.run_id);
+      if (logged) o.set("logged_model_id", logged->model_id);
       Lineage registered;
       registered.commit = commit;
       registered.md5 = md5;
@@ -233,6 +232,7 @@ int promote_command(const PromoteArgs& given, std::ostream& out, std::ostream& e
       if (!args.stage.empty()) o.set("stage", args.stage);
       out << "promoted round run " << candidate.info.run_id << " (" << args.metric << "=" << promotion_number(value) << ") as "
           << args.model_name << " " << version << " (registry version " << mv.version << ")"
+          << (logged ? " from logged model " + logged->model_id : std::string())
           << (args.alias.empty() ? "" : ", alias " + args.alias) << (args.stage.empty() ? "" : ", stage " + args.stage)
           << (pushed ? "; tags pushed to origin" : "") << std::endl;
     }

@@ -17,6 +17,7 @@ const char* const kDvcMd5 = "fedtrack.dvc.md5";
 const char* const kDvcPath = "fedtrack.dvc.path";
 const char* const kDvcRepo = "fedtrack.dvc.repo";
 const char* const kModelSha256 = "fedtrack.model_sha256";
+const char* const kModelKey = "fedtrack.model_key";
 }  // namespace lineage_tag
 
 namespace {

@@ -60,6 +60,7 @@ class CurlTransport : public HttpTransport {
     curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &response.headers);
     curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl_, CURLOPT_FRESH_CONNECT, request.idempotent ? 0L : 1L);
     const long timeout_ms = std::max(1L, static_cast<long>(request.timeout_seconds * 1000));
     curl_easy_setopt(curl_, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT_MS, std::min(timeout_ms, 10000L));

@@ -7,49 +7,10 @@
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
 #include "fedtrack/core/text.h"
+#include "sqlite_statement.h"
 
 namespace fedtrack {
 namespace {
-
-// A prepared statement that finalizes itself.
-class Statement {
- public:
-  Statement(sqlite3* db, const std::string& sql, const std::string& path) : db_(db), path_(path) {
-    const int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr);
-    if (rc == SQLITE_ERROR) {  // our own SQL does not fit the file's tables: not the schema we wrote
-      throw Error::corruption("journal " + path_ + " does not have fedtrack's tables: " + sqlite3_errmsg(db_));
-    }
-    if (rc != SQLITE_OK) fail("prepare");
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement& bind(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& bind(int i, std::int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  bool step() {
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    fail("step");
-  }
-  std::string text(int col) const {
-    const auto* p = sqlite3_column_text(stmt_, col);
-    return p ? reinterpret_cast<const char*>(p) : "";
-  }
-  std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
-
- private:
-  [[noreturn]] void fail(const char* what) {
-    throw Error::unavailable("journal " + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
-  }
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  std::string path_;
-};
 
 constexpr const char* kRunColumns =
     "run_key, job_id, kind, round, run_name, experiment, parent_key, status, created_ms, ended_ms, "
@@ -118,6 +79,7 @@ Journal::Journal(std::string path) : path_(std::move(path)) {
         " payload TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',"
         " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '')");
     exec("CREATE INDEX IF NOT EXISTS ops_state ON ops(state, seq)");
+    create_model_tables();
     // Journals from before the owner columns: add them (once, under the
     // write lock, checking again there: another process may have).
     const auto has_owner = [this] {
@@ -233,7 +195,7 @@ std::vector<JournalOp> Journal::ops_for_run(const std::string& run_key) {
 
 std::size_t Journal::pending_count(const std::string& run_key) {
   std::size_t n = 0;
-  for (const auto& op : ops_for_run(run_key)) n += op.state == "pending" && op.op != "verify";
+  for (const auto& op : ops_for_run(run_key)) n += op.state == "pending" && op.op != "verify" && op.op != "model_verify";
   return n;
 }
 
@@ -261,7 +223,7 @@ std::vector<JournalOp> Journal::pending_ops() {
 }
 
 std::size_t Journal::pending_count() {
-  Statement s(db_, "SELECT COUNT(*) FROM ops WHERE state = 'pending' AND op != 'verify'", path_);
+  Statement s(db_, "SELECT COUNT(*) FROM ops WHERE state = 'pending' AND op NOT IN ('verify', 'model_verify')", path_);
   s.step();
   return static_cast<std::size_t>(s.integer(0));
 }

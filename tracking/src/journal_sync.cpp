@@ -2,6 +2,7 @@
 
 #include "fedtrack/core/lineage.h"
 #include "fedtrack/core/text.h"
+#include "logged_model_sync.h"
 #include "tracking_payload.h"
 
 namespace fedtrack {
@@ -21,6 +22,10 @@ void JournalSync::send(const JournalOp& op) {
   if (!run) {
     throw Error::corruption("journal " + journal_.path() + ": write " + std::to_string(op.seq) +
                             " names unknown run " + json_text(op.run_key));
+  }
+  if (is_logged_model_write(op.op)) {  // a logged model's write (logged_models.h)
+    for (auto& note : send_logged_model_write(journal_, client_, op, *run)) notes_.push_back(std::move(note));
+    return;
   }
   const std::string& uri = client_.config().tracking_uri;
   const JournalWrite write = decode_write(op, journal_.path());

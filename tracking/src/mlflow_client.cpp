@@ -373,6 +373,7 @@ std::string MlflowClient::send_with_retries(HttpRequest request, bool retry) {
     request.headers.emplace_back("Authorization", "Basic " + base64(config_.username + ":" + config_.password));
   }
   request.headers.emplace_back("User-Agent", "fedtrack");
+  if (!retry) request.idempotent = false;
   for (int attempt = 0;; ++attempt) {
     request.timeout_seconds = config_.timeout_seconds;
     if (deadline_) {

@@ -9,6 +9,7 @@
 #include "fedtrack/core/records.h"
 #include "fedtrack/core/text.h"
 #include "fedtrack/tracking/job_records.h"
+#include "fedtrack/tracking/logged_models.h"
 #include "process_owner.h"
 #include "tracking_payload.h"
 
@@ -292,6 +293,8 @@ void TrackingListener::record_round(const RoundSummary& s, const std::vector<Key
     // Its transaction made the next round's run too (unless an older
     // fedtrack wrote it).
     if (make_next && !journal_.run(round_key(job_id_, next))) record(s.round, [&] { open_round_run(next, now_ms()); });
+    // Its model too, when logged (once per round); `final` remembers it.
+    if (models_) journal_.transaction([&] { models_->journal_round(s, extra_tags, 0); });
     return;
   }
   record(s.round, [&] {
@@ -347,6 +350,7 @@ void TrackingListener::record_round(const RoundSummary& s, const std::vector<Key
     }
     journal_.add_op(job_id_, "batch", dump_json(batch_payload(parent)));
     log_new_training_inputs(s);
+    if (models_) models_->journal_round(s, extra_tags, ts);
     if (make_next) open_round_run(next, ts);
   });
 }
@@ -389,6 +393,7 @@ void TrackingListener::on_job_end(const JobEnd& end) {
       journal_.add_op(run.run_key, "end", dump_json({{"status", round_status}, {"end_time", ts}}));
       journal_.set_run_status(run.run_key, round_status, ts);
     }
+    if (models_) models_->journal_job_end(end);  // the final model, before the run ends
     journal_.add_op(job_id_, "end", dump_json({{"status", status}, {"end_time", ts}}));
     journal_.set_run_status(job_id_, status, ts);
   });

@@ -87,6 +87,7 @@ struct TrackingSpec {
   std::string journal = ".fedtrack/journal.sqlite";  // the local SQLite journal
   double timeout = 5;      // seconds any round may wait on MLflow
   bool required = false;   // fail the job when MLflow is unreachable at start or writes are pending at the end
+  std::string log_models = "final";  // none | final | best | every: rounds whose model becomes an MLflow LoggedModel
 };
 
 struct VersioningSpec {

@@ -24,6 +24,8 @@
 //   parent_run_id (mlflow.parentRunId)      mlflow-parent-run-id
 //   tracking_uri  -                         mlflow-tracking-uri
 //   model_sha256  fedtrack.model_sha256     -
+//   (model key)   fedtrack.model_key: a logged model's identity tag (see
+//                 tracking/logged_models.h), like fedtrack.run_key for runs
 //
 // Secrets never travel: repo and tracking_uri pass through redact_uri both
 // when written and when read. A value is one line: a line break in a value
@@ -48,6 +50,7 @@ extern const char* const kDvcMd5;       // "fedtrack.dvc.md5"
 extern const char* const kDvcPath;      // "fedtrack.dvc.path"
 extern const char* const kDvcRepo;      // "fedtrack.dvc.repo"
 extern const char* const kModelSha256;  // "fedtrack.model_sha256"
+extern const char* const kModelKey;     // "fedtrack.model_key"
 }  // namespace lineage_tag
 
 struct Lineage {

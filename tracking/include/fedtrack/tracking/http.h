@@ -21,6 +21,10 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   double timeout_seconds = 120;  // whole request
+  // False for a request that must not reach the server twice (a create):
+  // it goes on a fresh connection, since libcurl silently resends a request
+  // whose reused connection closed without an answer.
+  bool idempotent = true;
 };
 
 struct HttpResponse {

@@ -57,12 +57,30 @@ struct JournalOp {
   std::string run_key;
   // "create" | "batch" | "end" | "inputs" (runs/log-inputs) | "artifact" (a
   // file uploaded to the run's artifacts) | "verify" (look for duplicates of
-  // an uncertain create)
+  // an uncertain create), or a logged model's write "model_*" (logged_models.h)
   std::string op;
   std::string payload;  // JSON
   std::string state;    // "pending" | "done" | "failed"
   int attempts = 0;
   std::string last_error;
+};
+
+// A logged model (an MLflow 3 LoggedModel made of one round's global model,
+// see logged_models.h) as the journal knows it. Its writes are ops of its
+// job's run (run_key = the job's key) whose payload names `model_key`.
+struct JournalModel {
+  std::string model_key;   // "<job_id>/round-003/model"
+  std::string job_id;
+  int round = 0;
+  std::string name;        // the LoggedModel's name
+  std::string reason;      // why it was logged: "final" | "best" | "every"
+  std::optional<double> score;  // the round's best-model metric, when it has one
+  std::int64_t created_ms = 0;
+  // Filled once the model exists on a server.
+  std::string tracking_uri;
+  std::string experiment_id;
+  std::string model_id;
+  std::string artifact_uri;
 };
 
 // A write's payload, decoded: `create` fills tags/start_time/user (and
@@ -122,12 +140,24 @@ class Journal {
   std::map<std::string, double> run_metrics(const std::string& run_key, std::vector<std::string>* corrupt = nullptr);
   std::size_t failed_count();
 
+  // --- logged models (journal_models.cpp) ---
+  void add_model(const JournalModel& model);  // ignored if the key exists
+  std::optional<JournalModel> model(const std::string& model_key);
+  std::vector<JournalModel> models(const std::string& job_id);  // by round
+  void set_model_ids(const std::string& model_key, const std::string& tracking_uri, const std::string& experiment_id,
+                     const std::string& model_id, const std::string& artifact_uri);
+  // Bytes a pending upload sends (a checkpoint), kept until it was sent.
+  void put_blob(const std::string& key, const std::string& bytes);
+  std::optional<std::string> blob(const std::string& key);
+  void drop_blob(const std::string& key);
+
   void mark_attempt(std::int64_t seq);
   void mark_done(std::int64_t seq);
   void mark_failed(std::int64_t seq, const std::string& error);
 
  private:
   void exec(const std::string& sql);
+  void create_model_tables();
   std::string path_;
   sqlite3* db_ = nullptr;
   int transaction_depth_ = 0;

@@ -53,6 +53,8 @@
 
 namespace fedtrack {
 
+class LoggedModels;
+
 struct TrackingOptions {
   std::string experiment = "Default";
   // Set: the runs go to this experiment id (MLFLOW_EXPERIMENT_ID), and
@@ -125,6 +127,11 @@ class TrackingListener : public RoundListener {
   // Sends pending writes (of this and earlier jobs) for at most the timeout.
   void flush();
 
+  // The rounds' models become MLflow LoggedModels through `models`
+  // (borrowed; null: none): journalled in the transaction that records the
+  // round, and the final one in the job's end, before its run ends.
+  void set_logged_models(LoggedModels* models) { models_ = models; }
+
   TrackingReport report();
 
   static std::string round_key(const std::string& job_id, int round);
@@ -152,6 +159,7 @@ class TrackingListener : public RoundListener {
 
   Journal& journal_;
   MlflowClient* client_;
+  LoggedModels* models_ = nullptr;
   std::unique_ptr<JournalSync> sync_;  // kept across events: it caches experiment ids
   TrackingOptions options_;
   std::string job_id_;
