@@ -20,6 +20,7 @@
 #include "fedtrack/core/files.h"
 #include "dvc_format.h"
 #include "dvc_remote_config.h"
+#include "derived_file.h"
 #include "dvclive_layout.h"
 #include "fedtrack/versioning/dvc_artifacts.h"
 #include "fedtrack/versioning/md5.h"
@@ -153,12 +154,17 @@ std::string fixed4(double v) {
 // failure part-way can put every one of them back.
 class FileUndo {
  public:
-  void write(const std::string& path, const std::string& bytes) {
+  // `derived`: a file the commit is the durable copy of (derived_file.h).
+  void write(const std::string& path, const std::string& bytes, bool derived = false) {
     std::optional<std::string> before;
     if (fs::is_regular_file(path)) before = read_repo_file(path);
     if (before && *before == bytes) return;
     saved_.emplace_back(path, before);
-    write_file_atomically(path, bytes);
+    if (derived) {
+      write_derived_file(path, bytes);
+    } else {
+      write_file_atomically(path, bytes);
+    }
   }
   void remove(const std::string& path) {
     if (!fs::is_regular_file(path)) return;
@@ -225,6 +231,8 @@ void recover(const RepositoryLock& lock, const std::string& git_dir, const fs::p
   };
   sweep(top);
   sweep(top / ".dvc");
+  sweep(top / "dvclive");
+  sweep(top / kDvclivePlotsDir);
   sweep((top / options.path).parent_path());
   std::error_code ec;
   const fs::path cache = top / ".dvc" / "cache" / "files" / "md5";
@@ -546,7 +554,7 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
       for (const auto& [ignore, text] : ignores) undo.write(ignore, text);
       for (const auto& [rel, bytes] : live.files) {
         fs::create_directories((top / rel).parent_path());
-        undo.write((top / rel).string(), bytes);
+        undo.write((top / rel).string(), bytes, true);
       }
       for (const auto& rel : stale) undo.remove((top / rel).string());
       undo.write(dvc_yaml_path.string(), dvc_yaml);
@@ -565,7 +573,6 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
       std::vector<std::string> paths = {
           ".dvc/config", ".dvc/.gitignore", ".dvcignore", "dvc.yaml", model_rel + ".dvc",
           (folder_rel.empty() ? "" : folder_rel + "/") + ".gitignore"};
-      for (const auto& f : live.files) paths.push_back(f.first);
       for (const auto& o : outputs) {
         const std::string o_folder = fs::path(o.path).parent_path().string();
         paths.push_back(o.path + ".dvc");
@@ -574,6 +581,7 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
       for (const auto& p : paths) {
         if (fs::exists(top / p)) check(git_index_add_bypath(index.get(), p.c_str()), "git add " + p);
       }
+      for (const auto& [rel, bytes] : live.files) stage_derived_file(repo, index.get(), top.string(), rel, bytes);
       std::vector<std::string> removed = stale;
       for (const auto& p : dropped) removed.push_back(p + ".dvc");
       for (std::size_t i = 0; i < git_index_entrycount(index.get()); ++i) {  // what the work tree lost by hand
