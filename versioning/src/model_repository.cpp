@@ -502,7 +502,7 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
         if (!live.files.count(rel)) stale.push_back(rel);
       }
       if (!live.params) stale.push_back(kDvcliveParamsFile);
-      stale.push_back(fs::relative(folder / (model.stem().string() + ".metrics.json"), top).string());
+      stale.push_back((fs::path(options_.path).parent_path() / (model.stem().string() + ".metrics.json")).string());
     }
     const fs::path dvc_yaml_path = top / "dvc.yaml";
     if (fs::exists(dvc_yaml_path) && read_repo_file(dvc_yaml_path.string()) != dvc_yaml &&
