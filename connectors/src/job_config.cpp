@@ -20,6 +20,7 @@
 #include "fedtrack/core/files.h"
 #include "fedtrack/core/records.h"
 #include "fedtrack/core/strategy_registry.h"
+#include "fedtrack/versioning/dvc_artifacts.h"
 
 namespace fedtrack {
 namespace {
@@ -300,6 +301,11 @@ class JobReader {
     }
     if (key == "privacy.dp.delta" && job_.privacy.dp.delta >= 1) {
       fail(node, key, "must be < 1, got " + scalar_to_string(job_.privacy.dp.delta));
+    }
+    if (key == "versioning.artifact" && !job_.versioning.artifact.empty() &&
+        !is_dvc_artifact_name(job_.versioning.artifact)) {
+      fail(node, key, "must be a DVC artifact name (letters, digits, '-' and '_', starting and ending with a letter "
+                      "or digit, at most 100 characters), got '" + job_.versioning.artifact + "'");
     }
     if (key == "versioning.author") {
       const std::string& author = job_.versioning.author;

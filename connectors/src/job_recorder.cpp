@@ -42,7 +42,8 @@ JobRecorder::JobRecorder(const JobSpec& spec, const std::string& job_path, std::
   // Secrets never persist: URLs in the job's values (tracking.uri,
   // versioning.remote) lose their userinfo and credential query values
   // (TrackingListener redacts every stored value again).
-  for (const auto& [k, v] : flatten_job(job)) options.job_params.push_back({k, redact_secrets(v)});
+  for (const auto& [k, v] : flatten_job(job)) job_params_.emplace_back(k, redact_secrets(v));
+  for (const auto& [k, v] : job_params_) options.job_params.push_back({k, v});
   options.user = current_user();
   options.job_tags.push_back({"mlflow.source.type", "LOCAL"});
   options.job_tags.push_back({"mlflow.source.name", "fedtrack run" + (job_path.empty() ? std::string() : " " + job_path)});
@@ -73,6 +74,8 @@ JobRecorder::JobRecorder(const JobSpec& spec, const std::string& job_path, std::
     v.remote = job.versioning.remote;
     v.push = job.versioning.push;
     v.author = job.versioning.author;
+    v.artifact = job.versioning.artifact;  // "" = the job's name
+    v.params = job_params_;
     v.log = [this](const std::string& line) { err_ << line << std::endl; };
     // Each export is a file beside the model: models/global.pt -> models/global.onnx.
     const std::filesystem::path model(v.path);
@@ -250,6 +253,12 @@ void JobRecorder::on_job_start(const JobStart& start) {
   open();
   start_ = start;
   if (models_) models_->on_job_start(start);
+  if (repository_) {
+    // The params the job computed (the model card) follow the job file's, as on the parent run.
+    auto params = job_params_;
+    params.insert(params.end(), start.params.begin(), start.params.end());
+    repository_->set_params(std::move(params));
+  }
   tracking_->on_job_start(start);
 }
 

@@ -80,6 +80,9 @@ class JobRecorder : public RoundListener {
   ExperimentChoice experiment_;
 
   std::string journal_path_;
+  // The job config flattened, secrets removed: the parent run's MLflow
+  // params and the model repository's dvclive/params.yaml (one list).
+  std::vector<std::pair<std::string, std::string>> job_params_;
   TrackingOptions tracking_options_;
   std::unique_ptr<VersioningOptions> versioning_;  // null when versioning is off
   std::ostream& err_;

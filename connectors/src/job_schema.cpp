@@ -156,6 +156,10 @@ std::vector<JobKey> build_keys() {
                                      "before its commit, made the default remote"))),
       operational(flag(FT_MEMBER(versioning.push), "push each round's commit and tag to git remote origin")),
       operational(text(FT_MEMBER(versioning.author), "\"Name <email>\" used when git has no identity")),
+      operational(shown_default("\"\" = the job's name",
+                                text(FT_MEMBER(versioning.artifact),
+                                     "the model's name in dvc.yaml's artifacts, so `dvc artifacts get`, GTO and "
+                                     "`fedtrack promote` (its default --model-name) find it; letters, digits, - and _"))),
       operational(shown_default("`[]` (none)", choice_list("versioning.export", FT_BIND(versioning.exports), {"onnx", "onnx-int8"},
                                 "formats committed beside the model every round, each its own DVC-tracked output and "
                                 "dvc.yaml artifact: onnx -> <stem>.onnx, onnx-int8 -> <stem>.int8.onnx next to "

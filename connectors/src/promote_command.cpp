@@ -24,10 +24,44 @@
 #include "promotion.h"
 #include "round_logged_model.h"
 #include "fedtrack/versioning/round_reachability.h"
+#include "fedtrack/versioning/dvc_artifacts.h"
+#include "fedtrack/versioning/repository_url.h"
+#include "fedtrack/versioning/dvc_artifacts.h"
+#include "fedtrack/versioning/repository_url.h"
 #include "fedtrack/connectors/versioning_commands.h"
 
 namespace fedtrack {
 namespace {
+
+// --model-name by default: the artifact dvc.yaml declares for the model at
+// the best round's commit (the job's name, versioning.artifact, or `global`
+// in a repository written before fedtrack named artifacts), so GTO's tags
+// and the MLflow registered model carry the name `dvc artifacts get` resolves.
+// "" when there is no best round with a commit (decide_promotion says why).
+std::string declared_model_name(const std::vector<MlflowRun>& rounds, const PromotionCriteria& criteria,
+                                const PromoteArgs& args) {
+  const MlflowRun* best = best_round(rounds, criteria);
+  if (!best) return "";
+  const Lineage l = Lineage::from_run_tags(best->tags);
+  if (!l.has_commit()) return "";
+  const std::string repo = !args.repo.empty() ? args.repo : (l.repo.empty() ? kDefaultModelRepository : l.repo);
+  const std::string where = "round " + std::to_string(l.round) + "'s commit " + l.commit.substr(0, 12) + " in " +
+                            redact_uri(repo);
+  std::optional<std::string> name;
+  try {
+    name = declared_artifact(local_repository(repo), l.commit, args.path);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kNotFound) throw;
+    throw Error::failed_precondition("no --model-name, and the model's name cannot be read from " + where + ": " +
+                                     e.what() + "; pass --model-name, or --repo with the job's model repository");
+  }
+  if (!name) {
+    throw Error::failed_precondition("no --model-name, and dvc.yaml at " + where + " declares no artifact with path " +
+                                     args.path + "; pass --model-name");
+  }
+  check_gto_name(*name);
+  return *name;
+}
 
 namespace fs = std::filesystem;
 
@@ -87,11 +121,9 @@ int promote_command(const PromoteArgs& given, std::ostream& out, std::ostream& e
   std::vector<std::string> failed;
   std::string summary_table;
   try {
-    if (args.experiment.empty() || args.model_name.empty()) {
-      throw Error::invalid_argument("--experiment and --model-name are required");
-    }
+    if (args.experiment.empty()) throw Error::invalid_argument("--experiment is required");
     if (args.mode != "max" && args.mode != "min") throw Error::invalid_argument("--mode must be max or min");
-    check_gto_name(args.model_name);
+    if (!args.model_name.empty()) check_gto_name(args.model_name);
     if (!args.stage.empty()) check_gto_name(args.stage);
     PromotionCriteria criteria;
     criteria.metric = args.metric;
@@ -115,6 +147,7 @@ int promote_command(const PromoteArgs& given, std::ostream& out, std::ostream& e
       rounds = client.search_runs({experiment->experiment_id}, "tags.mlflow.parentRunId = '" + job.info.run_id + "'",
                                   {"attributes.start_time ASC"});
     }
+    if (args.model_name.empty()) args.model_name = declared_model_name(rounds, criteria, args);
     std::optional<AliasHolder> holder;
     if (!args.better_than.empty() && best_round(rounds, criteria)) {
       holder = current_holder(client, args.model_name, args.better_than, args.metric);
@@ -149,6 +182,21 @@ int promote_command(const PromoteArgs& given, std::ostream& out, std::ostream& e
       if (args.repo.empty()) args.repo = lineage.repo.empty() ? kDefaultModelRepository : lineage.repo;
       const RoundReachability reach = check_round_reachable(args.repo, commit, args.path, md5);
       args.repo = reach.repo;
+      if (!given.model_name.empty()) {
+        // A name dvc.yaml does not declare: GTO's tags will not resolve with `dvc artifacts get`.
+        std::optional<std::string> declared;
+        try {
+          declared = declared_artifact(args.repo, commit, args.path);
+        } catch (const Error&) {
+        }
+        if (declared && *declared != args.model_name) {
+          err << "warning: --model-name " << args.model_name << " is not the artifact dvc.yaml declares for "
+              << args.path << " at commit " << commit.substr(0, 12) << " ('" << *declared
+              << "'): `dvc artifacts get` and `dvc.api.artifacts_show` will not find " << args.model_name
+              << " by version or stage; leave --model-name out, or set versioning.artifact: " << args.model_name
+              << " in the job" << std::endl;
+        }
+      }
       (args.json ? err : out) << "round " << lineage.round << "'s commit " << commit.substr(0, 12) << " is in "
           << redact_uri(given.repo.empty() ? lineage.repo : given.repo) << "; its model (md5 " << md5 << ") in " << reach.object << std::endl;
     }

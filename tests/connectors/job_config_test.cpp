@@ -176,6 +176,18 @@ TEST(JobConfig, VersioningExportIsAListOfFormats) {
   EXPECT_EQ(job_digest(parse_job("versioning: {export: [onnx]}\n", "job.yaml")), job_digest(parse_job("", "job.yaml")));
 }
 
+// versioning.artifact: a name dvc.yaml and GTO accept, else the key and line are named.
+TEST(JobConfig, VersioningArtifactIsADvcArtifactName) {
+  EXPECT_EQ(parse_job("", "job.yaml").versioning.artifact, "");  // default: the job's name
+  EXPECT_EQ(parse_job("versioning:\n  artifact: fashion-mlp\n", "job.yaml").versioning.artifact, "fashion-mlp");
+  EXPECT_EQ(error_of("versioning:\n  artifact: fedtrack/x\n"),
+            "job.yaml:2: versioning.artifact: must be a DVC artifact name (letters, digits, '-' and '_', starting and "
+            "ending with a letter or digit, at most 100 characters), got 'fedtrack/x'");
+  EXPECT_NE(error_of("", {"versioning.artifact=-x"}).find("versioning.artifact: must be a DVC artifact name"),
+            std::string::npos);
+  EXPECT_EQ(job_digest(parse_job("versioning: {artifact: m}\n", "job.yaml")), job_digest(parse_job("", "job.yaml")));
+}
+
 TEST(JobConfig, MissingFileIsNotFound) {
   try {
     load_job("/nonexistent/job.yaml");

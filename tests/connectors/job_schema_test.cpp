@@ -54,6 +54,7 @@ std::string other_value(const JobKey& row, const JobSpec& base) {
     case KeyKind::kString:
       if (row.key == "tracking.uri") return "http://127.0.0.1:5000";
       if (row.key == "versioning.author") return "Ada <ada@example.org>";
+      if (row.key == "versioning.artifact") return "fashion-mlp";
       return now + "x.y";
     case KeyKind::kChoice:
       for (const auto& c : row.choices) {

@@ -177,7 +177,7 @@ def test_origin_moved_on_round_commit_is_rebased_unless_origin_touched_fedtracks
 
     # Another clone changes a file fedtrack writes: a clear error, nothing rebased.
     git(auth + ["pull", "-q", "origin", "main"], other)
-    metrics = other / "models" / "global.metrics.json"
+    metrics = other / "dvclive" / "metrics.json"
     metrics.write_text(metrics.read_text().replace("{", '{"edited": 1, ', 1))
     git(["commit", "-q", "-am", "edit the metrics by hand"], other)
     git(auth + ["push", "-q", "origin", "main"], other)
@@ -185,7 +185,7 @@ def test_origin_moved_on_round_commit_is_rebased_unless_origin_touched_fedtracks
     third = run_job(tmp_path, repo, env)
     assert third.returncode == 7, third.stderr
     line = third.stderr.strip().splitlines()[-1]
-    assert "also changes models/global.metrics.json" in line and "edit the metrics by hand" in line, line
+    assert "also changes dvclive/metrics.json" in line and "edit the metrics by hand" in line, line
     assert git(["rev-parse", "HEAD~1"], repo) == before, "the round's commit stays, on the old head"
 
 

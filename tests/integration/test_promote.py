@@ -9,6 +9,7 @@ import time
 import urllib.request
 
 import numpy as np
+import pytest
 
 from conftest import SMALL_JOB, clean_env, fedtrack, mlflow_client
 from mlflow_server import free_port
@@ -275,3 +276,129 @@ def test_ci_pipeline_promotes_the_job_it_trained_even_when_its_tracking_lagged(m
     dotenv = outputs(work / "promote.env")
     assert dotenv["FEDTRACK_PROMOTED"] == "true"
     assert dotenv["FEDTRACK_JOB_ID"] == report["job_id"]
+
+
+# --- the DVCLive shape of the model repository (tests/integration/test_promote.py shares its MLflow server) ---
+
+DVCLIVE_SECRET = "s3cret-pw"
+
+
+def _dvclive_env(tracking_uri, experiment):
+    env = clean_env(MLFLOW_TRACKING_URI=tracking_uri, MLFLOW_EXPERIMENT_NAME=experiment, DVC_NO_ANALYTICS="1",
+                    GIT_AUTHOR_NAME="Test", GIT_AUTHOR_EMAIL="test@example.com", GIT_COMMITTER_NAME="Test",
+                    GIT_COMMITTER_EMAIL="test@example.com")
+    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def _tool_run(cmd, cwd, env):
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"{cmd} failed:\n{r.stdout}\n{r.stderr}"
+    return r.stdout
+
+
+def _dvclive_job(tmp_path, env, *extra):
+    small = ["--set", "data.limit_train=1200", "--set", "data.limit_test=300", "--set", "clients.count=2"]
+    r = fedtrack(["run", "--json"] + SMALL_JOB + small + list(extra), tmp_path, env)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_dvclive_shaped_repository_and_promotion_by_its_artifact_name(mlflow_server, tmp_path):
+    """The model repository read as a DVCLive one by the real dvc, gto and dvc.api: learning curves, params and
+    metrics diffs on round tags, `dvc exp show`; a promotion without --model-name is found by name and stage,
+    and so is one of a round committed before artifacts were named after the job (`global`)."""
+    # Two jobs into one repository: A (3 rounds, the job's name as artifact), B (2 rounds, another train.lr,
+    # versioning.artifact). The tracking URI carries a password (MLflow without auth ignores it).
+    env = _dvclive_env(mlflow_server.uri.replace("http://", f"http://alice:{DVCLIVE_SECRET}@"), "dvclive")
+    a = _dvclive_job(tmp_path, env, "--set", "rounds=3", "--set", f"versioning.remote={tmp_path / 'dvc-remote'}")
+    b = _dvclive_job(tmp_path, env, "--set", "rounds=2", "--set", "train.lr=0.02",
+                     "--set", "versioning.artifact=dvclive-mlp")
+    repo = tmp_path / "fedtrack-models"
+    a_tags = [x["tag"] for x in a["versioning"]["rounds"]]
+    b_tags = [x["tag"] for x in b["versioning"]["rounds"]]
+
+    # Learning curves: a series per metric, one point per round so far, x = step (HEAD is B's last round).
+    shown = json.loads(_tool_run(["dvc", "plots", "show", "--json"], repo, env))["data"]
+    curves = {k: v for k, v in shown.items() if k.startswith("dvclive/plots/metrics/")}
+    assert {f"dvclive/plots/metrics/{m}.tsv" for m in b["rounds"][-1]["metrics"]} <= set(curves), sorted(curves)
+    for path, renders in curves.items():
+        assert renders[0]["content"]["encoding"]["x"]["field"] == "step", path
+        assert [int(v["step"]) for v in renders[0]["content"]["data"]["values"]] == [1, 2], path
+    eval_curve = curves["dvclive/plots/metrics/eval_accuracy.tsv"][0]["content"]["data"]["values"]
+    assert [float(v["eval_accuracy"]) for v in eval_curve] == \
+        [pytest.approx(x["metrics"]["eval_accuracy"]) for x in b["rounds"]]
+    # Each job's round tag holds that job's curve only: A's last round, its 3 rounds.
+    a_curve = _tool_run(["git", "show", a_tags[-1] + ":dvclive/plots/metrics/eval_accuracy.tsv"], repo, env)
+    assert [line.split("\t")[1] for line in a_curve.splitlines()] == ["step", "1", "2", "3"]
+
+    # Params: the job config flattened, diffed between the two jobs' tags.
+    params = json.loads(_tool_run(["dvc", "params", "diff", a_tags[-1], b_tags[-1], "--json"], repo, env))
+    changed = params["dvclive/params.yaml"]
+    assert changed["train.lr"] == {"old": 0.05, "new": 0.02, "diff": pytest.approx(-0.03)}
+    assert changed["versioning.artifact"]["new"] == "dvclive-mlp"
+    # Metrics: the round's values and its step, diffed between round tags.
+    metrics = json.loads(_tool_run(["dvc", "metrics", "diff", a_tags[0], a_tags[-1], "--json"], repo, env))
+    diff = metrics["dvclive/metrics.json"]
+    assert diff["step"] == {"old": 1, "new": 3, "diff": 2}
+    assert diff["eval_accuracy"]["new"] == pytest.approx(a["rounds"][-1]["metrics"]["eval_accuracy"])
+    exp = json.loads(_tool_run(["dvc", "exp", "show", "--json"], repo, env))
+    assert "eval_accuracy" in json.dumps(exp) and "train.lr" in json.dumps(exp)
+
+    # Secrets never persist: not in a file of the work tree, not in any commit of any ref.
+    assert DVCLIVE_SECRET not in _tool_run(["git", "log", "--all", "-p"], repo, env)
+    assert subprocess.run(["grep", "-r", "-l", DVCLIVE_SECRET, "--exclude-dir=.git", "."], cwd=repo).returncode == 1
+
+    # Promotion without --model-name takes the artifact's name from dvc.yaml; dvc and gto then find it.
+    p = fedtrack(["promote", "--experiment", "dvclive", "--stage", "prod", "--json"], tmp_path, env)
+    assert p.returncode == 0, p.stderr
+    result = json.loads(p.stdout.strip().splitlines()[-1])
+    assert result["promoted"] == "true" and result["job_id"] == b["job_id"]
+    assert "as dvclive-mlp v0.0.1" in p.stdout, p.stdout
+    out = tmp_path / "prod.pt"
+    _tool_run(["dvc", "artifacts", "get", str(repo), "dvclive-mlp", "--stage", "prod", "-o", str(out)], tmp_path, env)
+    assert md5(out) == result["md5"]
+    assert mlflow_client(mlflow_server.uri).get_model_version_by_alias("dvclive-mlp", "champion").run_id == \
+        result["run_id"]
+
+    # A round committed before artifacts were named after the job: its dvc.yaml says `global` (and its metrics
+    # sit beside the model). Made here as such a job left it: on top of the repository, with the MLflow runs
+    # and lineage tags it recorded. Its promotion (no --model-name) tags `global`, what dvc resolves there.
+    digest = a["versioning"]["rounds"][-1]["md5"]
+    _tool_run(["git", "rm", "-q", "-r", "dvclive"], repo, env)
+    (repo / "models" / "global.pt.dvc").write_text(
+        _tool_run(["git", "show", a_tags[-1] + ":models/global.pt.dvc"], repo, env))
+    (repo / "models" / "global.metrics.json").write_text('{"round": 3, "eval_accuracy": 0.5}\n')
+    (repo / "dvc.yaml").write_text("metrics:\n- models/global.metrics.json\n"
+                                   "artifacts:\n  global:\n    path: models/global.pt\n    type: model\n")
+    _tool_run(["git", "add", "-A"], repo, env)
+    _tool_run(["git", "commit", "-q", "-m", f"old round 3/3\n\nfedtrack-job: old-1\nfedtrack-round: 3\n"
+               f"fedtrack-md5: {digest}\nfedtrack-path: models/global.pt"], repo, env)
+    old_commit = _tool_run(["git", "rev-parse", "HEAD"], repo, env).strip()
+    client = mlflow_client(mlflow_server.uri)
+    experiment = client.get_experiment_by_name("dvclive").experiment_id
+    parent = client.create_run(experiment, tags={"fedtrack.job_id": "old-1"}, run_name="old")
+    child = client.create_run(experiment, run_name="round-003", tags={
+        "mlflow.parentRunId": parent.info.run_id, "fedtrack.job_id": "old-1", "fedtrack.round": "3",
+        "fedtrack.git.commit": old_commit, "fedtrack.dvc.md5": digest, "fedtrack.dvc.path": "models/global.pt",
+        "fedtrack.dvc.repo": str(repo)})
+    client.log_metric(child.info.run_id, "eval_accuracy", 0.5, step=3)
+    for r in (child, parent):
+        client.set_terminated(r.info.run_id)
+    old = fedtrack(["promote", "--experiment", "dvclive", "--run", parent.info.run_id, "--stage", "prod", "--json"],
+                   tmp_path, env)
+    assert old.returncode == 0, old.stderr
+    assert "as global v0.0.1" in old.stdout, old.stdout
+    assert _tool_run(["git", "tag", "--list", "global*"], repo, env).split() == ["global#prod#1", "global@v0.0.1"]
+    out = tmp_path / "old.pt"
+    _tool_run(["dvc", "artifacts", "get", str(repo), "global", "--stage", "prod", "-o", str(out)], tmp_path, env)
+    assert md5(out) == digest
+
+    # dvc.api and gto find both, by name and stage.
+    code = ("import dvc.api, json, sys; print(json.dumps([dvc.api.artifacts_show(n, stage='prod', repo=sys.argv[1]) "
+            "for n in ('dvclive-mlp', 'global')]))")
+    shown = json.loads(_tool_run([os.path.join(VENV_BIN, "python"), "-c", code, str(repo)], repo, env))
+    assert shown == [{"rev": result["commit"], "path": "models/global.pt"},
+                     {"rev": old_commit, "path": "models/global.pt"}]
+    gto = json.loads(_tool_run(["gto", "show", "--json"], repo, env))
+    assert gto["dvclive-mlp"]["stage"] == {"prod": "v0.0.1"} and gto["global"]["stage"] == {"prod": "v0.0.1"}

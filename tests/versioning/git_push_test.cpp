@@ -113,7 +113,7 @@ TEST_F(Push, OriginChangingFedtracksFilesIsAClearErrorAndNothingIsRebased) {
   repo.commit_round("job-1", "demo", 1, 2, "weights one", {}, {});
   const std::string other = (dir_ / "other").string();
   git("clone -q " + origin_ + " " + other);
-  std::ofstream(other + "/models/global.metrics.json") << "{\"edited\": 1}\n";
+  std::ofstream(other + "/dvclive/metrics.json") << "{\"edited\": 1}\n";
   git("-C " + other + " commit -q -am edited-by-hand");
   git("-C " + other + " push -q origin main");
   const std::string origin_head = git_out("-C " + origin_ + " rev-parse main");
@@ -122,7 +122,7 @@ TEST_F(Push, OriginChangingFedtracksFilesIsAClearErrorAndNothingIsRebased) {
     FAIL() << "origin changed a file fedtrack writes";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition);
-    EXPECT_NE(std::string(e.what()).find("also changes models/global.metrics.json"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("also changes dvclive/metrics.json"), std::string::npos) << e.what();
   }
   EXPECT_EQ(git_out("-C " + origin_ + " rev-parse main"), origin_head);
   EXPECT_FALSE(git_out("-C " + options_.repo + " rev-parse fedtrack/job-1/round-002").empty());

@@ -108,7 +108,8 @@ TEST_F(Repo, ExtraOutputsAreTrackedBesideTheModel) {
   EXPECT_EQ(read_file((top / "models/global.onnx.dvc").string()),
             "outs:\n- md5: " + md5_hex("onnx bytes") + "\n  size: 10\n  hash: md5\n  path: global.onnx\n");
   EXPECT_EQ(read_file((top / "models/.gitignore").string()), "/global.pt\n/global.onnx\n");
-  EXPECT_NE(read_file((top / "dvc.yaml").string()).find("  global-onnx:\n    path: models/global.onnx\n    type: model\n"),
+  // Named after the model's artifact (the job's name, "demo"), plus what the file name adds.
+  EXPECT_NE(read_file((top / "dvc.yaml").string()).find("  demo-onnx:\n    path: models/global.onnx\n    type: model\n"),
             std::string::npos);
   const std::string m = md5_hex("onnx bytes");
   EXPECT_EQ(read_file((top / ".dvc/cache/files/md5" / m.substr(0, 2) / m.substr(2)).string()), "onnx bytes");
@@ -220,14 +221,16 @@ TEST_F(Repo, AFailureMidRoundLeavesThePreviousState) {
   const RoundCommit r1 = repo.commit_round("job-1", "demo", 1, 2, "weights one", {{"eval_accuracy", 0.5}}, {});
   const fs::path root(options_.repo);
   const std::string dvc_before = read_file((root / "models/global.pt.dvc").string());
-  const std::string metrics_before = read_file((root / "models/global.metrics.json").string());
+  const std::string metrics_before = read_file((root / "dvclive/metrics.json").string());
+  const std::string curve_before = read_file((root / "dvclive/plots/metrics/eval_accuracy.tsv").string());
   // The model file cannot be replaced: a directory stands in its way. It is
   // written last, after the .dvc, .gitignore, metrics and dvc.yaml files.
   fs::remove(root / "models/global.pt");
   fs::create_directories(root / "models/global.pt/blocker");
   EXPECT_THROW(repo.commit_round("job-1", "demo", 2, 2, "weights two", {{"eval_accuracy", 0.7}}, {}), Error);
   EXPECT_EQ(read_file((root / "models/global.pt.dvc").string()), dvc_before);
-  EXPECT_EQ(read_file((root / "models/global.metrics.json").string()), metrics_before);
+  EXPECT_EQ(read_file((root / "dvclive/metrics.json").string()), metrics_before);
+  EXPECT_EQ(read_file((root / "dvclive/plots/metrics/eval_accuracy.tsv").string()), curve_before);
   EXPECT_EQ(model_history(options_.repo).size(), 1u);
   const std::string out = (dir_ / "head.pt").string();
   EXPECT_EQ(restore_model(options_.repo, "HEAD", "models/global.pt", out).commit, r1.commit);

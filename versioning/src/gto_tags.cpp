@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "fedtrack/core/error.h"
+#include "fedtrack/versioning/dvc_artifacts.h"
 #include "git_push.h"
 #include "git_util.h"
 #include "repository_lock.h"
@@ -52,10 +53,10 @@ std::string create_tag(GitRepo& repo, const std::string& tag, const std::string&
 }  // namespace
 
 void check_gto_name(const std::string& name) {
-  static const std::regex re("[a-z][a-z0-9-]*[a-z0-9]|[a-z]");
-  if (!std::regex_match(name, re)) {
-    throw Error::invalid_argument("model name '" + name +
-                                  "' must be lower-case letters, digits and dashes, starting with a letter");
+  if (!is_dvc_artifact_name(name)) {
+    throw Error::invalid_argument("name '" + name +
+                                  "' is not a DVC artifact name: letters, digits, '-' and '_', starting and ending "
+                                  "with a letter or digit, at most 100 characters");
   }
 }
 

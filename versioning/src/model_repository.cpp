@@ -20,6 +20,9 @@
 #include "fedtrack/core/files.h"
 #include "dvc_format.h"
 #include "dvc_remote_config.h"
+#include "derived_file.h"
+#include "dvclive_layout.h"
+#include "fedtrack/versioning/dvc_artifacts.h"
 #include "fedtrack/versioning/md5.h"
 #include "git_push.h"
 #include "s3_remote.h"
@@ -103,6 +106,44 @@ bool is_inside_path(const std::string& path) {
   return first != ".dvc" && first != ".git" && first != "." && path.back() != '/';
 }
 
+// A round output's artifact name: the model's artifact and what its file
+// name adds to the model's stem (global.onnx beside global.pt: NAME-onnx).
+std::string output_artifact_name(const std::string& artifact, const std::string& model_stem, const std::string& file) {
+  const std::string rest = file.rfind(model_stem + ".", 0) == 0 ? file.substr(model_stem.size() + 1) : file;
+  return artifact + "-" + artifact_name(rest);
+}
+
+// What the job's previous round committed under the DVCLive folder: the
+// commit its tag names (none for round 1, or when that round was never
+// committed) and the metric .tsv files in it.
+struct PreviousRound {
+  Commit commit;
+  std::vector<std::string> plots;
+};
+
+PreviousRound previous_round(git_repository* repo, const std::string& tag) {
+  PreviousRound out;
+  Object peeled;
+  Reference ref;
+  if (git_reference_lookup(ref.out(), repo, ("refs/tags/" + tag).c_str()) != 0 ||
+      git_reference_peel(peeled.out(), ref.get(), GIT_OBJECT_COMMIT) != 0 ||
+      git_commit_lookup(out.commit.out(), repo, git_object_id(peeled.get())) != 0) {
+    return out;
+  }
+  Tree tree, plots;
+  TreeEntry entry;
+  if (git_commit_tree(tree.out(), out.commit.get()) != 0 ||
+      git_tree_entry_bypath(entry.out(), tree.get(), kDvclivePlotsDir) != 0 ||
+      git_tree_entry_type(entry.get()) != GIT_OBJECT_TREE ||
+      git_tree_lookup(plots.out(), repo, git_tree_entry_id(entry.get())) != 0) {
+    return out;
+  }
+  for (std::size_t i = 0; i < git_tree_entrycount(plots.get()); ++i) {
+    out.plots.push_back(std::string(kDvclivePlotsDir) + "/" + git_tree_entry_name(git_tree_entry_byindex(plots.get(), i)));
+  }
+  return out;
+}
+
 std::string fixed4(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.4f", v);
@@ -113,12 +154,17 @@ std::string fixed4(double v) {
 // failure part-way can put every one of them back.
 class FileUndo {
  public:
-  void write(const std::string& path, const std::string& bytes) {
+  // `derived`: a file the commit is the durable copy of (derived_file.h).
+  void write(const std::string& path, const std::string& bytes, bool derived = false) {
     std::optional<std::string> before;
     if (fs::is_regular_file(path)) before = read_repo_file(path);
     if (before && *before == bytes) return;
     saved_.emplace_back(path, before);
-    write_file_atomically(path, bytes);
+    if (derived) {
+      write_derived_file(path, bytes);
+    } else {
+      write_file_atomically(path, bytes);
+    }
   }
   void remove(const std::string& path) {
     if (!fs::is_regular_file(path)) return;
@@ -185,6 +231,8 @@ void recover(const RepositoryLock& lock, const std::string& git_dir, const fs::p
   };
   sweep(top);
   sweep(top / ".dvc");
+  sweep(top / "dvclive");
+  sweep(top / kDvclivePlotsDir);
   sweep((top / options.path).parent_path());
   std::error_code ec;
   const fs::path cache = top / ".dvc" / "cache" / "files" / "md5";
@@ -224,6 +272,11 @@ ModelRepository::ModelRepository(VersioningOptions options) : options_(std::move
   if (options_.path.empty() || fs::path(options_.path).is_absolute() ||
       options_.path.find("..") != std::string::npos) {
     throw Error::invalid_argument("versioning.path must be relative to the repository root, got '" + options_.path + "'");
+  }
+  if (!options_.artifact.empty() && !is_dvc_artifact_name(options_.artifact)) {
+    throw Error::invalid_argument("versioning.artifact '" + options_.artifact +
+                                  "' is not a DVC artifact name: letters, digits, '-' and '_', starting and ending "
+                                  "with a letter or digit, at most 100 characters");
   }
   if (is_git_url(options_.repo)) {
     url_ = options_.repo;
@@ -416,21 +469,40 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
     // 2. The work tree: each file replaced atomically, all put back if any step
     //    up to the commit fails, so a failure leaves the previous state.
     FileUndo undo;
-    const fs::path metrics_file = folder / (model.stem().string() + ".metrics.json");
-    const std::string metrics_rel = fs::relative(metrics_file, top).string();
-    const std::string artifact = artifact_name(model.stem().string());
-    std::string dvc_yaml = "metrics:\n- " + metrics_rel + "\nartifacts:\n  " + artifact + ":\n    path: " +
-                           options_.path + "\n    type: model\n";
-    std::vector<std::string> artifacts = {artifact};
+    const std::string artifact = options_.artifact.empty() ? artifact_name_for_job(job_name) : options_.artifact;
+    std::vector<DvcArtifact> artifacts = {{artifact, options_.path}};
     for (const auto& o : outputs) {
-      // The whole file name: global.onnx beside global.pt is global-onnx.
-      const std::string name_of = artifact_name(fs::path(o.path).filename().string());
-      if (std::find(artifacts.begin(), artifacts.end(), name_of) != artifacts.end()) {
+      const std::string name_of = output_artifact_name(artifact, model.stem().string(), fs::path(o.path).filename().string());
+      if (!is_dvc_artifact_name(name_of) ||
+          std::any_of(artifacts.begin(), artifacts.end(), [&](const DvcArtifact& a) { return a.name == name_of; })) {
         throw Error::invalid_argument("versioning: output " + o.path + " would be DVC artifact '" + name_of +
-                                      "' like another output; give it another file name");
+                                      "', not a valid name or another output's; give it another file name");
       }
-      artifacts.push_back(name_of);
-      dvc_yaml += "  " + name_of + ":\n    path: " + o.path + "\n    type: model\n";
+      artifacts.push_back({name_of, o.path});
+    }
+    // DVCLive's files, built on what this job's previous round committed:
+    // a replayed or resumed round rewrites its rows, never adds them twice.
+    const PreviousRound previous = previous_round(repo, tag_name(job_id, round - 1));
+    const auto previous_file = [&](const std::string& rel) -> std::optional<std::string> {
+      if (!previous.commit.get()) return std::nullopt;
+      return blob_at(repo, previous.commit.get(), rel);
+    };
+    const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch()).count();
+    const DvcliveRound live = dvclive_round(metrics, round, options_.params, previous.plots, previous_file, now_ms);
+    const std::string dvc_yaml = dvc_yaml_text({live.params, live.plots, artifacts});
+    // What this round no longer has: another job's curves, its params, the
+    // metrics file beside the model that fedtrack wrote before DVCLive's.
+    std::vector<std::string> stale;
+    {
+      std::error_code ec;
+      for (auto it = fs::directory_iterator(top / kDvclivePlotsDir, ec); !ec && it != fs::directory_iterator();
+           it.increment(ec)) {
+        const std::string rel = std::string(kDvclivePlotsDir) + "/" + it->path().filename().string();
+        if (!live.files.count(rel)) stale.push_back(rel);
+      }
+      if (!live.params) stale.push_back(kDvcliveParamsFile);
+      stale.push_back((fs::path(options_.path).parent_path() / (model.stem().string() + ".metrics.json")).string());
     }
     const fs::path dvc_yaml_path = top / "dvc.yaml";
     if (fs::exists(dvc_yaml_path) && read_repo_file(dvc_yaml_path.string()) != dvc_yaml &&
@@ -456,10 +528,6 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
       } catch (const YAML::Exception&) {
       }
     }
-    nlohmann::json m = {{"round", round}};
-    for (const auto& [k, v] : metrics) {
-      if (std::isfinite(v)) m[k] = v;
-    }
     const fs::path gitignore = folder / ".gitignore";
     const std::string ignore_before = fs::exists(gitignore) ? read_repo_file(gitignore.string()) : "";
     // Every tracked file is ignored by git through the .gitignore beside it.
@@ -484,7 +552,11 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
                                                             file.filename().string()}));
       }
       for (const auto& [ignore, text] : ignores) undo.write(ignore, text);
-      undo.write(metrics_file.string(), m.dump(2) + "\n");
+      for (const auto& [rel, bytes] : live.files) {
+        fs::create_directories((top / rel).parent_path());
+        undo.write((top / rel).string(), bytes, true);
+      }
+      for (const auto& rel : stale) undo.remove((top / rel).string());
       undo.write(dvc_yaml_path.string(), dvc_yaml);
       undo.write(model.string(), checkpoint_bytes);
       for (const auto& o : outputs) undo.write((top / o.path).string(), o.bytes);
@@ -500,7 +572,7 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
       const std::string folder_rel = fs::path(model_rel).parent_path().string();
       std::vector<std::string> paths = {
           ".dvc/config", ".dvc/.gitignore", ".dvcignore", "dvc.yaml", model_rel + ".dvc",
-          (folder_rel.empty() ? "" : folder_rel + "/") + ".gitignore", metrics_rel};
+          (folder_rel.empty() ? "" : folder_rel + "/") + ".gitignore"};
       for (const auto& o : outputs) {
         const std::string o_folder = fs::path(o.path).parent_path().string();
         paths.push_back(o.path + ".dvc");
@@ -509,10 +581,16 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
       for (const auto& p : paths) {
         if (fs::exists(top / p)) check(git_index_add_bypath(index.get(), p.c_str()), "git add " + p);
       }
-      for (const auto& p : dropped) {
-        const std::string dvc_rel = p + ".dvc";
-        if (git_index_get_bypath(index.get(), dvc_rel.c_str(), 0) != nullptr) {
-          check(git_index_remove_bypath(index.get(), dvc_rel.c_str()), "git rm " + dvc_rel);
+      for (const auto& [rel, bytes] : live.files) stage_derived_file(repo, index.get(), top.string(), rel, bytes);
+      std::vector<std::string> removed = stale;
+      for (const auto& p : dropped) removed.push_back(p + ".dvc");
+      for (std::size_t i = 0; i < git_index_entrycount(index.get()); ++i) {  // what the work tree lost by hand
+        const std::string p = git_index_get_byindex(index.get(), i)->path;
+        if (p.rfind(std::string(kDvclivePlotsDir) + "/", 0) == 0 && !live.files.count(p)) removed.push_back(p);
+      }
+      for (const auto& p : removed) {
+        if (git_index_get_bypath(index.get(), p.c_str(), 0) != nullptr) {
+          check(git_index_remove_bypath(index.get(), p.c_str()), "git rm " + p);
         }
       }
       check(git_index_write(index.get()), "git index write");
@@ -672,17 +750,20 @@ std::vector<HistoryEntry> model_history(const std::string& repo_dir) {
     e.round = recorded.round;
     e.md5 = recorded.md5;
     const std::string& path = recorded.path;
-    if (!path.empty()) {
+    // DVCLive's metrics file; a round committed before it has the metrics
+    // file beside the model (with "round" for DVCLive's "step").
+    auto text = blob_at(repo.get(), commit, kDvcliveMetricsFile);
+    if (!text && !path.empty()) {
       const fs::path p(path);
-      const std::string metrics_path = (p.parent_path() / (p.stem().string() + ".metrics.json")).string();
-      if (auto text = blob_at(repo.get(), commit, metrics_path)) {
-        try {
-          const nlohmann::json metrics = nlohmann::json::parse(*text);  // must outlive items()
-          for (const auto& [k, v] : metrics.items()) {
-            if (v.is_number() && k != "round") e.metrics[k] = v.get<double>();
-          }
-        } catch (const std::exception&) {
+      text = blob_at(repo.get(), commit, (p.parent_path() / (p.stem().string() + ".metrics.json")).string());
+    }
+    if (text) {
+      try {
+        const nlohmann::json metrics = nlohmann::json::parse(*text);  // must outlive items()
+        for (const auto& [k, v] : metrics.items()) {
+          if (v.is_number() && k != "round" && k != "step") e.metrics[k] = v.get<double>();
         }
+      } catch (const std::exception&) {
       }
     }
     out.push_back(std::move(e));

@@ -113,7 +113,8 @@ int main(int argc, char** argv) {
   CLI::App* promote = app.add_subcommand(
       "promote", "Gate a job's best round on MLflow metrics and promote it (registry alias + GTO tags)");
   promote->add_option("--experiment", promote_args.experiment, "MLflow experiment of the job")->required();
-  promote->add_option("--model-name", promote_args.model_name, "Registered model / GTO artifact name")->required();
+  promote->add_option("--model-name", promote_args.model_name,
+                      "Registered model / GTO artifact name (default: the model's artifact in the round's dvc.yaml)");
   promote->add_option("--repo", promote_args.repo,
                      "The model repository: a folder or a git URL (default: the one the candidate run records)");
   promote->add_option("--path", promote_args.path, "The model inside the repository")->capture_default_str();

@@ -11,7 +11,7 @@ namespace fedtrack {
 
 struct PromoteArgs {
   std::string experiment;
-  std::string model_name;
+  std::string model_name;  // "" = the artifact dvc.yaml declares for `path` at the candidate's commit
   std::string repo;  // a folder or a git URL; "" = the repository the candidate run records, else fedtrack-models
   std::string path = "models/global.pt";
   std::string job_id;        // default: the latest finished job in the experiment

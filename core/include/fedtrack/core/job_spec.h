@@ -97,6 +97,9 @@ struct VersioningSpec {
   std::string remote;                   // DVC remote folder; "" = none
   bool push = false;                    // push commits and tags to git remote origin
   std::string author;                   // "Name <email>" when git has no identity
+  // Key versioning.artifact: the model's name in dvc.yaml's artifacts and
+  // GTO's tags (a DVC artifact name); "" = the job's name.
+  std::string artifact;
   // Key versioning.export: formats committed beside the model each round
   // ("onnx" -> <stem>.onnx, "onnx-int8" -> <stem>.int8.onnx), each DVC-tracked.
   std::vector<std::string> exports;

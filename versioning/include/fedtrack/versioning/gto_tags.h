@@ -17,8 +17,8 @@ struct GtoVersion {
   std::string commit;
 };
 
-// GTO artifact names: lower-case letters, digits and dashes, starting with a
-// letter. Error(kInvalidArgument) otherwise.
+// GTO artifact and stage names: is_dvc_artifact_name (dvc_artifacts.h), so
+// a promoted name is one dvc.yaml can declare. Error(kInvalidArgument) otherwise.
 void check_gto_name(const std::string& name);
 
 // All NAME@vX.Y.Z tags, in version order.

@@ -5,9 +5,11 @@
 // What `commit_round` leaves is what `dvc add <path>` + `git commit` would:
 // the model file (ignored by git through `/name` in the .gitignore beside
 // it), its object in the DVC cache (.dvc/cache/files/md5/xx/..., mode 0444,
-// written to a temporary name and renamed), `<path>.dvc` in DVC 3 format, a
-// metrics file beside the model declared in dvc.yaml (with the model under
-// `artifacts:`, type model), and a commit made with libgit2. A missing
+// written to a temporary name and renamed), `<path>.dvc` in DVC 3 format,
+// DVCLive's files (dvclive/metrics.json, dvclive/params.yaml,
+// dvclive/plots/metrics/<metric>.tsv; versioning/src/dvclive_layout.h)
+// declared in dvc.yaml with the model under `artifacts:` (type model, named
+// options.artifact), and a commit made with libgit2. A missing
 // repository is created first (git init + the files `dvc init` makes).
 //
 // Crash recovery: opening the repository and committing a round each hold
@@ -50,6 +52,12 @@ struct VersioningOptions {
   std::string author;                    // "Name <email>" when git has no identity
   double lock_wait_seconds = 10;         // how long to wait for another live writer (then "repository busy")
   std::function<void(const std::string&)> log;  // one line per crash-recovery action; may be empty
+  // The model's name in dvc.yaml's `artifacts:` (is_dvc_artifact_name,
+  // dvc_artifacts.h); "" = artifact_name_for_job(the job's name).
+  std::string artifact;
+  // dvclive/params.yaml: the job config flattened as its MLflow params
+  // (secrets are removed again when written); none = no params file.
+  std::vector<std::pair<std::string, std::string>> params;
 };
 
 // A second file of a round committed beside the model (the round's ONNX
@@ -99,6 +107,8 @@ class ModelRepository {
   ModelRepository& operator=(const ModelRepository&) = delete;
 
   const VersioningOptions& options() const { return options_; }
+  // Replaces options().params for the rounds committed from now on.
+  void set_params(std::vector<std::pair<std::string, std::string>> params) { options_.params = std::move(params); }
   std::string root() const;  // absolute path of the work tree
   // Where others find the repository: its URL (without user info) when
   // options.repo was a URL, else root(). Recorded on the round runs.
