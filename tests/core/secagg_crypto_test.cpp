@@ -167,6 +167,8 @@ TEST(SecAggQuantization, RoundTripWithinOneStep) {
     EXPECT_LE(words[i], q.quantization_range);
     EXPECT_NEAR(dequantize(words[i], q.clipping_range, q.quantization_range), clipped, step);
   }
-  EXPECT_EQ(quantized_weight(500, q), (1u << 16) / 2);
-  EXPECT_EQ(quantized_weight(5000, q), 1u << 16);  // capped at max_weight
+  EXPECT_EQ(quantized_weight(500, q, 10), (1u << 16) / 2);
+  EXPECT_EQ(quantized_weight(5000, q, 10), 5u << 16);  // above max_weight: Flower's ratio 5
+  // ... but never so large that the clients' weights wrap around the modulus.
+  EXPECT_EQ(quantized_weight(1e9, q, 10), ((1ULL << 32) - 1) / 10);
 }

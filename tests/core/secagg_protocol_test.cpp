@@ -63,7 +63,7 @@ struct Round {
   // The words client `id` puts under its masks (what the exact sum is made of).
   std::vector<std::uint32_t> plain_words(std::uint32_t id) const {
     auto uniform = uniform_for(id);
-    return quantize_weighted(updates[id - 1].data(), dimension, quantized_weight(examples[id - 1], q), q, uniform);
+    return quantize_weighted(updates[id - 1].data(), dimension, quantized_weight(examples[id - 1], q, n), q, uniform);
   }
 
   std::vector<float> expected_mean(const std::vector<std::uint32_t>& ids) const {
@@ -158,7 +158,7 @@ TEST(SecAggProtocol, SumEqualsPlainFedAvgOfTheQuantizedUpdatesExactly) {
   // And FedAvg of the raw (clipped) updates within the quantization bound:
   // each client's scaled value is off by < 1 step, the sum by < n steps.
   double total = 0;
-  for (auto id : ids) total += quantized_weight(round.examples[id - 1], round.q) / double(round.q.quantization_range);
+  for (auto id : ids) total += quantized_weight(round.examples[id - 1], round.q, round.n) / double(round.q.quantization_range);
   const double step = 2 * round.q.clipping_range / round.q.quantization_range;
   const double bound = ids.size() * step / total + 1e-5;
   double examples = 0;
@@ -339,4 +339,96 @@ TEST(SecAggProtocol, OverflowingParametersAreRefused) {
   EXPECT_NO_THROW(SecAggServer(1, 3, plan_round({1.0, true}, {2, false}, 3), q, 10, 1));
   q.modulus_range = 3 << 22;  // not a power of two
   EXPECT_THROW(SecAggServer(1, 2, plan_round({1.0, true}, {2, false}, 2), q, 10, 1), Error);
+}
+
+TEST(SecAggPrivacy, TheServerSeesOnlyMaskedVectors) {
+  // Issue 16 item 2 on a model-sized vector: every buffer the server
+  // receives is recorded; each client's masked vector must be uncorrelated
+  // with its update, spread uniformly over the modulus, and no buffer may
+  // hold the client's plaintext (floats or quantized words) or its secrets.
+  const std::size_t n = 5, dimension = 235146;  // the MLP's parameter count
+  QuantizationParams q;  // Flower's defaults: c = 8, R = 2^22, M = 2^32
+  q.max_weight = 1000;
+  SecAggServer server(3, n, plan_round({1.0, true}, {3, false}, n), q, dimension, 17);
+  std::map<std::uint32_t, std::vector<std::string>> received;
+  server.set_receive_hook([&](std::uint32_t id, std::string_view bytes) { received[id].emplace_back(bytes); });
+  std::map<std::uint32_t, SecAggClient> clients;
+  std::map<std::uint32_t, std::vector<float>> updates;
+  std::map<std::uint32_t, std::vector<std::uint32_t>> plain;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> weight(0.0f, 0.05f);
+  for (std::uint32_t id = 1; id <= n; ++id) {
+    updates[id].resize(dimension);
+    for (auto& v : updates[id]) v = weight(rng);
+    plain[id] = quantize_weighted(updates[id].data(), dimension, quantized_weight(800, q, n), q, uniform_for(id));
+  }
+  for (Stage stage : {Stage::kSetup, Stage::kShareKeys, Stage::kMaskedInput, Stage::kUnmask}) {
+    for (auto id : server.participants()) {
+      auto request = server.request(id);
+      std::string reply;
+      auto& c = clients[id];
+      if (stage == Stage::kSetup) reply = c.on_setup(request);
+      if (stage == Stage::kShareKeys) reply = c.on_share_keys(request);
+      if (stage == Stage::kMaskedInput) reply = c.on_masked_input(request, updates[id].data(), dimension, 800, uniform_for(id));
+      if (stage == Stage::kUnmask) reply = c.on_unmask(request);
+      server.accept(id, reply);
+    }
+    server.close_stage();
+  }
+  auto result = server.result();
+  ASSERT_EQ(result.summed.size(), n);
+
+  for (std::uint32_t id = 1; id <= n; ++id) {
+    const auto& buffers = received[id];
+    ASSERT_EQ(buffers.size(), 4u);
+    auto masked = decode_masked_input_reply(buffers[2], "test").words;
+    ASSERT_EQ(masked.size(), dimension + 1);
+    // Pearson correlation of the masked words with the update.
+    double mx = 0, my = 0;
+    for (std::size_t i = 0; i < dimension; ++i) {
+      mx += masked[i + 1];
+      my += updates[id][i];
+    }
+    mx /= dimension;
+    my /= dimension;
+    double sxy = 0, sxx = 0, syy = 0;
+    for (std::size_t i = 0; i < dimension; ++i) {
+      const double dx = masked[i + 1] - mx, dy = updates[id][i] - my;
+      sxy += dx * dy;
+      sxx += dx * dx;
+      syy += dy * dy;
+    }
+    EXPECT_LT(std::abs(sxy / std::sqrt(sxx * syy)), 0.01) << "client " << id;
+    // Chi-square of the top 8 bits over 256 bins: 255 degrees of freedom
+    // (mean 255, sd 22.6); 420 is beyond 7 sd.
+    std::vector<double> bins(256, 0);
+    for (std::size_t i = 1; i < masked.size(); ++i) bins[masked[i] >> 24] += 1;
+    const double expected = static_cast<double>(dimension) / 256;
+    double chi2 = 0;
+    for (double b : bins) chi2 += (b - expected) * (b - expected) / expected;
+    EXPECT_LT(chi2, 420.0) << "client " << id;
+    // The unmasked values themselves occupy [0, 2^22]: the top 10 bits are 0.
+    // No buffer from anyone holds this client's plaintext or secrets.
+    std::vector<std::string> needles;
+    const auto* raw = reinterpret_cast<const char*>(updates[id].data());
+    const auto* words = reinterpret_cast<const char*>(plain[id].data());
+    for (std::size_t at : {std::size_t{0}, std::size_t{1000}, dimension / 2, dimension - 8}) {
+      needles.emplace_back(raw + at * 4, 16);
+      needles.emplace_back(words + (at + 1) * 4, 16);
+    }
+    for (const auto& secret : clients[id].secrets_for_testing()) needles.push_back(secret);
+    for (const auto& [from, list] : received) {
+      for (const auto& buffer : list) {
+        for (const auto& needle : needles) {
+          ASSERT_EQ(buffer.find(needle), std::string::npos) << "client " << id << "'s bytes in a buffer from " << from;
+        }
+      }
+    }
+  }
+  // And the sum is still right.
+  std::vector<std::uint32_t> sum(dimension + 1, 0);
+  for (auto& [id, w] : plain) {
+    for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += w[i];
+  }
+  EXPECT_EQ(result.mean, dequantize_mean(sum, n, q));
 }

@@ -25,7 +25,7 @@ int main() {
     auto uniforms = client.at("uniforms").get<std::vector<double>>();
     std::size_t next = 0;
     auto words = quantize_weighted(values.data(), values.size(),
-                                   quantized_weight(client.at("num_examples").get<double>(), q), q,
+                                   quantized_weight(client.at("num_examples").get<double>(), q, in.at("clients").size()), q,
                                    [&] { return uniforms.at(next++); });
     if (sum.empty()) sum.assign(words.size(), 0);
     for (std::size_t i = 0; i < words.size(); ++i) {

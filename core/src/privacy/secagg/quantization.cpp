@@ -7,11 +7,14 @@
 
 namespace fedtrack::secagg {
 
-std::uint32_t quantized_weight(double num_examples, const QuantizationParams& params) {
-  double ratio = std::min(std::max(num_examples, 0.0), params.max_weight) / params.max_weight;
+std::uint32_t quantized_weight(double num_examples, const QuantizationParams& params, std::size_t clients) {
+  const double cap = static_cast<double>((params.modulus_range - 1) / std::max<std::size_t>(clients, 1));
+  double ratio = std::min(std::max(num_examples, 0.0) / params.max_weight,
+                          cap / static_cast<double>(params.quantization_range));
   // Python's round(): half to even, which is nearbyint under the default
   // (to-nearest) rounding mode that fedtrack never changes.
-  return static_cast<std::uint32_t>(std::nearbyint(ratio * static_cast<double>(params.quantization_range)));
+  return static_cast<std::uint32_t>(
+      std::min(std::nearbyint(ratio * static_cast<double>(params.quantization_range)), std::floor(cap)));
 }
 
 std::vector<std::uint32_t> quantize(const float* values, std::size_t n, double clipping_range,

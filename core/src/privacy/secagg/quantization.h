@@ -1,7 +1,7 @@
 // SecAgg+ quantization, with the same arithmetic as Flower's secaggplus
 // workflow (flwr.common.secure_aggregation.quantization and the client mod):
 //
-//   client: ratio  = min(num_examples, max_weight) / max_weight
+//   client: ratio  = num_examples / max_weight
 //           q      = round_half_even(ratio * quantization_range)   (the weight word)
 //           x'     = float32(x * float32(q / quantization_range))
 //           pre    = (clip(x', ±c) + c) * float32(R / 2c)           (float32, as numpy)
@@ -10,9 +10,12 @@
 //           value  = (sum * 2c/R - c) - (n - 1) c, times R / Σ q   (float64)
 //
 // so the result is the num_examples-weighted mean of the clients' clipped
-// vectors. Departure from Flower: the weight is capped at max_weight (Flower
-// only warns when num_examples > max_weight and risks overflowing the
-// modulus). Torch-free, pure functions.
+// vectors. Departure from Flower: the weight word is capped at
+// (modulus_range - 1) / clients, so the sum of the weights of a round's
+// clients can never wrap around the modulus (Flower only warns when
+// num_examples > max_weight). Every other word is at most
+// quantization_range, and the server refuses a round where clients x
+// quantization_range reaches the modulus. Torch-free, pure functions.
 #pragma once
 
 #include <cstdint>
@@ -28,8 +31,9 @@ struct QuantizationParams {
   double max_weight = 1000.0;
 };
 
-// The quantized weight q of a client with `num_examples` examples.
-std::uint32_t quantized_weight(double num_examples, const QuantizationParams& params);
+// The quantized weight q of a client with `num_examples` examples in a
+// round of `clients` clients.
+std::uint32_t quantized_weight(double num_examples, const QuantizationParams& params, std::size_t clients);
 
 // Flower's quantize() of float32 values (already scaled), with the uniform
 // draws of the stochastic rounding supplied by `uniform` (one per value, in

@@ -19,6 +19,11 @@ SecAggClient::~SecAggClient() {
   }
 }
 
+std::vector<std::string> SecAggClient::secrets_for_testing() const {
+  return {std::string(as_view(cipher_.secret_key)), std::string(as_view(mask_.secret_key)),
+          std::string(as_view(seed_))};
+}
+
 void SecAggClient::expect(Stage stage) const {
   if (next_ != stage) {
     throw Error::failed_precondition(what() + ": a " + stage_name(stage) + " request while expecting " +
@@ -43,6 +48,10 @@ std::string SecAggClient::on_setup(std::string_view request) {
   if (ids.size() != m.neighbours.size() || ids.count(m.id) == 0 || ids.count(0) != 0) {
     throw Error::corruption("secure aggregation setup request: the neighbour list must hold distinct non-zero ids "
                             "including the client's own");
+  }
+  if (m.clients < ids.size() || static_cast<long double>(m.clients) * q.quantization_range >= q.modulus_range) {
+    throw Error::corruption("secure aggregation setup request: " + std::to_string(m.clients) +
+                            " clients do not fit the neighbour list or the modulus");
   }
   if (m.threshold < 2 || m.threshold > ids.size()) {
     throw Error::corruption("secure aggregation setup request: threshold " + std::to_string(m.threshold) + " with " +
@@ -140,7 +149,7 @@ std::string SecAggClient::on_masked_input(std::string_view request, const float*
                             std::to_string(setup_.threshold));
   }
   const auto& q = setup_.quantization;
-  auto words = quantize_weighted(update, n, quantized_weight(num_examples, q), q, uniform);
+  auto words = quantize_weighted(update, n, quantized_weight(num_examples, q, setup_.clients), q, uniform);
   apply_mask(seed_, q.modulus_range, +1, words);
   for (const auto& [peer, held] : held_) {
     if (peer == setup_.id) continue;

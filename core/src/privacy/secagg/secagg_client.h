@@ -44,6 +44,9 @@ class SecAggClient {
   std::string on_unmask(std::string_view request);
 
   Stage next_stage() const { return next_; }
+  // Test seam: the secrets this client must never send in the clear (its two
+  // X25519 secret keys and its self-mask seed).
+  std::vector<std::string> secrets_for_testing() const;
   std::uint32_t id() const { return setup_.id; }
 
  private:

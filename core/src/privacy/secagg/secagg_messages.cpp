@@ -103,6 +103,7 @@ std::string encode(const SetupRequest& m) {
   w.put(m.round);
   w.put(m.id);
   w.put(m.threshold);
+  w.put(m.clients);
   w.put(m.quantization.clipping_range);
   w.put(m.quantization.quantization_range);
   w.put(m.quantization.modulus_range);
@@ -118,6 +119,7 @@ SetupRequest decode_setup_request(std::string_view bytes, const std::string& wha
   m.round = r.get<std::uint64_t>("round");
   m.id = r.get<std::uint32_t>("id");
   m.threshold = r.get<std::uint32_t>("threshold");
+  m.clients = r.get<std::uint32_t>("clients");
   m.quantization.clipping_range = r.get<double>("clipping_range");
   m.quantization.quantization_range = r.get<std::uint64_t>("quantization_range");
   m.quantization.modulus_range = r.get<std::uint64_t>("modulus_range");

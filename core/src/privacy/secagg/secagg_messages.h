@@ -34,6 +34,7 @@ struct SetupRequest {
   std::uint64_t round = 0;
   std::uint32_t id = 0;
   std::uint32_t threshold = 0;
+  std::uint32_t clients = 0;  // in the round (bounds the weight word)
   QuantizationParams quantization;
   std::uint64_t dimension = 0;
   std::vector<std::uint32_t> neighbours;  // sorted, includes id

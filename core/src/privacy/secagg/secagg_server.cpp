@@ -118,7 +118,8 @@ std::string SecAggServer::request(std::uint32_t id) {
   std::string bytes;
   switch (stage_) {
     case Stage::kSetup:
-      bytes = encode(SetupRequest{round_, id, plan_.threshold, quantization_, dimension_,
+      bytes = encode(SetupRequest{round_, id, plan_.threshold, static_cast<std::uint32_t>(clients_.size()),
+                                  quantization_, dimension_,
                                   std::vector<std::uint32_t>(me.neighbours.begin(), me.neighbours.end())});
       break;
     case Stage::kShareKeys: {
