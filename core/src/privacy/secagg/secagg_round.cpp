@@ -1,9 +1,12 @@
 #include "privacy/secagg/secagg_round.h"
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <algorithm>
 #include <random>
 
 #include "fedtrack/core/error.h"
@@ -75,6 +78,12 @@ SecureAggregationStep in_process_secure_aggregation(
     };
     std::uint64_t bytes = 0;
     std::size_t dropouts = 0;
+    double server_seconds = 0;  // the server's share: what a deployment adds to the server
+    auto timed = [&server_seconds](auto&& f) {
+      const auto t0 = std::chrono::steady_clock::now();
+      f();
+      server_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
     try {
       auto plan = secagg::plan_round(share_count(spec.num_shares), share_count(spec.reconstruction_threshold), n);
       secagg::SecAggServer server(static_cast<std::uint64_t>(round), n, plan, quantization_of(spec), dimension,
@@ -85,39 +94,62 @@ SecureAggregationStep in_process_secure_aggregation(
       std::vector<std::unique_ptr<secagg::SecAggClient>> clients;
       for (std::size_t i = 0; i < n; ++i) clients.push_back(std::make_unique<secagg::SecAggClient>());
       for (Stage stage : {Stage::kSetup, Stage::kShareKeys, Stage::kMaskedInput, Stage::kUnmask}) {
-        for (auto id : server.participants()) {
-          const std::string request = server.request(id);
+        // The server's requests, then every client's work at once (the sites
+        // of a deployment work in parallel), then the server takes the replies.
+        const auto ids = server.participants();
+        std::vector<std::string> requests(ids.size()), replies(ids.size()), errors(ids.size());
+        timed([&] {
+          for (std::size_t k = 0; k < ids.size(); ++k) requests[k] = server.request(ids[k]);
+        });
+        auto work = [&](std::size_t k) {
+          const std::uint32_t id = ids[k];
           auto& client = *clients[id - 1];
           const FitResult& mine = results[id - 1];
-          std::string reply;
           try {
             switch (stage) {
-              case Stage::kSetup: reply = client.on_setup(request); break;
-              case Stage::kShareKeys: reply = client.on_share_keys(request); break;
+              case Stage::kSetup: replies[k] = client.on_setup(requests[k]); break;
+              case Stage::kShareKeys: replies[k] = client.on_share_keys(requests[k]); break;
               case Stage::kMaskedInput: {
                 // The client's own plaintext: it never leaves this branch unmasked.
                 auto update = flatten(mine.res.parameters);
                 std::mt19937_64 rng(task_seed(job_seed, round, mine.client_id) ^ 0x5ec466ULL);
-                reply = client.on_masked_input(request, update.data(), update.size(),
-                                               static_cast<double>(mine.res.num_examples),
-                                               [&rng] { return static_cast<double>(rng() >> 11) * 0x1.0p-53; });
+                replies[k] = client.on_masked_input(requests[k], update.data(), update.size(),
+                                                    static_cast<double>(mine.res.num_examples),
+                                                    [&rng] { return static_cast<double>(rng() >> 11) * 0x1.0p-53; });
                 break;
               }
-              default: reply = client.on_unmask(request); break;
+              default: replies[k] = client.on_unmask(requests[k]); break;
             }
-          } catch (const Error& e) {
-            server.drop(id, std::string("client failed: ") + e.what());
-            continue;
+          } catch (const std::exception& e) {
+            errors[k] = std::string("client failed: ") + e.what();
           }
-          try {
-            server.accept(id, reply);
-          } catch (const Error&) {
-            // accept() dropped the client; the round goes on without it.
-          }
+        };
+        std::atomic<std::size_t> next{0};
+        std::vector<std::thread> workers;
+        const std::size_t threads = std::min<std::size_t>(ids.size(), std::max(1u, std::thread::hardware_concurrency()));
+        for (std::size_t w = 0; w < threads; ++w) {
+          workers.emplace_back([&] {
+            for (std::size_t k = next++; k < ids.size(); k = next++) work(k);
+          });
         }
-        server.close_stage();
+        for (auto& t : workers) t.join();
+        timed([&] {
+          for (std::size_t k = 0; k < ids.size(); ++k) {
+            if (!errors[k].empty()) {
+              server.drop(ids[k], errors[k]);
+              continue;
+            }
+            try {
+              server.accept(ids[k], replies[k]);
+            } catch (const Error&) {
+              // accept() dropped the client; the round goes on without it.
+            }
+          }
+        });
+        timed([&] { server.close_stage(); });
       }
-      auto outcome = server.result();
+      secagg::SecAggResult outcome;
+      timed([&] { outcome = server.result(); });
       bytes = server.bytes_sent() + server.bytes_received();
       auto mean = std::make_shared<Parameters>(unflatten(global, outcome.mean));
       std::vector<FitResult> kept;
@@ -144,6 +176,7 @@ SecureAggregationStep in_process_secure_aggregation(
     }
     metrics["secagg_seconds"] =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    metrics["secagg_server_seconds"] = server_seconds;
     metrics["secagg_bytes"] = static_cast<double>(bytes);
     metrics["secagg_dropouts"] = static_cast<double>(dropouts);
   };

@@ -10,8 +10,10 @@
 // strategy), so any averaging strategy aggregates exactly that mean; clients
 // the protocol dropped become failures. When the round cannot complete
 // (too few survivors) every result becomes a failure and nothing of any
-// client is released. Metrics: secagg_seconds, secagg_bytes (all stages,
-// both directions), secagg_dropouts.
+// client is released. Metrics: secagg_seconds (the whole protocol, the
+// clients' work included, which here runs one client after another),
+// secagg_server_seconds (the server's part alone), secagg_bytes (all
+// stages, both directions), secagg_dropouts.
 #pragma once
 
 #include <cstdint>

@@ -145,18 +145,31 @@ Fe random_fe() {
   }
 }
 
-// L(at) for the polynomial through `points` (distinct x).
+// L(at) for the polynomial through `points` (distinct x). The Lagrange
+// denominators are inverted together (one field inversion per call).
 Fe interpolate(const std::vector<std::pair<Fe, Fe>>& points, const Fe& at) {
-  Fe sum;
-  for (std::size_t j = 0; j < points.size(); ++j) {
-    Fe num = fe_from_u64(1);
-    Fe den = fe_from_u64(1);
-    for (std::size_t m = 0; m < points.size(); ++m) {
+  const std::size_t n = points.size();
+  std::vector<Fe> num(n, fe_from_u64(1)), den(n, fe_from_u64(1));
+  for (std::size_t j = 0; j < n; ++j) {
+    for (std::size_t m = 0; m < n; ++m) {
       if (m == j) continue;
-      num = mul(num, sub(at, points[m].first));
-      den = mul(den, sub(points[j].first, points[m].first));
+      num[j] = mul(num[j], sub(at, points[m].first));
+      den[j] = mul(den[j], sub(points[j].first, points[m].first));
     }
-    sum = add(sum, mul(points[j].second, mul(num, inverse(den))));
+  }
+  // Batch inversion: prefix products, one inverse, then walk back.
+  std::vector<Fe> prefix(n);
+  Fe running = fe_from_u64(1);
+  for (std::size_t j = 0; j < n; ++j) {
+    prefix[j] = running;
+    running = mul(running, den[j]);
+  }
+  Fe inv = inverse(running);
+  Fe sum;
+  for (std::size_t j = n; j-- > 0;) {
+    Fe inv_den = mul(inv, prefix[j]);
+    inv = mul(inv, den[j]);
+    sum = add(sum, mul(points[j].second, mul(num[j], inv_den)));
   }
   return sum;
 }
@@ -230,7 +243,11 @@ std::string shamir_combine(const std::vector<Share>& shares, std::uint32_t thres
                             " needed");
   }
   Fe secret;
-  bool ok = consistent(points, threshold, secret_size, &secret);
+  // Fast path: the first `threshold` shares. A wrong one among them moves
+  // f(0) out of the secret's range (detected below); a wrong one beyond them
+  // is not used.
+  std::vector<std::pair<Fe, Fe>> first(points.begin(), points.begin() + threshold);
+  bool ok = consistent(first, threshold, secret_size, &secret);
   if (!ok && points.size() > threshold) {
     // Locate a single wrong share: the rest must then agree.
     for (std::size_t skip = 0; skip < points.size() && !ok; ++skip) {

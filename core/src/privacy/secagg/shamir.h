@@ -7,9 +7,10 @@
 // uniformly distributed whatever the secret. The field is far larger than
 // the secrets (521 vs at most 512 bits), which is what lets combine() detect
 // a wrong share: a wrong y moves the interpolated f(0) to a random field
-// element, which is a valid secret (< 2^(8*size)) with probability < 2^-265;
-// with more than `threshold` shares every extra one is also checked against
-// the interpolated polynomial, and a single wrong share is located.
+// element, which is a valid secret (< 2^(8*size)) with probability < 2^-265.
+// combine() rebuilds from the first `threshold` shares; only when that
+// fails does it check the others against each other to locate a single
+// wrong share and rebuild without it.
 // Torch-free; thread-safe (no shared state besides libsodium's RNG).
 #pragma once
 
@@ -40,8 +41,8 @@ std::vector<Share> shamir_split(std::string_view secret, std::uint32_t threshold
 // Error(kCorruption) naming `what` when there are too few distinct shares, a
 // duplicate x, or the shares do not lie on one polynomial of degree
 // threshold-1 whose f(0) fits in `secret_size` bytes (a wrong share). When
-// there are more than `threshold` shares and exactly one is wrong, it is
-// left out and its x reported through `bad_x` (if not null).
+// the first `threshold` shares hold exactly one wrong share and there are
+// more, it is left out and its x reported through `bad_x` (if not null).
 std::string shamir_combine(const std::vector<Share>& shares, std::uint32_t threshold,
                            std::size_t secret_size, const std::string& what,
                            std::vector<std::uint32_t>* bad_x = nullptr);
