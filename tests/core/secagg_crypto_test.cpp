@@ -41,9 +41,10 @@ TEST(Shamir, AnyThresholdSubsetRebuildsTheSecret) {
     subset.resize(4 + trial % 4);
     EXPECT_EQ(shamir_combine(subset, 4, secret.size(), "test"), secret);
   }
-  // An all-0xFF 64-byte secret (the largest) and a 1-byte one.
-  std::string big(64, '\xFF');
-  EXPECT_EQ(shamir_combine(shamir_split(big, 3, ids(5)), 3, 64, "big"), big);
+  // An all-0xFF 48-byte secret (the largest) and a 1-byte one.
+  std::string big(48, '\xFF');
+  EXPECT_EQ(shamir_combine(shamir_split(big, 3, ids(5)), 3, 48, "big"), big);
+  EXPECT_THROW(shamir_split(std::string(49, 'x'), 3, ids(5)), Error);
   EXPECT_EQ(shamir_combine(shamir_split("x", 2, {1, 2}), 2, 1, "one byte"), "x");
 }
 
@@ -84,6 +85,12 @@ TEST(Shamir, AWrongShareIsDetectedAndLocated) {
   std::vector<std::uint32_t> located;
   EXPECT_EQ(shamir_combine(bad, 3, 32, "test", &located), secret);
   EXPECT_EQ(located, std::vector<std::uint32_t>{bad[1].x});
+  // A small, structured change: at x = 1, 2, 3 the Lagrange weight of the
+  // third share at 0 is exactly 1, so flipping its lowest bit moves the
+  // secret's lowest bit and nothing else — only the tag can tell.
+  auto small = shamir_split(secret, 3, {1, 2, 3});
+  small[2].y[0] ^= 0x01;
+  EXPECT_THROW(shamir_combine(small, 3, 32, "test"), Error);
   // A duplicate x is refused.
   auto dup = shares;
   dup[2].x = dup[0].x;

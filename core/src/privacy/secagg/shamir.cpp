@@ -176,8 +176,21 @@ Fe interpolate(const std::vector<std::pair<Fe, Fe>>& points, const Fe& at) {
 
 std::pair<Fe, Fe> point(const Share& s) { return {fe_from_u64(s.x), from_bytes_le(s.y.data(), s.y.size())}; }
 
+constexpr std::size_t kTagBytes = 16;
+
+// What is shared: the secret, then a BLAKE2b tag of it.
+std::string tagged(std::string_view secret) {
+  ensure_sodium();
+  std::string out(secret);
+  out.resize(secret.size() + kTagBytes);
+  crypto_generichash(reinterpret_cast<unsigned char*>(out.data()) + secret.size(), kTagBytes,
+                     reinterpret_cast<const unsigned char*>(secret.data()), secret.size(), nullptr, 0);
+  return out;
+}
+
 // Whether f(0) of the polynomial through the first `threshold` of `points`
-// explains every other point and fits in secret_size bytes.
+// explains every other point, fits in secret_size + tag bytes and carries
+// the secret's tag.
 bool consistent(const std::vector<std::pair<Fe, Fe>>& points, std::uint32_t threshold, std::size_t secret_size,
                 Fe* secret) {
   std::vector<std::pair<Fe, Fe>> basis(points.begin(), points.begin() + threshold);
@@ -186,10 +199,14 @@ bool consistent(const std::vector<std::pair<Fe, Fe>>& points, std::uint32_t thre
   }
   *secret = interpolate(basis, Fe{});
   auto bytes = to_bytes(*secret);
-  for (std::size_t i = secret_size; i < bytes.size(); ++i) {
+  for (std::size_t i = secret_size + kTagBytes; i < bytes.size(); ++i) {
     if (bytes[i] != 0) return false;
   }
-  return true;
+  const std::string expected =
+      tagged(std::string_view(reinterpret_cast<const char*>(bytes.data()), secret_size));
+  const bool ok = sodium_memcmp(expected.data() + secret_size, bytes.data() + secret_size, kTagBytes) == 0;
+  sodium_memzero(bytes.data(), bytes.size());
+  return ok;
 }
 
 }  // namespace
@@ -211,7 +228,9 @@ std::vector<Share> shamir_split(std::string_view secret, std::uint32_t threshold
     }
   }
   std::vector<Fe> coefficients(threshold);
-  coefficients[0] = from_bytes_le(reinterpret_cast<const std::uint8_t*>(secret.data()), secret.size());
+  std::string constant = tagged(secret);
+  coefficients[0] = from_bytes_le(reinterpret_cast<const std::uint8_t*>(constant.data()), constant.size());
+  sodium_memzero(constant.data(), constant.size());
   for (std::uint32_t i = 1; i < threshold; ++i) coefficients[i] = random_fe();
   std::vector<Share> shares;
   shares.reserve(xs.size());

@@ -4,13 +4,13 @@
 // A share is (x, y): x is the holder's non-zero secure id, y = f(x) for a
 // polynomial f of degree threshold-1 with f(0) = the secret and the other
 // coefficients drawn from libsodium's CSPRNG, so any threshold-1 shares are
-// uniformly distributed whatever the secret. The field is far larger than
-// the secrets (521 vs at most 512 bits), which is what lets combine() detect
-// a wrong share: a wrong y moves the interpolated f(0) to a random field
-// element, which is a valid secret (< 2^(8*size)) with probability < 2^-265.
-// combine() rebuilds from the first `threshold` shares; only when that
-// fails does it check the others against each other to locate a single
-// wrong share and rebuild without it.
+// uniformly distributed whatever the secret. What is shared is the secret
+// followed by a 16-byte BLAKE2b tag of it, which is what lets combine()
+// detect a wrong share: a wrong y (even a small, structured change, which
+// the Lagrange weights may carry into f(0) unchanged) yields a value whose
+// tag does not match, except with probability 2^-128. combine() rebuilds
+// from the first `threshold` shares; only when that fails does it try
+// leaving each share out, to locate a single wrong one and rebuild without it.
 // Torch-free; thread-safe (no shared state besides libsodium's RNG).
 #pragma once
 
@@ -24,14 +24,14 @@ namespace fedtrack::secagg {
 
 inline constexpr std::size_t kShareValueBytes = 66;  // 521 bits, little-endian
 inline constexpr std::size_t kEncodedShareBytes = 4 + kShareValueBytes;
-inline constexpr std::size_t kMaxSecretBytes = 64;
+inline constexpr std::size_t kMaxSecretBytes = 48;  // + a 16-byte tag < 2^521
 
 struct Share {
   std::uint32_t x = 0;
   std::array<std::uint8_t, kShareValueBytes> y{};
 };
 
-// Splits `secret` (1..64 bytes) into one share per x in `xs` (distinct,
+// Splits `secret` (1..48 bytes) into one share per x in `xs` (distinct,
 // non-zero), any `threshold` of which rebuild it. Error(kInvalidArgument) on
 // a bad threshold or x list.
 std::vector<Share> shamir_split(std::string_view secret, std::uint32_t threshold,
