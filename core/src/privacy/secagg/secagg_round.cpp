@@ -63,10 +63,8 @@ secagg::ShareCount share_count(double value) { return {value, value <= 1}; }
 
 }  // namespace
 
-SecureAggregationStep in_process_secure_aggregation(
-    const SecureAggregationSpec& spec, std::uint64_t job_seed,
-    std::function<void(const std::string& client, std::string_view bytes)> receive_hook) {
-  return [spec, job_seed, receive_hook](int round, const Parameters& global, std::vector<FitResult>& results,
+SecureAggregationStep in_process_secure_aggregation(const SecureAggregationSpec& spec, std::uint64_t job_seed) {
+  return [spec, job_seed](int round, const Parameters& global, std::vector<FitResult>& results,
                                         std::vector<ClientFailure>& failures, Metrics& metrics) {
     const auto start = std::chrono::steady_clock::now();
     require_float32(global);
@@ -88,9 +86,6 @@ SecureAggregationStep in_process_secure_aggregation(
       auto plan = secagg::plan_round(share_count(spec.num_shares), share_count(spec.reconstruction_threshold), n);
       secagg::SecAggServer server(static_cast<std::uint64_t>(round), n, plan, quantization_of(spec), dimension,
                                   task_seed(job_seed, round, "secure-aggregation-graph"));
-      if (receive_hook) {
-        server.set_receive_hook([&](std::uint32_t id, std::string_view b) { receive_hook(results[id - 1].client_id, b); });
-      }
       std::vector<std::unique_ptr<secagg::SecAggClient>> clients;
       for (std::size_t i = 0; i < n; ++i) clients.push_back(std::make_unique<secagg::SecAggClient>());
       for (Stage stage : {Stage::kSetup, Stage::kShareKeys, Stage::kMaskedInput, Stage::kUnmask}) {

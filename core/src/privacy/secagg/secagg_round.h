@@ -31,9 +31,6 @@ namespace fedtrack {
 using SecureAggregationStep = std::function<void(int round, const Parameters& global, std::vector<FitResult>& results,
                                                  std::vector<ClientFailure>& failures, Metrics& metrics)>;
 
-// `receive_hook` (test-only) sees every byte buffer the server receives.
-SecureAggregationStep in_process_secure_aggregation(
-    const SecureAggregationSpec& spec, std::uint64_t job_seed,
-    std::function<void(const std::string& client, std::string_view bytes)> receive_hook = {});
+SecureAggregationStep in_process_secure_aggregation(const SecureAggregationSpec& spec, std::uint64_t job_seed);
 
 }  // namespace fedtrack
