@@ -28,6 +28,12 @@ fedtrack_require(CLI11_FOUND "CLI11" libcli11-dev)
 find_package(nlohmann_json 3 QUIET)
 fedtrack_require(nlohmann_json_FOUND "nlohmann/json" nlohmann-json3-dev)
 
+find_package(PkgConfig QUIET)  # libsodium: secure aggregation's key agreement, AEAD and masks
+if(PkgConfig_FOUND)
+  pkg_check_modules(SODIUM QUIET IMPORTED_TARGET libsodium)
+endif()
+fedtrack_require(SODIUM_FOUND "libsodium (through pkg-config)" "libsodium-dev pkg-config")
+
 find_package(Threads REQUIRED)
 
 if(FEDTRACK_BUILD_TESTS)

@@ -391,6 +391,10 @@ class JobReader {
         fail(m["clients"], "attack.clients", "is " + std::to_string(job_.attack.clients) + " but clients.count is " +
                                                  std::to_string(job_.clients.count));
       }
+    } else if (path == "secure_aggregation") {
+      check_secure_aggregation(node, m);
+    } else if (path.empty()) {
+      check_secure_aggregation_composes(node);
     } else if (path == "privacy.dp") {
       DpSpec& dp = job_.privacy.dp;
       if (dp.mode == "server_adaptive" || dp.mode == "client_adaptive") {
@@ -406,6 +410,73 @@ class JobReader {
                    (dp.clipped_count_stddev ? "" : " (clipped_count_stddev defaults to sampled clients / 20; set it higher)"));
         }
       }
+    }
+  }
+
+  // secure_aggregation.*: counts vs fractions, threshold <= num_shares, a
+  // power-of-two modulus above the quantization range.
+  void check_secure_aggregation(const YAML::Node& node, std::map<std::string, YAML::Node>& m) {
+    const SecureAggregationSpec& sa = job_.secure_aggregation;
+    auto at = [&](const char* key) { return m.count(key) ? m[key] : node; };
+    auto count_or_fraction = [&](const char* key, double value, double least) {
+      if (value > 1 && (value != std::floor(value) || value < least)) {
+        fail(at(key), std::string("secure_aggregation.") + key,
+             "must be a fraction in (0, 1] or an integer >= " + scalar_to_string(least) + ", got " +
+                 scalar_to_string(value));
+      }
+    };
+    count_or_fraction("num_shares", sa.num_shares, 3);
+    count_or_fraction("reconstruction_threshold", sa.reconstruction_threshold, 2);
+    if (sa.num_shares > 1 && sa.reconstruction_threshold > sa.num_shares) {
+      fail(at("reconstruction_threshold"), "secure_aggregation.reconstruction_threshold",
+           "is " + scalar_to_string(sa.reconstruction_threshold) + " but secure_aggregation.num_shares is " +
+               scalar_to_string(sa.num_shares) + "; it must not exceed it");
+    }
+    const std::int64_t modulus = sa.modulus_range;
+    if ((modulus & (modulus - 1)) != 0 || modulus <= sa.quantization_range) {
+      fail(at("modulus_range"), "secure_aggregation.modulus_range",
+           "must be a power of two greater than secure_aggregation.quantization_range (" +
+               std::to_string(sa.quantization_range) + "), got " + std::to_string(modulus));
+    }
+  }
+
+  // After the whole file: what secure aggregation cannot work with. The
+  // robust aggregators and q-FedAvg need each client's update, and so does
+  // server-side DP clipping; the server sees only the sum.
+  void check_secure_aggregation_composes(const YAML::Node& node) {
+    const SecureAggregationSpec& sa = job_.secure_aggregation;
+    if (!sa.enabled()) return;
+    auto source = [&](const std::string& key) {
+      auto it = job_.sources.find(key);
+      return it == job_.sources.end() || it->second.empty() ? std::string() : it->second + ": ";
+    };
+    if (!secure_aggregation_composes(job_.strategy.name)) {
+      throw Error::invalid_argument(source("secure_aggregation.mode") +
+                                    "secure_aggregation.mode: secaggplus conflicts with " + source("strategy.name") +
+                                    "strategy.name: " + job_.strategy.name +
+                                    " (it needs each client's update; the server sees only their sum). Use "
+                                    "fedavg, fedprox, fedavgm, fedadam, fedyogi or fedadagrad");
+    }
+    const std::string& dp = job_.privacy.dp.mode;
+    if (dp == "server_fixed" || dp == "server_adaptive") {
+      throw Error::invalid_argument(source("secure_aggregation.mode") +
+                                    "secure_aggregation.mode: secaggplus conflicts with " +
+                                    source("privacy.dp.mode") + "privacy.dp.mode: " + dp +
+                                    " (the server cannot clip updates it never sees). Use client_fixed or "
+                                    "client_adaptive");
+    }
+    (void)node;
+    const std::size_t clients = clients_to_sample(static_cast<std::size_t>(job_.clients.count),
+                                                  job_.clients.fraction_fit,
+                                                  static_cast<std::size_t>(job_.clients.min_fit));
+    if (static_cast<long double>(clients) * sa.quantization_range >= static_cast<long double>(sa.modulus_range)) {
+      std::string blame = source("secure_aggregation.modulus_range");
+      if (blame.empty()) blame = source("secure_aggregation.quantization_range");
+      if (blame.empty()) blame = source("secure_aggregation.mode");
+      throw Error::invalid_argument(blame + "secure_aggregation.modulus_range: " + std::to_string(sa.modulus_range) +
+                                    " overflows with " + std::to_string(clients) + " sampled clients" +
+                                    " x secure_aggregation.quantization_range " +
+                                    std::to_string(sa.quantization_range) + "; raise it or lower the range");
     }
   }
 

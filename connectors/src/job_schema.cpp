@@ -184,6 +184,33 @@ std::vector<JobKey> build_keys() {
              shown_default("sampled clients / 20 (Flower's)",
                            number(FT_MEMBER(privacy.dp.clipped_count_stddev), kOpen, 0, kMax,
                                   "adaptive modes only; noise_multiplier must stay below twice this"))),
+      listed(Listed::kWhenSecureAggregation,
+             choice(FT_MEMBER(secure_aggregation.mode), {"none", "secaggplus"},
+                    "secure aggregation: the server learns only the sum of the updates (docs/privacy.md)")),
+      listed(Listed::kWhenSecureAggregation,
+             number(FT_MEMBER(secure_aggregation.num_shares), kOpen, 0, 1e6,
+                    "neighbours each client shares its secrets with, itself included: a count (integer >= 3) "
+                    "or a fraction (0, 1] of the sampled clients")),
+      listed(Listed::kWhenSecureAggregation,
+             number(FT_MEMBER(secure_aggregation.reconstruction_threshold), kOpen, 0, 1e6,
+                    "shares needed to rebuild a secret: a count (integer >= 2, <= num_shares) or a fraction "
+                    "(0, 1] of num_shares")),
+      listed(Listed::kWhenSecureAggregation,
+             number(FT_MEMBER(secure_aggregation.clipping_range), kOpen, 0, 1e12,
+                    "each weighted value is clipped to [-range, range] before quantization")),
+      listed(Listed::kWhenSecureAggregation,
+             integer(FT_MEMBER(secure_aggregation.quantization_range), 2, 1LL << 31,
+                     "values are quantized stochastically into [0, range]")),
+      listed(Listed::kWhenSecureAggregation,
+             integer(FT_MEMBER(secure_aggregation.modulus_range), 4, 1LL << 32,
+                     "masked sums are taken mod this power of two (> quantization_range, <= 2^32); sampled "
+                     "clients x quantization_range must stay below it")),
+      listed(Listed::kWhenSecureAggregation,
+             number(FT_MEMBER(secure_aggregation.max_weight), kOpen, 0, 1e12,
+                    "a client's weight is num_examples / max_weight (Flower's; its weighted values are clipped, so keep it near typical num_examples)")),
+      listed(Listed::kWhenSecureAggregation,
+             operational(number(FT_MEMBER(secure_aggregation.timeout), kOpen, 0, 1e7,
+                                "seconds each protocol stage waits for replies (network runtime)"))),
       operational(number(FT_MEMBER(server.round_timeout), kClosed, 0, 1e7,
                          "seconds a sampled client may take for a fit (and for an evaluate); 0 = no limit")),
       operational(number(FT_MEMBER(server.client_timeout), kOpen, 0, 1e7,
@@ -251,6 +278,7 @@ const std::vector<JobSection>& job_sections() {
       {"attack", "", "Robustness experiments only (simulation)"},
       {"privacy", "", ""},
       {"privacy.dp", "", "Central differential privacy; off unless the section is there"},
+      {"secure_aggregation", "", "SecAgg+ (Bell et al. 2020), Flower's parameters; docs/privacy.md"},
       {"server", "", "The network server; `state` is used by `fedtrack run` too"},
   };
   return sections;
@@ -300,6 +328,8 @@ bool job_key_listed(const JobKey& row, const JobSpec& job) {
       return true;
     case Listed::kWhenPrivacy:
       return job.privacy.enabled();
+    case Listed::kWhenSecureAggregation:
+      return job.secure_aggregation.enabled();
     case Listed::kWhenSet:
       break;
   }
@@ -363,6 +393,7 @@ std::string digest_doc(const JobKey& k) {
   switch (k.digest) {
     case InDigest::kYes:
       if (k.listed == Listed::kWhenPrivacy) return "yes, when DP is on";
+      if (k.listed == Listed::kWhenSecureAggregation) return "yes, when secure aggregation is on";
       return k.listed == Listed::kAlways ? "yes" : "yes, when set";
     case InDigest::kNo:
       return "no (operational)";

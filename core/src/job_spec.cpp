@@ -13,6 +13,8 @@ bool dp_epsilon_bounds(const std::string& strategy_name) {
   return false;
 }
 
+bool secure_aggregation_composes(const std::string& strategy_name) { return dp_epsilon_bounds(strategy_name); }
+
 std::string JobSpec::where(const std::string& key) const {
   auto it = sources.find(key);
   if (it == sources.end() || it->second.empty()) return "";

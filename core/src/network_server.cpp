@@ -78,6 +78,11 @@ JobResult run_network_server(const JobSpec& job, const NetworkServerOptions& opt
     if (sink) sink(line);
   };
   if (options.tokens_file.empty()) throw Error::invalid_argument("--tokens FILE is required (lines 'name token')");
+  if (job.secure_aggregation.enabled()) {  // never fall back to plain updates silently
+    throw Error::invalid_argument(job.where("secure_aggregation.mode") +
+                                  "secure_aggregation.mode: secaggplus is not supported by fedtrack server yet "
+                                  "(fedtrack run only)");
+  }
   const auto token_list = read_tokens_file(options.tokens_file);
   if (static_cast<std::int64_t>(token_list.size()) < job.clients.count) {
     throw Error::invalid_argument("--tokens " + options.tokens_file + " names " + std::to_string(token_list.size()) +

@@ -255,6 +255,8 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
   }
   summary.fit_seconds = seconds_since(fit_start);
   check_stop();
+  Metrics secure_metrics;
+  if (options_.secure_aggregation) options_.secure_aggregation(round, *shared_global, results, failures, secure_metrics);
   if (static_cast<std::int64_t>(results.size()) < options_.min_fit_results) {
     std::string reasons;
     for (const auto& f : failures) reasons += "; " + f.client_id + ": " + f.reason;
@@ -323,6 +325,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
   metrics["bytes_up"] = static_cast<double>(summary.bytes_up);
   summary.round_seconds = seconds_since(round_start);
   metrics["round_seconds"] = summary.round_seconds;
+  for (const auto& [k, v] : secure_metrics) metrics[k] = v;  // secagg_seconds, secagg_bytes, secagg_dropouts
   metrics["slowest_train_seconds"] = slowest_train;
   if (slowest_download > 0) metrics["broadcast_seconds"] = slowest_download;  // the model reached every fit client
   summary.metrics = metrics;

@@ -19,6 +19,7 @@
 #include "thread_pool.h"
 #include "fedtrack/core/torch_client.h"
 #include "job_runtime.h"
+#include "privacy/secagg/secagg_round.h"
 
 namespace fedtrack {
 namespace {
@@ -146,6 +147,9 @@ JobResult run_simulation(const JobSpec& job, const JobRunOptions& options) {
   server_options.parallelism = parallelism;
   server_options.on_worker_start = [threads_per_client] { torch::set_num_threads(threads_per_client); };
   server_options.stop_requested = options.stop_requested;
+  if (job.secure_aggregation.enabled()) {
+    server_options.secure_aggregation = in_process_secure_aggregation(job.secure_aggregation, job.seed);
+  }
   run_rounds(clients, *side.strategy, server_options, state, options.listeners, options.state_path, log, result);
   return result;
 }

@@ -67,7 +67,7 @@ TEST(JobConfig, UnknownKeyNamesKeyFileAndLine) {
             "optimizer, momentum, weight_decay)");
   EXPECT_EQ(error_of("round: 3\n"),
             "job.yaml:1: unknown key 'round' (known: name, seed, rounds, model, data, clients, "
-            "train, strategy, evaluation, runtime, tracking, versioning, attack, privacy, server)");
+            "train, strategy, evaluation, runtime, tracking, versioning, attack, privacy, secure_aggregation, server)");
 }
 
 TEST(JobConfig, ServerKeysAreCheckedAndOnlyModelKeysMakeTheDigest) {
@@ -324,6 +324,87 @@ TEST(JobConfigPrivacy, FlattenShowsDpOnlyWhenOn) {
   EXPECT_EQ(m.at("privacy.dp.delta"), "1e-05");
   EXPECT_EQ(m.at("privacy.dp.clip_norm_lr"), "0.1");
   EXPECT_EQ(m.count("privacy.dp.target_clipped_quantile"), 0u);
+}
+
+}  // namespace
+}  // namespace fedtrack
+
+namespace fedtrack {
+namespace {
+
+TEST(JobConfigSecureAggregation, ReadsTheKeysAndListsThemOnlyWhenOn) {
+  const JobSpec job = parse_job(
+      "secure_aggregation:\n  mode: secaggplus\n  num_shares: 0.5\n  reconstruction_threshold: 0.5\n"
+      "  clipping_range: 4.0\n  quantization_range: 1048576\n  modulus_range: 4294967296\n  max_weight: 500\n"
+      "  timeout: 30\n",
+      "job.yaml");
+  EXPECT_TRUE(job.secure_aggregation.enabled());
+  EXPECT_EQ(job.secure_aggregation.clipping_range, 4.0);
+  EXPECT_EQ(job.secure_aggregation.quantization_range, 1048576);
+  EXPECT_EQ(job.secure_aggregation.modulus_range, 4294967296LL);
+  EXPECT_EQ(job.secure_aggregation.max_weight, 500.0);
+  auto flat = flatten_job(job);
+  std::map<std::string, std::string> m(flat.begin(), flat.end());
+  EXPECT_EQ(m.at("secure_aggregation.mode"), "secaggplus");
+  EXPECT_EQ(m.at("secure_aggregation.num_shares"), "0.5");
+  EXPECT_EQ(m.at("secure_aggregation.modulus_range"), "4294967296");
+  const auto off = flatten_job(parse_job("rounds: 2\n", "job.yaml"));
+  for (const auto& [key, value] : off) EXPECT_EQ(key.rfind("secure_aggregation.", 0), std::string::npos) << key;
+  // Off, the job's digest (and so its resume state) is what it was before these keys existed.
+  EXPECT_EQ(job_digest(parse_job("rounds: 2\n", "job.yaml")),
+            job_digest(parse_job("rounds: 2\nsecure_aggregation: {mode: none, clipping_range: 3}\n", "job.yaml")));
+  EXPECT_NE(job_digest(parse_job("secure_aggregation: {mode: secaggplus}\n", "job.yaml")),
+            job_digest(parse_job("secure_aggregation: {mode: secaggplus, clipping_range: 3}\n", "job.yaml")));
+}
+
+TEST(JobConfigSecureAggregation, BadSettingsNameTheKey) {
+  const std::string on = "secure_aggregation:\n  mode: secaggplus\n";
+  EXPECT_EQ(error_of(on + "  num_shares: 5\n  reconstruction_threshold: 6\n"),
+            "job.yaml:4: secure_aggregation.reconstruction_threshold: is 6 but secure_aggregation.num_shares is 5; "
+            "it must not exceed it");
+  EXPECT_EQ(error_of(on + "  num_shares: 2.5\n"),
+            "job.yaml:3: secure_aggregation.num_shares: must be a fraction in (0, 1] or an integer >= 3, got 2.5");
+  EXPECT_EQ(error_of(on + "  modulus_range: 3000000000\n"),
+            "job.yaml:3: secure_aggregation.modulus_range: must be a power of two greater than "
+            "secure_aggregation.quantization_range (4194304), got 3000000000");
+  EXPECT_EQ(error_of(on + "  modulus_range: 4194304\n"),
+            "job.yaml:3: secure_aggregation.modulus_range: must be a power of two greater than "
+            "secure_aggregation.quantization_range (4194304), got 4194304");
+  EXPECT_EQ(error_of(on + "  modulus_range: 8589934592\n").rfind("job.yaml:3: secure_aggregation.modulus_range: must be", 0),
+            0u);
+  EXPECT_EQ(error_of("secure_aggregation: {mode: secagg}\n").rfind("job.yaml:1: secure_aggregation.mode: must be one of", 0),
+            0u);
+  // 10 clients x 2^30 reach 2^32.
+  EXPECT_EQ(error_of(on + "  quantization_range: 1073741824\n"),
+            "job.yaml:3: secure_aggregation.modulus_range: 4294967296 overflows with 10 sampled clients x "
+            "secure_aggregation.quantization_range 1073741824; raise it or lower the range");
+}
+
+TEST(JobConfigSecureAggregation, ConflictsNameBothKeys) {
+  const std::string on = "secure_aggregation:\n  mode: secaggplus\n";
+  for (const char* robust : {"fedmedian", "krum", "bulyan", "qfedavg", "fedtrimmedavg"}) {
+    const std::string message = error_of("strategy: " + std::string(robust) + "\n" + on);
+    EXPECT_EQ(message.rfind("job.yaml:3: secure_aggregation.mode: secaggplus conflicts with job.yaml:1: "
+                            "strategy.name: " + std::string(robust), 0),
+              0u)
+        << message;
+  }
+  EXPECT_EQ(error_of(on + "privacy:\n  dp: {mode: server_fixed}\n")
+                .rfind("job.yaml:2: secure_aggregation.mode: secaggplus conflicts with job.yaml:4: privacy.dp.mode: "
+                       "server_fixed", 0),
+            0u);
+  EXPECT_EQ(error_of("", {"secure_aggregation.mode=secaggplus", "privacy.dp.mode=server_adaptive",
+                          "privacy.dp.noise_multiplier=0.5"})
+                .rfind("--set: secure_aggregation.mode: secaggplus conflicts with --set: privacy.dp.mode", 0),
+            0u);
+  // What composes: every averaging strategy, client-side DP.
+  for (const char* averaging : {"fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "fedadagrad"}) {
+    std::string options = std::string(averaging) == "fedprox" ? ", proximal_mu: 0.1" : "";
+    EXPECT_NO_THROW(parse_job("strategy: {name: " + std::string(averaging) + options + "}\n" + on +
+                                  "privacy:\n  dp: {mode: client_fixed}\n",
+                              "job.yaml"))
+        << averaging;
+  }
 }
 
 }  // namespace

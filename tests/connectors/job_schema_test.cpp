@@ -32,6 +32,9 @@ std::vector<std::string> context_for(const JobKey& row) {
     return {"privacy.dp.mode=server_adaptive", "privacy.dp.noise_multiplier=0.1"};
   }
   if (k.rfind("privacy.dp.", 0) == 0 && k != "privacy.dp.mode") return {"privacy.dp.mode=server_fixed"};
+  if (k.rfind("secure_aggregation.", 0) == 0 && k != "secure_aggregation.mode") {
+    return {"secure_aggregation.mode=secaggplus"};
+  }
   if (k.rfind("strategy.", 0) == 0 && row.listed == Listed::kWhenSet) {
     const std::string option = k.substr(9);
     for (const auto& info : strategy_registry()) {
@@ -62,6 +65,7 @@ std::string other_value(const JobKey& row, const JobSpec& base) {
       }
       break;
     case KeyKind::kInteger: {
+      if (row.key == "secure_aggregation.modulus_range") return "2147483648";  // another power of two
       const std::int64_t v = now.empty() ? row.int_lo : std::stoll(now);
       return std::to_string(v < row.int_hi ? v + 1 : v - 1);
     }

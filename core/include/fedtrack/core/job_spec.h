@@ -138,6 +138,26 @@ struct PrivacySpec {
   bool enabled() const { return !dp.mode.empty(); }
 };
 
+// Secure aggregation (SecAgg+, docs/privacy.md): off unless mode is
+// secaggplus. Flower's names and meanings; num_shares and
+// reconstruction_threshold are a count (an integer > 1) or a fraction in
+// (0, 1] (of the sampled clients / of num_shares).
+struct SecureAggregationSpec {
+  std::string mode = "none";            // none | secaggplus
+  double num_shares = 0.5;
+  double reconstruction_threshold = 0.5;
+  double clipping_range = 8.0;
+  std::int64_t quantization_range = 4194304;   // 2^22
+  std::int64_t modulus_range = 4294967296;     // 2^32: a power of two > quantization_range, <= 2^32
+  double max_weight = 1000.0;
+  double timeout = 60;                  // seconds per stage (network runtime)
+  bool enabled() const { return mode == "secaggplus"; }
+};
+
+// The strategies secure aggregation composes with: those that only average
+// the updates (the same as dp_epsilon_bounds).
+bool secure_aggregation_composes(const std::string& strategy_name);
+
 // The network server and the resume point (both runtimes).
 struct ServerSpec {
   double round_timeout = 600;        // seconds a sampled client may take per fit (and per evaluate)
@@ -162,6 +182,7 @@ struct JobSpec {
   VersioningSpec versioning;
   AttackSpec attack;
   PrivacySpec privacy;
+  SecureAggregationSpec secure_aggregation;
   ServerSpec server;
 
   // Where each key came from ("job.yaml:7", "--set", "default"), keyed by its

@@ -28,6 +28,8 @@ namespace fedtrack {
 
 class ClientManager;
 class Strategy;
+struct FitResult;
+struct ClientFailure;
 
 // What a job needs to continue after its last completed round exactly as if
 // it had never stopped (saved after every round; see server_state.h).
@@ -69,6 +71,13 @@ struct ServerOptions {
   std::function<void(const ResumePoint&)> on_round_complete;
   // ... and after the listeners recorded it.
   std::function<void(int round)> on_round_recorded;
+  // Set (secure aggregation): runs on the round's fit results before the
+  // clients.min_fit check and the strategy; it may turn results into
+  // failures, replaces their parameters with the secure mean and adds its
+  // metrics to the round's.
+  std::function<void(int round, const Parameters& global, std::vector<FitResult>& results,
+                     std::vector<ClientFailure>& failures, Metrics& metrics)>
+      secure_aggregation;
   // Set: every checkpoint carries this card (checkpoint_bytes), and
   // JobStart::params lists it (model_card_params).
   std::shared_ptr<const ModelCard> model_card;

@@ -1,0 +1,36 @@
+// Secure aggregation of one round's fit results inside one process (the
+// simulation runtime): every result's client runs SecAggClient on its own
+// update and the server runs SecAggServer on the bytes they exchange — the
+// same protocol code as the network runtime, so its cost and its
+// quantization error are measured honestly. The server side never reads a
+// result's parameters.
+//
+// Afterwards every summed client's parameters are replaced by the secure
+// weighted mean (as Flower's secaggplus workflow does before calling the
+// strategy), so any averaging strategy aggregates exactly that mean; clients
+// the protocol dropped become failures. When the round cannot complete
+// (too few survivors) every result becomes a failure and nothing of any
+// client is released. Metrics: secagg_seconds (the whole protocol, the
+// clients' work included, which here runs one client after another),
+// secagg_server_seconds (the server's part alone), secagg_bytes (all
+// stages, both directions), secagg_dropouts.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fedtrack/core/job_spec.h"
+#include "fedtrack/core/strategy.h"
+
+namespace fedtrack {
+
+// What ServerOptions::secure_aggregation calls.
+using SecureAggregationStep = std::function<void(int round, const Parameters& global, std::vector<FitResult>& results,
+                                                 std::vector<ClientFailure>& failures, Metrics& metrics)>;
+
+SecureAggregationStep in_process_secure_aggregation(const SecureAggregationSpec& spec, std::uint64_t job_seed);
+
+}  // namespace fedtrack
