@@ -12,6 +12,7 @@
 #include <random>
 
 #include "byte_codec.h"
+#include "fedtrack/core/compression.h"
 #include "fedtrack/core/parameters.h"
 #include "server_state.h"
 #include "fedtrack/core/state_record.h"
@@ -187,5 +188,28 @@ int main(int argc, char** argv) {
   write(out / "state", "nested-strategy.ftst", encode_state(state));
   write(out / "state", "empty.ftst", encode_state({}));
   write(out / "state", "regression-round-out-of-range.ftst", summary_with_huge_round());
+
+  // Compressed updates: a layout byte (compression_fuzz.cpp's kLayouts) and
+  // an FTCU payload of every codec for layouts 0 ({8, 2}) and 2 ({300, 17, 1}).
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 0.1f);
+  for (const std::uint8_t layout : {std::uint8_t{0}, std::uint8_t{2}}) {
+    const std::vector<std::size_t> sizes = layout == 0 ? std::vector<std::size_t>{8, 2} : std::vector<std::size_t>{300, 17, 1};
+    std::vector<std::vector<float>> tensors;
+    std::vector<compression::FloatSpan> spans;
+    for (auto n : sizes) {
+      tensors.emplace_back(n);
+      for (auto& x : tensors.back()) x = normal(rng);
+    }
+    for (const auto& t : tensors) spans.push_back({t.data(), t.size()});
+    for (auto codec : {compression::Codec::kRaw, compression::Codec::kFp16, compression::Codec::kInt8,
+                       compression::Codec::kTopk}) {
+      compression::EncodeOptions options{codec};
+      options.topk_fraction = 0.1;
+      options.seed = 42;
+      write(out / "compression", "layout" + std::to_string(layout) + "-" + compression::codec_name(codec) + ".ftcu",
+            std::string(1, static_cast<char>(layout)) + compression::encode(spans, options));
+    }
+  }
   return 0;
 }
