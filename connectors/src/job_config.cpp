@@ -385,6 +385,8 @@ class JobReader {
         fail(m["clients"], "attack.clients", "is " + std::to_string(job_.attack.clients) + " but clients.count is " +
                                                  std::to_string(job_.clients.count));
       }
+    } else if (path == "compression") {
+      check_compression(node, m);
     } else if (path == "privacy.dp") {
       DpSpec& dp = job_.privacy.dp;
       if (dp.mode == "server_adaptive" || dp.mode == "client_adaptive") {
@@ -401,6 +403,25 @@ class JobReader {
         }
       }
     }
+  }
+
+  // Conflicts of compression.* with the rest of the job (read before it:
+  // compression is the table's last section).
+  void check_compression(const YAML::Node& node, std::map<std::string, YAML::Node>& m) {
+    const CompressionSpec& c = job_.compression;
+    const YAML::Node& uplink = m.count("uplink") ? m["uplink"] : node;
+    if (m.count("topk_fraction") && c.uplink != "topk") {
+      fail(m["topk_fraction"], "compression.topk_fraction", "only applies to compression.uplink: topk, not " + c.uplink);
+    }
+    if (c.uplink == "topk" && !aggregates_sparse_updates(job_.strategy.name)) {
+      fail(uplink, "compression.uplink",
+           "topk conflicts with strategy.name " + job_.strategy.name +
+               ": a robust aggregator compares whole updates, and top-k updates are mostly zeros "
+               "(use uplink fp16 or int8, or an averaging strategy)");
+    }
+    // Secure aggregation (issue 16) masks dense vectors: when its job key
+    // exists, refuse uplink topk with it here, naming both keys, e.g.
+    //   fail(uplink, "compression.uplink", "topk conflicts with secure_aggregation...: masks need dense updates");
   }
 
   static std::string join(const std::vector<std::string>& items) {

@@ -32,6 +32,7 @@ std::vector<std::string> context_for(const JobKey& row) {
     return {"privacy.dp.mode=server_adaptive", "privacy.dp.noise_multiplier=0.1"};
   }
   if (k.rfind("privacy.dp.", 0) == 0 && k != "privacy.dp.mode") return {"privacy.dp.mode=server_fixed"};
+  if (k == "compression.topk_fraction" || k == "compression.error_feedback") return {"compression.uplink=topk"};
   if (k.rfind("strategy.", 0) == 0 && row.listed == Listed::kWhenSet) {
     const std::string option = k.substr(9);
     for (const auto& info : strategy_registry()) {

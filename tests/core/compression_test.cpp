@@ -251,6 +251,16 @@ TEST(CompressionEncode, RefusesNonFiniteInput) {
   }
 }
 
+TEST(CompressionEncode, EncodedSizeIsTheSizeOfTheEncoding) {
+  const std::vector<std::size_t> sizes = {1000, 3, 0, 257, 1};
+  const Tensors t = random_tensors(6, sizes);
+  for (Codec c : {Codec::kRaw, Codec::kFp16, Codec::kInt8, Codec::kTopk}) {
+    EncodeOptions o{c};
+    o.topk_fraction = 0.07;
+    EXPECT_EQ(encoded_size(sizes, o), encode(spans(t), o).size()) << codec_name(c);
+  }
+}
+
 // --- malformed payloads ------------------------------------------------------
 
 std::string corruption_of(const std::string& bytes, const Tensors& layout) {

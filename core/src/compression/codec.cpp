@@ -319,6 +319,20 @@ std::string encode(const std::vector<FloatSpan>& tensors, const EncodeOptions& o
   return w.take();
 }
 
+std::uint64_t encoded_size(const std::vector<std::size_t>& numels, const EncodeOptions& options) {
+  std::uint64_t size = 12;
+  for (const std::uint64_t n : numels) {
+    size += 8;
+    switch (options.codec) {
+      case Codec::kRaw: size += 4 * n; break;
+      case Codec::kFp16: size += 2 * n; break;
+      case Codec::kInt8: size += 4 + 4 * ((n + options.int8_chunk - 1) / options.int8_chunk) + n; break;
+      case Codec::kTopk: size += 8 + 8 * topk_count(n, options.topk_fraction); break;
+    }
+  }
+  return size;
+}
+
 Codec payload_codec(std::string_view bytes) {
   ByteReader r(bytes, "compressed update");
   return read_head(r);

@@ -40,6 +40,7 @@ enum class Listed {
   kAlways,
   kWhenSet,      // an optional the job set, a list it declared
   kWhenPrivacy,  // privacy.dp.mode is set
+  kWhenCompressing,  // compression.uplink or .downlink is not none
 };
 
 // What the job digest makes of a key.

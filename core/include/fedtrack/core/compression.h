@@ -71,6 +71,10 @@ struct EncodeOptions {
 // bytes on every run.
 std::string encode(const std::vector<FloatSpan>& tensors, const EncodeOptions& options);
 
+// Exactly encode(tensors, options).size() for tensors of these sizes (the
+// size of every codec's payload depends only on the layout).
+std::uint64_t encoded_size(const std::vector<std::size_t>& numels, const EncodeOptions& options);
+
 // Decodes into `out`, whose sizes are the layout the payload must have.
 void decode(std::string_view bytes, const std::vector<MutableFloatSpan>& out);
 
