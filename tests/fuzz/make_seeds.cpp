@@ -180,6 +180,29 @@ int main(int argc, char** argv) {
   write(out / "wire", "fit-result.ftms", encode_message({MessageKind::kFitResult, fit, update}));
   write(out / "wire", "evaluate-result.ftms", encode_message({MessageKind::kEvaluateResult, evaluate, ""}));
   write(out / "wire", "task-failed.ftms", encode_message({MessageKind::kTaskFailed, failed, ""}));
+  // Compression (docs/compression.md): the join answer with the job's codecs, a
+  // task with a compressed model and a fit result with a compressed update.
+  ConfigRecord joined_compressed = job_header();
+  joined_compressed["compression_uplink"] = std::string("topk");
+  joined_compressed["compression_downlink"] = std::string("int8");
+  joined_compressed["topk_fraction"] = 0.01;
+  joined_compressed["error_feedback"] = true;
+  joined_compressed["compression_seed"] = std::int64_t{4242};
+  write(out / "wire", "joined-compressed.ftms", encode_message({MessageKind::kJoined, joined_compressed, ""}));
+  {
+    const std::vector<float> values = {0.5f, -0.25f, 0.125f, 2.0f, -1.0f, 0.0f};
+    const std::vector<compression::FloatSpan> spans = {{values.data(), 4}, {values.data() + 4, 2}};
+    ConfigRecord compressed_task = task;
+    compressed_task["encoding"] = std::string("ftcu-model");
+    write(out / "wire", "fit-task-compressed.ftms",
+          encode_message({MessageKind::kFitTask, compressed_task, compression::encode(spans, {compression::Codec::kInt8})}));
+    ConfigRecord compressed_fit = fit;
+    compressed_fit["encoding"] = std::string("ftcu-update");
+    compression::EncodeOptions topk{compression::Codec::kTopk};
+    topk.topk_fraction = 0.5;
+    write(out / "wire", "fit-result-compressed.ftms",
+          encode_message({MessageKind::kFitResult, compressed_fit, compression::encode(spans, topk)}));
+  }
 
   // A wrapper strategy's state: its own entries plus the inner one's, nested.
   StateRecord inner = {{"moment/m", update}, {"round", "3"}};
