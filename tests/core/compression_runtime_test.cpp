@@ -8,6 +8,7 @@
 #include "fedtrack/core/compression.h"
 #include "fedtrack/core/parameters.h"
 #include "fedtrack/core/simulation.h"
+#include "net/site.h"
 
 namespace fedtrack {
 namespace {
@@ -85,6 +86,33 @@ TEST(CompressionSimulation, Int8BothWaysIsFourTimesSmallerStillLearnsAndIsDeterm
   const JobResult plain = run_simulation(job, {});
   EXPECT_NE(a.final_model->checkpoint_bytes(), plain.final_model->checkpoint_bytes());
   EXPECT_EQ(plain.final_metrics.count("compression_ratio_up"), 0u);
+}
+
+// The network client's residual lives in its Site: a rejoin of the same job
+// (after a reconnect or a server restart) keeps it, another job starts over.
+TEST(CompressionNetworkClient, TheResidualSurvivesARejoinOfTheSameJobOnly) {
+  net::Site site;
+  net::Joined joined;
+  joined.job_id = "job-a";
+  joined.client = "alpha";
+  joined.compression_uplink = "topk";
+  net::adopt_compression(site, joined);
+  ASSERT_TRUE(site.compression && site.residual);
+  EXPECT_EQ(site.compression->uplink, compression::Codec::kTopk);
+  const std::vector<float> update = {1.0f, 0.5f, 0.25f};
+  site.residual->encode({{update.data(), update.size()}}, {compression::Codec::kTopk, 0.3});
+  const auto kept = site.residual;
+  EXPECT_EQ(kept->values().at(0), (std::vector<float>{0.0f, 0.5f, 0.25f}));
+  net::adopt_compression(site, joined);  // rejoined after a reconnect
+  EXPECT_EQ(site.residual, kept);
+  EXPECT_EQ(site.residual->values().at(0), (std::vector<float>{0.0f, 0.5f, 0.25f}));
+  joined.job_id = "job-b";
+  net::adopt_compression(site, joined);
+  EXPECT_NE(site.residual, kept);
+  EXPECT_TRUE(site.residual->values().empty());
+  joined.compression_uplink = "none";
+  net::adopt_compression(site, joined);
+  EXPECT_FALSE(site.compression);
 }
 
 }  // namespace
