@@ -419,9 +419,13 @@ class JobReader {
                ": a robust aggregator compares whole updates, and top-k updates are mostly zeros "
                "(use uplink fp16 or int8, or an averaging strategy)");
     }
-    // Secure aggregation (issue 16) masks dense vectors: when its job key
-    // exists, refuse uplink topk with it here, naming both keys, e.g.
-    //   fail(uplink, "compression.uplink", "topk conflicts with secure_aggregation...: masks need dense updates");
+    // MERGE NOTE (issue 16, branch w4/secagg adds secure_aggregation.mode:
+    // none | secaggplus): SecAgg+ masks dense vectors, so uplink topk must be
+    // refused with it, naming both keys. Put the check in whichever of the two
+    // sections the table reads last (or after the whole job is read):
+    //   if (c.uplink == "topk" && job_.secure_aggregation.mode != "none")
+    //     fail(uplink, "compression.uplink", "topk conflicts with secure_aggregation.mode " +
+    //          job_.secure_aggregation.mode + ": its masks need dense updates");
   }
 
   static std::string join(const std::vector<std::string>& items) {
