@@ -122,7 +122,7 @@ void decode_tensor(ByteReader& r, Codec codec, const MutableFloatSpan& out, std:
   switch (codec) {
     case Codec::kRaw: {
       const char* p = take_array<float>(r, n, "raw values");
-      std::memcpy(out.data, p, n * sizeof(float));
+      if (n > 0) std::memcpy(out.data, p, n * sizeof(float));
       for (std::size_t i = 0; i < n; ++i) finite_or_throw(out.data[i], i, "value");
       return;
     }
