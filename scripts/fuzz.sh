@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh --build-only [TARGET...]           only configure and build
 #   scripts/fuzz.sh --no-build [SECONDS] [TARGET...]   only run (targets built before)
 #
-# Targets: wire parameters state job_config dvc_file dvc_config journal_payload.
+# Targets: wire parameters state job_config dvc_file dvc_config journal_payload compression.
 # Each run starts from a copy of tests/fuzz/corpus/<target>/ in a temporary
 # folder (the repository is never written to) and prints one line per target:
 # executions, executions per second, corpus growth, findings. A finding (a
@@ -24,7 +24,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${FEDTRACK_FUZZ_BUILD:-$ROOT/build-fuzz}"
 CORPUS="$ROOT/tests/fuzz/corpus"
-ALL_TARGETS=(wire parameters state job_config dvc_file dvc_config journal_payload)
+ALL_TARGETS=(wire parameters state job_config dvc_file dvc_config journal_payload compression)
 PER_INPUT_TIMEOUT="${FEDTRACK_FUZZ_TIMEOUT:-30}"
 SEED_ARGS=()
 [ -n "${FEDTRACK_FUZZ_SEED:-}" ] && SEED_ARGS=(-seed="$FEDTRACK_FUZZ_SEED")

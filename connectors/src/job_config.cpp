@@ -395,6 +395,8 @@ class JobReader {
       check_secure_aggregation(node, m);
     } else if (path.empty()) {
       check_secure_aggregation_composes(node);
+    } else if (path == "compression") {
+      check_compression(node, m);
     } else if (path == "privacy.dp") {
       DpSpec& dp = job_.privacy.dp;
       if (dp.mode == "server_adaptive" || dp.mode == "client_adaptive") {
@@ -465,6 +467,16 @@ class JobReader {
                                     " (the server cannot clip updates it never sees). Use client_fixed or "
                                     "client_adaptive");
     }
+    // Compressed updates and SecAgg+ do not compose: the masks need dense
+    // 32-bit words of the quantized update, and the protocol replaces the
+    // upload the codec would encode.
+    if (job_.compression.enabled()) {
+      const std::string key = job_.compression.uplink != "none" ? "compression.uplink" : "compression.downlink";
+      const std::string value = key == "compression.uplink" ? job_.compression.uplink : job_.compression.downlink;
+      throw Error::invalid_argument(source("secure_aggregation.mode") +
+                                    "secure_aggregation.mode: secaggplus conflicts with " + source(key) + key + ": " +
+                                    value + " (SecAgg+ masks dense quantized updates; run it without compression)");
+    }
     (void)node;
     const std::size_t clients = clients_to_sample(static_cast<std::size_t>(job_.clients.count),
                                                   job_.clients.fraction_fit,
@@ -477,6 +489,22 @@ class JobReader {
                                     " overflows with " + std::to_string(clients) + " sampled clients" +
                                     " x secure_aggregation.quantization_range " +
                                     std::to_string(sa.quantization_range) + "; raise it or lower the range");
+    }
+  }
+
+  // Conflicts of compression.* with the rest of the job (read before it:
+  // compression is the table's last section).
+  void check_compression(const YAML::Node& node, std::map<std::string, YAML::Node>& m) {
+    const CompressionSpec& c = job_.compression;
+    const YAML::Node& uplink = m.count("uplink") ? m["uplink"] : node;
+    if (m.count("topk_fraction") && c.uplink != "topk") {
+      fail(m["topk_fraction"], "compression.topk_fraction", "only applies to compression.uplink: topk, not " + c.uplink);
+    }
+    if (c.uplink == "topk" && !aggregates_sparse_updates(job_.strategy.name)) {
+      fail(uplink, "compression.uplink",
+           "topk conflicts with strategy.name " + job_.strategy.name +
+               ": a robust aggregator compares whole updates, and top-k updates are mostly zeros "
+               "(use uplink fp16 or int8, or an averaging strategy)");
     }
   }
 

@@ -220,6 +220,21 @@ std::vector<JobKey> build_keys() {
       operational(integer(FT_MEMBER(server.max_message_mb), 1, 1 << 20, "larger request bodies are refused with 413")),
       operational(number(FT_MEMBER(server.linger), kClosed, 0, 3600,
                          "at most this many seconds after the job until every connected client heard it ended")),
+      // compression.*: params and digest only when compression is on (older jobs keep their digest).
+      listed(Listed::kWhenCompressing,
+             choice(FT_MEMBER(compression.uplink), {"none", "fp16", "int8", "topk"},
+                    "what a client sends: its update (trained - received model), raw float32 when none and "
+                    "compression is on, fp16, int8 (per-chunk scale, stochastic rounding) or topk")),
+      listed(Listed::kWhenCompressing,
+             choice(FT_MEMBER(compression.downlink), {"none", "fp16", "int8"},
+                    "what the server broadcasts: the global model's values in fp16 or int8 (the server keeps "
+                    "the exact model)")),
+      listed(Listed::kWhenCompressing,
+             number(FT_MEMBER(compression.topk_fraction), kOpen, 0, 1,
+                    "uplink topk: share of each tensor's coordinates sent (largest magnitudes)")),
+      listed(Listed::kWhenCompressing,
+             flag(FT_MEMBER(compression.error_feedback),
+                  "lossy uplink: each client keeps what it did not send and adds it to its next update")),
   };
   for (const auto& def : strategy_option_defs()) {
     const std::string key = std::string("strategy.") + def.key;
@@ -280,6 +295,7 @@ const std::vector<JobSection>& job_sections() {
       {"privacy.dp", "", "Central differential privacy; off unless the section is there"},
       {"secure_aggregation", "", "SecAgg+ (Bell et al. 2020), Flower's parameters; docs/privacy.md"},
       {"server", "", "The network server; `state` is used by `fedtrack run` too"},
+      {"compression", "", "Update compression, both runtimes ([compression](compression.md))"},
   };
   return sections;
 }
@@ -330,6 +346,8 @@ bool job_key_listed(const JobKey& row, const JobSpec& job) {
       return job.privacy.enabled();
     case Listed::kWhenSecureAggregation:
       return job.secure_aggregation.enabled();
+    case Listed::kWhenCompressing:
+      return job.compression.enabled();
     case Listed::kWhenSet:
       break;
   }
@@ -394,6 +412,7 @@ std::string digest_doc(const JobKey& k) {
     case InDigest::kYes:
       if (k.listed == Listed::kWhenPrivacy) return "yes, when DP is on";
       if (k.listed == Listed::kWhenSecureAggregation) return "yes, when secure aggregation is on";
+      if (k.listed == Listed::kWhenCompressing) return "yes, when compression is on";
       return k.listed == Listed::kAlways ? "yes" : "yes, when set";
     case InDigest::kNo:
       return "no (operational)";

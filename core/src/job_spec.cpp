@@ -15,6 +15,13 @@ bool dp_epsilon_bounds(const std::string& strategy_name) {
 
 bool secure_aggregation_composes(const std::string& strategy_name) { return dp_epsilon_bounds(strategy_name); }
 
+bool aggregates_sparse_updates(const std::string& strategy_name) {
+  for (const char* robust : {"fedmedian", "fedtrimmedavg", "krum", "multikrum", "bulyan"}) {
+    if (strategy_name == robust) return false;
+  }
+  return true;
+}
+
 std::string JobSpec::where(const std::string& key) const {
   auto it = sources.find(key);
   if (it == sources.end() || it->second.empty()) return "";

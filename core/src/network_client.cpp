@@ -133,6 +133,7 @@ void run_network_client(const NetworkClientOptions& options) {
       contact();
       joined = net::decode_joined(r.body);
       if (site.signature != net::data_signature(joined)) site = net::make_site(joined, options.data, log);
+      net::adopt_compression(site, joined);
       log("joined " + options.server + " as " + joined.client + " for job " + joined.job_id);
       continue;
     }

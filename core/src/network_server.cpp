@@ -55,6 +55,13 @@ net::Joined job_header_for(const JobSpec& job, const std::string& job_id, const 
   h.heartbeat_seconds = std::max(0.2, job.server.client_timeout / 5);
   h.max_message_mb = job.server.max_message_mb;
   h.poll_seconds = kPollSeconds;
+  if (job.compression.enabled()) {
+    h.compression_uplink = job.compression.uplink;
+    h.compression_downlink = job.compression.downlink;
+    h.topk_fraction = job.compression.topk_fraction;
+    h.error_feedback = job.compression.error_feedback;
+    h.compression_seed = static_cast<std::int64_t>(task_seed(job.seed, 0, "compression") >> 1);
+  }
   return h;
 }
 
@@ -107,7 +114,12 @@ JobResult run_network_server(const JobSpec& job, const NetworkServerOptions& opt
   // Sites, as the round loop samples them: available from their join until silent.
   ClientManager clients(job.seed);
   const net::RemoteJob remote_job{job_id, options.run.stop_requested};
-  net::ModelPayloads payloads;
+  std::shared_ptr<const compression::Plan> compressing;
+  if (job.compression.enabled()) {
+    compressing = std::make_shared<const compression::Plan>(compression::plan_for(job.compression, job.seed));
+    at_key(job, "compression.uplink", [&] { compression::check_compressible(parameters_from_module(*side.model.ptr())); });
+  }
+  net::ModelPayloads payloads(compressing);
   std::map<std::string, std::shared_ptr<net::RemoteSite>> sites;
   net::RegistryLimits limits;
   limits.client_timeout = job.server.client_timeout;

@@ -16,6 +16,23 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// What a round's transfers would have weighed uncompressed: with
+// compression on, compression_ratio_down / _up = uncompressed / sent bytes.
+struct UncompressedBytes {
+  std::uint64_t down = 0, up = 0;
+  bool compressed = false;
+  void add(const TransferStats& t) {
+    compressed = compressed || t.raw_bytes_down > 0 || t.raw_bytes_up > 0;
+    down += t.raw_bytes_down > 0 ? t.raw_bytes_down : t.bytes_down;
+    up += t.raw_bytes_up > 0 ? t.raw_bytes_up : t.bytes_up;
+  }
+  void report(std::uint64_t sent_down, std::uint64_t sent_up, Metrics& metrics) const {
+    if (!compressed) return;
+    if (sent_down > 0) metrics["compression_ratio_down"] = static_cast<double>(down) / static_cast<double>(sent_down);
+    if (sent_up > 0) metrics["compression_ratio_up"] = static_cast<double>(up) / static_cast<double>(sent_up);
+  }
+};
+
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -228,6 +245,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
       });
   std::vector<FitResult> results;
   std::vector<ClientFailure> failures;
+  UncompressedBytes uncompressed;
   double slowest_train = 0;
   double slowest_download = 0;
   for (auto& o : fit_outcomes) {
@@ -251,6 +269,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
     }
     summary.bytes_down += stat.bytes_down;
     summary.bytes_up += stat.bytes_up;
+    uncompressed.add(transfer);
     summary.clients.push_back(std::move(stat));
   }
   summary.fit_seconds = seconds_since(fit_start);
@@ -299,6 +318,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
       const auto& transfer = o.ok ? o.ok->transfer : o.failed->transfer;
       summary.bytes_down += transfer.bytes_down;
       summary.bytes_up += transfer.bytes_up;
+      uncompressed.add(transfer);
       if (o.ok) {
         for (auto& stat : summary.clients) {
           if (stat.client_id == o.ok->client_id) {
@@ -323,6 +343,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
   metrics["clients_failed"] = static_cast<double>(failures.size());
   metrics["bytes_down"] = static_cast<double>(summary.bytes_down);
   metrics["bytes_up"] = static_cast<double>(summary.bytes_up);
+  uncompressed.report(summary.bytes_down, summary.bytes_up, metrics);
   summary.round_seconds = seconds_since(round_start);
   metrics["round_seconds"] = summary.round_seconds;
   for (const auto& [k, v] : secure_metrics) metrics[k] = v;  // secagg_seconds, secagg_bytes, secagg_dropouts

@@ -16,6 +16,7 @@
 #include "fedtrack/core/models.h"
 #include "fedtrack/core/partition.h"
 #include "fedtrack/core/server.h"
+#include "compression/compressed_proxy.h"
 #include "thread_pool.h"
 #include "fedtrack/core/torch_client.h"
 #include "job_runtime.h"
@@ -118,6 +119,11 @@ JobResult run_simulation(const JobSpec& job, const JobRunOptions& options) {
   const ModelInput& input = side.input;
   log(std::to_string(parallelism) + " clients in parallel x " + std::to_string(threads_per_client) + " threads");
 
+  std::shared_ptr<const compression::Plan> compressing;
+  if (job.compression.enabled()) {
+    compressing = std::make_shared<const compression::Plan>(compression::plan_for(job.compression, job.seed));
+    at_key(job, "compression.uplink", [&] { compression::check_compressible(parameters_from_module(*side.model.ptr())); });
+  }
   ClientManager clients(job.seed);
   JobResult result;
   result.job_id = job_id;
@@ -137,7 +143,9 @@ JobResult run_simulation(const JobSpec& job, const JobRunOptions& options) {
     result.client_fingerprints.push_back(app->data_fingerprint());
     std::shared_ptr<ClientApp> site = app;
     if (c < job.attack.clients) site = std::make_shared<ScaledUpdateClient>(app, job.attack.scale);
-    clients.add(std::make_shared<InProcessClientProxy>(client_id(c, job.clients.count), site));
+    std::shared_ptr<ClientProxy> proxy = std::make_shared<InProcessClientProxy>(client_id(c, job.clients.count), site);
+    if (compressing) proxy = std::make_shared<compression::CompressedClientProxy>(proxy, compressing);
+    clients.add(proxy);
   }
   data.train = {};  // the clients hold their shares now
 

@@ -67,7 +67,7 @@ TEST(JobConfig, UnknownKeyNamesKeyFileAndLine) {
             "optimizer, momentum, weight_decay)");
   EXPECT_EQ(error_of("round: 3\n"),
             "job.yaml:1: unknown key 'round' (known: name, seed, rounds, model, data, clients, "
-            "train, strategy, evaluation, runtime, tracking, versioning, attack, privacy, secure_aggregation, server)");
+            "train, strategy, evaluation, runtime, tracking, versioning, attack, privacy, secure_aggregation, server, compression)");
 }
 
 TEST(JobConfig, ServerKeysAreCheckedAndOnlyModelKeysMakeTheDigest) {
@@ -326,6 +326,45 @@ TEST(JobConfigPrivacy, FlattenShowsDpOnlyWhenOn) {
   EXPECT_EQ(m.count("privacy.dp.target_clipped_quantile"), 0u);
 }
 
+TEST(JobConfigCompression, ReadsTheKeys) {
+  const JobSpec job = parse_job("compression:\n  uplink: topk\n  downlink: int8\n  topk_fraction: 0.05\n"
+                                "  error_feedback: false\n", "job.yaml");
+  EXPECT_EQ(job.compression.uplink, "topk");
+  EXPECT_EQ(job.compression.downlink, "int8");
+  EXPECT_EQ(job.compression.topk_fraction, 0.05);
+  EXPECT_FALSE(job.compression.error_feedback);
+  EXPECT_TRUE(job.compression.enabled());
+  const JobSpec off = parse_job("", "job.yaml");
+  EXPECT_FALSE(off.compression.enabled());
+  // Off, the keys are neither params nor digest: a job without compression keeps its digest.
+  const auto flat = flatten_job(off);
+  for (const auto& [key, value] : flat) EXPECT_NE(key.rfind("compression.", 0), 0u) << key;
+  EXPECT_EQ(job_digest(parse_job("compression: {uplink: none, downlink: none}\n", "job.yaml")), job_digest(off));
+  EXPECT_NE(job_digest(parse_job("compression: {uplink: int8}\n", "job.yaml")), job_digest(off));
+}
+
+TEST(JobConfigCompression, ConflictsNameBothKeys) {
+  EXPECT_EQ(error_of("compression:\n  downlink: topk\n"),
+            "job.yaml:2: compression.downlink: must be one of none, fp16, int8, got 'topk'");
+  EXPECT_EQ(error_of("compression:\n  uplink: int8\n  topk_fraction: 0.1\n"),
+            "job.yaml:3: compression.topk_fraction: only applies to compression.uplink: topk, not int8");
+  EXPECT_EQ(error_of("compression:\n  uplink: topk\n  topk_fraction: 0\n"),
+            "job.yaml:3: compression.topk_fraction: must be > 0 and <= 1, got 0");
+  for (const char* robust : {"fedmedian", "fedtrimmedavg", "krum", "multikrum", "bulyan"}) {
+    const std::string strategy = std::string("strategy: {name: ") + robust +
+                                 (std::string(robust) == "multikrum" ? ", num_clients_to_keep: 3" : "") + "}\n";
+    EXPECT_EQ(error_of(strategy + "compression:\n  uplink: topk\n"),
+              "job.yaml:3: compression.uplink: topk conflicts with strategy.name " + std::string(robust) +
+                  ": a robust aggregator compares whole updates, and top-k updates are mostly zeros (use uplink "
+                  "fp16 or int8, or an averaging strategy)");
+    EXPECT_NO_THROW(parse_job(strategy + "compression: {uplink: int8, downlink: fp16}\n", "job.yaml"));
+  }
+  EXPECT_EQ(error_of("", {"strategy.name=krum", "compression.uplink=topk"}).rfind("--set: compression.uplink: topk "
+                                                                                "conflicts with strategy.name krum", 0),
+            0u);
+  EXPECT_NO_THROW(parse_job("strategy: fedadam\ncompression: {uplink: topk}\n", "job.yaml"));
+}
+
 }  // namespace
 }  // namespace fedtrack
 
@@ -397,6 +436,15 @@ TEST(JobConfigSecureAggregation, ConflictsNameBothKeys) {
                           "privacy.dp.noise_multiplier=0.5"})
                 .rfind("--set: secure_aggregation.mode: secaggplus conflicts with --set: privacy.dp.mode", 0),
             0u);
+  // Compression replaces the dense update the masks need: refused both ways, naming both keys.
+  EXPECT_EQ(error_of(on + "compression:\n  uplink: topk\n")
+                .rfind("job.yaml:2: secure_aggregation.mode: secaggplus conflicts with job.yaml:4: compression.uplink: topk", 0),
+            0u)
+      << error_of(on + "compression:\n  uplink: topk\n");
+  EXPECT_EQ(error_of(on + "compression:\n  downlink: int8\n")
+                .rfind("job.yaml:2: secure_aggregation.mode: secaggplus conflicts with job.yaml:4: compression.downlink: int8", 0),
+            0u)
+      << error_of(on + "compression:\n  downlink: int8\n");
   // What composes: every averaging strategy, client-side DP.
   for (const char* averaging : {"fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "fedadagrad"}) {
     std::string options = std::string(averaging) == "fedprox" ? ", proximal_mu: 0.1" : "";

@@ -35,6 +35,7 @@ std::vector<std::string> context_for(const JobKey& row) {
   if (k.rfind("secure_aggregation.", 0) == 0 && k != "secure_aggregation.mode") {
     return {"secure_aggregation.mode=secaggplus"};
   }
+  if (k == "compression.topk_fraction" || k == "compression.error_feedback") return {"compression.uplink=topk"};
   if (k.rfind("strategy.", 0) == 0 && row.listed == Listed::kWhenSet) {
     const std::string option = k.substr(9);
     for (const auto& info : strategy_registry()) {

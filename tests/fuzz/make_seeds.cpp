@@ -12,6 +12,7 @@
 #include <random>
 
 #include "byte_codec.h"
+#include "fedtrack/core/compression.h"
 #include "fedtrack/core/parameters.h"
 #include "server_state.h"
 #include "fedtrack/core/state_record.h"
@@ -179,6 +180,29 @@ int main(int argc, char** argv) {
   write(out / "wire", "fit-result.ftms", encode_message({MessageKind::kFitResult, fit, update}));
   write(out / "wire", "evaluate-result.ftms", encode_message({MessageKind::kEvaluateResult, evaluate, ""}));
   write(out / "wire", "task-failed.ftms", encode_message({MessageKind::kTaskFailed, failed, ""}));
+  // Compression (docs/compression.md): the join answer with the job's codecs, a
+  // task with a compressed model and a fit result with a compressed update.
+  ConfigRecord joined_compressed = job_header();
+  joined_compressed["compression_uplink"] = std::string("topk");
+  joined_compressed["compression_downlink"] = std::string("int8");
+  joined_compressed["topk_fraction"] = 0.01;
+  joined_compressed["error_feedback"] = true;
+  joined_compressed["compression_seed"] = std::int64_t{4242};
+  write(out / "wire", "joined-compressed.ftms", encode_message({MessageKind::kJoined, joined_compressed, ""}));
+  {
+    const std::vector<float> values = {0.5f, -0.25f, 0.125f, 2.0f, -1.0f, 0.0f};
+    const std::vector<compression::FloatSpan> spans = {{values.data(), 4}, {values.data() + 4, 2}};
+    ConfigRecord compressed_task = task;
+    compressed_task["encoding"] = std::string("ftcu-model");
+    write(out / "wire", "fit-task-compressed.ftms",
+          encode_message({MessageKind::kFitTask, compressed_task, compression::encode(spans, {compression::Codec::kInt8})}));
+    ConfigRecord compressed_fit = fit;
+    compressed_fit["encoding"] = std::string("ftcu-update");
+    compression::EncodeOptions topk{compression::Codec::kTopk};
+    topk.topk_fraction = 0.5;
+    write(out / "wire", "fit-result-compressed.ftms",
+          encode_message({MessageKind::kFitResult, compressed_fit, compression::encode(spans, topk)}));
+  }
 
   // A wrapper strategy's state: its own entries plus the inner one's, nested.
   StateRecord inner = {{"moment/m", update}, {"round", "3"}};
@@ -187,5 +211,28 @@ int main(int argc, char** argv) {
   write(out / "state", "nested-strategy.ftst", encode_state(state));
   write(out / "state", "empty.ftst", encode_state({}));
   write(out / "state", "regression-round-out-of-range.ftst", summary_with_huge_round());
+
+  // Compressed updates: a layout byte (compression_fuzz.cpp's kLayouts) and
+  // an FTCU payload of every codec for layouts 0 ({8, 2}) and 2 ({300, 17, 1}).
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 0.1f);
+  for (const std::uint8_t layout : {std::uint8_t{0}, std::uint8_t{2}}) {
+    const std::vector<std::size_t> sizes = layout == 0 ? std::vector<std::size_t>{8, 2} : std::vector<std::size_t>{300, 17, 1};
+    std::vector<std::vector<float>> tensors;
+    std::vector<compression::FloatSpan> spans;
+    for (auto n : sizes) {
+      tensors.emplace_back(n);
+      for (auto& x : tensors.back()) x = normal(rng);
+    }
+    for (const auto& t : tensors) spans.push_back({t.data(), t.size()});
+    for (auto codec : {compression::Codec::kRaw, compression::Codec::kFp16, compression::Codec::kInt8,
+                       compression::Codec::kTopk}) {
+      compression::EncodeOptions options{codec};
+      options.topk_fraction = 0.1;
+      options.seed = 42;
+      write(out / "compression", "layout" + std::to_string(layout) + "-" + compression::codec_name(codec) + ".ftcu",
+            std::string(1, static_cast<char>(layout)) + compression::encode(spans, options));
+    }
+  }
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "compression/update_codec.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/parameters.h"
 #include "fedtrack/core/server.h"
@@ -220,7 +221,9 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     }
     if (message.kind == MessageKind::kFitResult) {
       try {
-        parameters = std::make_shared<Parameters>(decode_parameters(message.payload));
+        parameters = std::make_shared<Parameters>(
+            message.encoding == kCompressedUpdateEncoding ? compression::apply_update(message.payload, *task->global)
+                                                          : decode_parameters(message.payload));
       } catch (const Error& ex) {
         throw Refusal{HTTPResponse::HTTP_BAD_REQUEST, ex.what()};
       }

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "fedtrack/core/compression.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/text.h"
 
@@ -141,7 +142,7 @@ std::vector<std::string> split_names(std::string_view text) {
 // --- join ---------------------------------------------------------------------
 
 std::string encode_joined(const Joined& j) {
-  const ConfigRecord header = {{"job_id", j.job_id},
+  ConfigRecord header = {{"job_id", j.job_id},
                                {"job_name", j.job_name},
                                {"model", j.model},
                                {"format", j.format},
@@ -158,6 +159,13 @@ std::string encode_joined(const Joined& j) {
                                {"client", j.client},
                                {"session", j.session},
                                {"data_seed", j.data_seed}};
+  if (j.compressing()) {
+    header["compression_uplink"] = j.compression_uplink;
+    header["compression_downlink"] = j.compression_downlink;
+    header["topk_fraction"] = j.topk_fraction;
+    header["error_feedback"] = j.error_feedback;
+    header["compression_seed"] = j.compression_seed;
+  }
   return encode_message_head(MessageKind::kJoined, header, 0);
 }
 
@@ -184,6 +192,24 @@ Joined decode_joined(std::string_view bytes) {
   j.session = f.text("session");
   j.data_seed = f.integer("data_seed");
   if (j.session.empty()) throw f.bad("session", "is missing");
+  auto codec_named = [&](const char* key, bool topk) {
+    const std::string name = f.text(key, "none");
+    const auto codec = compression::codec_from_name(name);
+    if (!codec || name == "raw" || (!topk && *codec == compression::Codec::kTopk)) {
+      throw f.bad(key, std::string("names no codec this build reads (none, fp16, int8") + (topk ? ", topk)" : ")"));
+    }
+    return name;
+  };
+  j.compression_uplink = codec_named("compression_uplink", true);
+  j.compression_downlink = codec_named("compression_downlink", false);
+  j.topk_fraction = f.number("topk_fraction", 0.01);
+  j.compression_seed = f.integer("compression_seed");
+  if (const Scalar* v = f.find("error_feedback")) {
+    const auto* b = std::get_if<bool>(v);
+    if (!b) throw f.bad("error_feedback", "must be a boolean");
+    j.error_feedback = *b;
+  }
+  if (!(j.topk_fraction > 0 && j.topk_fraction <= 1)) throw f.bad("topk_fraction", "must be in (0, 1]");
   return j;
 }
 
@@ -195,6 +221,7 @@ std::string encode_task_head(const TaskHead& head, std::uint64_t payload_size) {
     header["task_id"] = head.task_id;
     header["round"] = head.round;
     for (const auto& [k, v] : head.config) header[std::string(kConfigPrefix) + k] = v;
+    if (!head.encoding.empty()) header["encoding"] = head.encoding;
   }
   return encode_message_head(head.kind, header, payload_size);
 }
@@ -215,6 +242,10 @@ TaskMessage decode_task(std::string_view bytes) {
     for (const auto& [k, v] : m.header) {
       if (starts_with(k, kConfigPrefix)) out.head.config[k.substr(kConfigPrefix.size())] = v;
     }
+    out.head.encoding = f.text("encoding");
+    if (!out.head.encoding.empty() && out.head.encoding != kCompressedModelEncoding) {
+      throw f.bad("encoding", "is not a model encoding this build reads (" + std::string(kCompressedModelEncoding) + ")");
+    }
     out.payload = std::move(m.payload);
   }
   return out;
@@ -231,6 +262,7 @@ std::string encode_result(const Result& r) {
     if (r.train_seconds) header["train_seconds"] = *r.train_seconds;
     if (r.kind == MessageKind::kEvaluateResult) header["loss"] = r.loss;
     if (r.kind == MessageKind::kFitResult && !r.data_fingerprint.empty()) header["data_fingerprint"] = r.data_fingerprint;
+    if (r.kind == MessageKind::kFitResult && !r.encoding.empty()) header["encoding"] = r.encoding;
     for (const auto& [k, v] : r.metrics) header[std::string(kMetricPrefix) + k] = v;
   }
   return encode_message({r.kind, header, r.kind == MessageKind::kFitResult ? r.payload : std::string()});
@@ -267,6 +299,11 @@ Result result_from(Message m) {
       const bool hex = !text.empty() && text.size() <= kMaxFingerprintBytes &&
                        std::all_of(text.begin(), text.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
       if (!hex) throw f.bad(key, "must be 1 to " + std::to_string(kMaxFingerprintBytes) + " hex digits");
+    } else if (key == "encoding" && m.kind == MessageKind::kFitResult) {
+      r.encoding = f.text(key);
+      if (r.encoding != kCompressedUpdateEncoding) {
+        throw f.bad(key, "is not an update encoding this build reads (" + std::string(kCompressedUpdateEncoding) + ")");
+      }
     } else if (key == "error" && failed) {
       r.error = truncate_utf8(to_valid_utf8(f.text(key).substr(0, kMaxErrorTextBytes + 4)), kMaxErrorTextBytes);
     } else if (starts_with(key, kMetricPrefix) && (fit || evaluate)) {

@@ -76,9 +76,23 @@ struct Joined {
   std::string client;
   std::string session;
   std::int64_t data_seed = 0;
+  // The job's compression (docs/compression.md); sent only when on.
+  // Unknown codec names or a fraction outside (0, 1] are corruption.
+  std::string compression_uplink = "none";    // none | fp16 | int8 | topk
+  std::string compression_downlink = "none";  // none | fp16 | int8
+  double topk_fraction = 0.01;
+  bool error_feedback = true;
+  std::int64_t compression_seed = 0;          // seeds the client's int8 rounding
+  bool compressing() const { return compression_uplink != "none" || compression_downlink != "none"; }
 };
 std::string encode_joined(const Joined& joined);  // a whole kJoined message
 Joined decode_joined(std::string_view bytes);     // Error(kCorruption) for any other kind
+
+// --- payload encodings --------------------------------------------------------
+// A task's or a fit result's header field "encoding" says what its payload
+// is; absent, it is a whole model in the FTPM encoding (parameters.h).
+inline constexpr const char* kCompressedModelEncoding = "ftcu-model";    // task: the global model's values, FTCU
+inline constexpr const char* kCompressedUpdateEncoding = "ftcu-update";  // fit result: trained - received, FTCU
 
 // --- task ---------------------------------------------------------------------
 // A poll's answer. kFitTask / kEvaluateTask carry the task and a model
@@ -89,6 +103,7 @@ struct TaskHead {
   std::int64_t task_id = 0;
   std::int64_t round = 0;
   ConfigRecord config;  // the strategy's per-task config (Flower's FitIns.config)
+  std::string encoding;  // "" (FTPM) or kCompressedModelEncoding
 };
 // Everything before the payload: the server streams one shared model after it.
 std::string encode_task_head(const TaskHead& head, std::uint64_t payload_size);
@@ -117,6 +132,7 @@ struct Result {
   Metrics metrics;                       // fit, evaluate
   std::string error;                     // task failed
   std::string payload;                   // fit: the updated model (FTPM)
+  std::string encoding;                  // fit: "" (FTPM model) or kCompressedUpdateEncoding
 };
 std::string encode_result(const Result& result);
 // Checks every key, its type and its size before anything is used, so

@@ -4,14 +4,43 @@
 
 namespace fedtrack::net {
 
-std::shared_ptr<const std::string> ModelPayloads::payload_for(const std::shared_ptr<const Parameters>& global) {
+std::shared_ptr<const std::string> ModelPayloads::payload_for(const std::shared_ptr<const Parameters>& global,
+                                                              int round) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (global_ != global) {
-    payload_ = std::make_shared<const std::string>(encode_parameters(*global));
+    const bool compressed = compression_ && compression_->downlink != compression::Codec::kRaw;
+    payload_ = std::make_shared<const std::string>(compressed ? compression::encode_model(*compression_, *global, round)
+                                                              : encode_parameters(*global));
     global_ = global;
   }
   return payload_;
 }
+
+std::string ModelPayloads::encoding() const {
+  const bool compressed = compression_ && compression_->downlink != compression::Codec::kRaw;
+  return compressed ? kCompressedModelEncoding : "";
+}
+
+namespace {
+
+// With compression on: what the task and its result would have weighed as
+// FTPM models (TransferStats::raw_bytes_*).
+void report_uncompressed(const compression::Plan& plan, const TaskHead& head, const Parameters& global,
+                         const TaskOutcome& outcome, TransferStats& transfer) {
+  TaskHead plain = head;
+  plain.encoding.clear();
+  const std::uint64_t model = encoded_size(global);
+  transfer.raw_bytes_down = encode_task_head(plain, model).size() + model;
+  if (!outcome.result || outcome.result->encoding != kCompressedUpdateEncoding) return;
+  std::vector<std::size_t> numels;
+  for (const auto& t : global.tensors) numels.push_back(static_cast<std::size_t>(t.numel()));
+  compression::EncodeOptions options{plan.uplink};
+  options.topk_fraction = plan.topk_fraction;
+  const std::uint64_t sent = compression::encoded_size(numels, options);
+  if (outcome.bytes_up >= sent) transfer.raw_bytes_up = outcome.bytes_up - sent + model;
+}
+
+}  // namespace
 
 Result RemoteSite::run_task(MessageKind kind, const ConfigRecord& config,
                             const std::shared_ptr<const Parameters>& global, const Deadline& deadline,
@@ -20,7 +49,7 @@ Result RemoteSite::run_task(MessageKind kind, const ConfigRecord& config,
   task->kind = kind;
   task->round = static_cast<int>(config_int(config, "round", 0));
   task->global = global;
-  task->payload = payloads_.payload_for(global);
+  task->payload = payloads_.payload_for(global, task->round);
   task->id = registry_.next_task_id();
   TaskHead head;
   head.kind = kind;
@@ -28,12 +57,14 @@ Result RemoteSite::run_task(MessageKind kind, const ConfigRecord& config,
   head.task_id = static_cast<std::int64_t>(task->id);
   head.round = task->round;
   head.config = config;
+  head.encoding = payloads_.encoding();
   task->head = encode_task_head(head, task->payload->size());
   transfer.bytes_down = task->head.size() + task->payload->size();
 
   TaskOutcome outcome = registry_.run(id(), task, deadline, job_.stop_requested);
   transfer.bytes_up = outcome.bytes_up;
   transfer.download_seconds = outcome.download_seconds;
+  if (payloads_.compression()) report_uncompressed(*payloads_.compression(), head, *global, outcome, transfer);
   if (!outcome.failure.empty()) throw Error::unavailable(outcome.failure);
   if (outcome.result->train_seconds) transfer.train_seconds = *outcome.result->train_seconds;
   if (parameters) *parameters = std::move(outcome.parameters);

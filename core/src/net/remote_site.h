@@ -8,17 +8,26 @@
 #include <string>
 
 #include "fedtrack/core/client_proxy.h"
+#include "compression/update_codec.h"
 #include "fedtrack/core/parameters.h"
 #include "net/site_registry.h"
 
 namespace fedtrack::net {
 
-// The global model's encoding, made once per model for all its tasks.
+// The global model's encoding, made once per model for all its tasks: FTPM,
+// or with downlink compression the job's codec (docs/compression.md).
 class ModelPayloads {
  public:
-  std::shared_ptr<const std::string> payload_for(const std::shared_ptr<const Parameters>& global);
+  // `compression`: the job's plan when compression is on (else null).
+  explicit ModelPayloads(std::shared_ptr<const compression::Plan> compression = nullptr)
+      : compression_(std::move(compression)) {}
+  std::shared_ptr<const std::string> payload_for(const std::shared_ptr<const Parameters>& global, int round);
+  // The task header's "encoding" of these payloads ("" = FTPM).
+  std::string encoding() const;
+  const compression::Plan* compression() const { return compression_.get(); }
 
  private:
+  std::shared_ptr<const compression::Plan> compression_;
   std::mutex mutex_;
   std::shared_ptr<const Parameters> global_;
   std::shared_ptr<const std::string> payload_;

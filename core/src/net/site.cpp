@@ -44,12 +44,32 @@ Site make_site(const Joined& joined, const std::string& data_dir, const std::fun
   std::sort(train.begin(), train.end());
   if (train.empty()) throw Error::invalid_argument("data: " + data_dir + " leaves no training examples");
   Site site;
-  site.app = std::make_shared<TorchClient>(make_model(joined.model, ModelInput{format.feature_shape, joined.num_classes}),
-                                           select_rows(all, train), select_rows(all, val), seed);
+  torch::nn::AnyModule model = make_model(joined.model, ModelInput{format.feature_shape, joined.num_classes});
+  site.layout = std::make_shared<const Parameters>(parameters_from_module(*model.ptr()));
+  site.app = std::make_shared<TorchClient>(model, select_rows(all, train), select_rows(all, val), seed);
   site.signature = data_signature(joined);
   log("data " + data_dir + ": " + std::to_string(train.size()) + " training / " + std::to_string(val.size()) +
       " validation examples, fingerprint " + site.app->data_fingerprint().substr(0, 16) + "; model " + joined.model);
   return site;
+}
+
+void adopt_compression(Site& site, const Joined& joined) {
+  site.client = joined.client;
+  if (!joined.compressing()) {
+    site.compression.reset();
+    return;
+  }
+  CompressionSpec spec;
+  spec.uplink = joined.compression_uplink;
+  spec.downlink = joined.compression_downlink;
+  spec.topk_fraction = joined.topk_fraction;
+  spec.error_feedback = joined.error_feedback;
+  site.compression = std::make_shared<const compression::Plan>(
+      compression::plan_for(spec, static_cast<std::uint64_t>(joined.compression_seed)));
+  if (!site.residual || site.residual_job != joined.job_id) {
+    site.residual = std::make_shared<compression::Residual>();
+    site.residual_job = joined.job_id;
+  }
 }
 
 Result perform(const Site& site, TaskMessage& task, const std::function<void(const std::string&)>& log) {
@@ -59,7 +79,9 @@ Result perform(const Site& site, TaskMessage& task, const std::function<void(con
   result.round = task.head.round;
   const auto start = std::chrono::steady_clock::now();
   try {
-    const Parameters global = decode_parameters(task.payload);
+    const Parameters global = task.head.encoding == kCompressedModelEncoding
+                                  ? compression::decode_model(task.payload, *site.layout)
+                                  : decode_parameters(task.payload);
     task.payload.clear();
     if (task.head.kind == MessageKind::kFitTask) {
       FitRes res = site.app->fit(global, task.head.config);
@@ -67,7 +89,13 @@ Result perform(const Site& site, TaskMessage& task, const std::function<void(con
       result.num_examples = res.num_examples;
       result.data_fingerprint = res.data_fingerprint;
       result.metrics = std::move(res.metrics);
-      result.payload = encode_parameters(res.parameters);
+      if (site.compression) {
+        result.payload = compression::encode_update(*site.compression, res.parameters, global, task.head.round,
+                                                    site.client, site.residual.get());
+        result.encoding = kCompressedUpdateEncoding;
+      } else {
+        result.payload = encode_parameters(res.parameters);
+      }
     } else {
       EvaluateRes res = site.app->evaluate(global, task.head.config);
       result.kind = MessageKind::kEvaluateResult;

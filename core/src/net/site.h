@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "compression/update_codec.h"
 #include "fedtrack/core/torch_client.h"
 #include "net/protocol.h"
 
@@ -14,7 +15,18 @@ namespace fedtrack::net {
 struct Site {
   std::string signature;  // what the data and model were built for (data_signature)
   std::shared_ptr<TorchClient> app;
+  std::shared_ptr<const Parameters> layout;  // the model's names and shapes (decodes compressed models)
+  // The joined job's compression (docs/compression.md); null when off.
+  std::shared_ptr<const compression::Plan> compression;
+  std::string client;  // the site's name in the job (seeds its int8 rounding)
+  // Error feedback: lives in this process across reconnects and rejoins of
+  // one job; another job starts from zero.
+  std::shared_ptr<compression::Residual> residual;
+  std::string residual_job;
 };
+
+// Takes the joined job's compression settings (after every join).
+void adopt_compression(Site& site, const Joined& joined);
 
 // Everything of a join that shapes the site's data and model: when it
 // changes (another job), the site is built again.

@@ -41,6 +41,7 @@ enum class Listed {
   kWhenSet,      // an optional the job set, a list it declared
   kWhenPrivacy,  // privacy.dp.mode is set
   kWhenSecureAggregation,  // secure_aggregation.mode is not none
+  kWhenCompressing,  // compression.uplink or .downlink is not none
 };
 
 // What the job digest makes of a key.

@@ -167,6 +167,22 @@ struct ServerSpec {
   double linger = 3;                 // at most this many seconds after the job until every client heard it ended
 };
 
+// Update compression (core/compression.h, docs/compression.md): off unless
+// uplink or downlink names a codec.
+struct CompressionSpec {
+  std::string uplink = "none";    // none | fp16 | int8 | topk: the update a client sends
+  std::string downlink = "none";  // none | fp16 | int8: the global model the server broadcasts
+  double topk_fraction = 0.01;    // topk: share of each tensor's coordinates sent, in (0, 1]
+  bool error_feedback = true;     // lossy uplink: each client adds what it did not send to its next update
+  bool enabled() const { return uplink != "none" || downlink != "none"; }
+};
+
+// Whether a strategy aggregates top-k sparsified updates as it aggregates
+// dense ones. The robust aggregators (fedmedian, fedtrimmedavg, krum,
+// multikrum, bulyan) rank or compare whole updates: mostly-zero sparse
+// updates break their statistics, so compression.uplink: topk refuses them.
+bool aggregates_sparse_updates(const std::string& strategy_name);
+
 struct JobSpec {
   std::string name = "fashion-mnist-fedavg";
   std::uint64_t seed = 42;
@@ -184,6 +200,7 @@ struct JobSpec {
   PrivacySpec privacy;
   SecureAggregationSpec secure_aggregation;
   ServerSpec server;
+  CompressionSpec compression;
 
   // Where each key came from ("job.yaml:7", "--set", "default"), keyed by its
   // dotted path, so later errors (an unknown model name) can point at it.

@@ -66,6 +66,10 @@ struct TransferStats {
   double seconds = 0;        // the whole call, as the server saw it
   double train_seconds = 0;  // the client's own time in fit/evaluate, as it measured
   double download_seconds = 0;  // network: from the task's posting until the model was sent to the client
+  // With compression on: what the same transfer would have weighed
+  // uncompressed (0 = not compressed; the server reports the ratio).
+  std::uint64_t raw_bytes_down = 0;
+  std::uint64_t raw_bytes_up = 0;
 };
 
 struct FitInstruction {
