@@ -58,6 +58,7 @@ JobRecorder::JobRecorder(const JobSpec& spec, const std::string& job_path, std::
   options.job_file = resolved_job_yaml(job);
   options.warn = [this](const std::string& line) { err_ << line << std::endl; };
   uri_ = redact_uri(job.tracking.uri);  // for what is printed and committed; the client keeps the real one
+  if (job.secure_aggregation.enabled()) secure_aggregation_ = job.secure_aggregation.mode;
   // tracking.log_models: the chosen rounds' models become MLflow LoggedModels
   // holding the checkpoint under the name it has in the model repository.
   model_options_.policy = parse_log_models(job.tracking.log_models);
@@ -275,6 +276,7 @@ void JobRecorder::on_round(const RoundSummary& s) {
     links.run_id = tracking_->round_run_id(s.round);
     links.parent_run_id = tracking_->job_run_id();
     links.tracking_uri = uri_;
+    links.aggregation = secure_aggregation_;
     const RoundCommit c = repository_->commit_round(start_.job_id, start_.name, s.round, s.total_rounds,
                                                     s.model->checkpoint_bytes(), s.metrics, links, export_round(s));
     if (c.reused) {

@@ -93,6 +93,7 @@ class JobRecorder : public RoundListener {
   std::unique_ptr<LoggedModels> models_;    // null with log_models: none
   std::unique_ptr<ModelRepository> repository_;
   std::string uri_;  // the tracking URI without credentials
+  std::string secure_aggregation_;  // the rounds' commit trailer: "secaggplus", or empty
   JobStart start_;
   std::vector<RoundCommit> commits_;
   // versioning.export: (format, path in the repository) committed beside the model.

@@ -30,6 +30,7 @@ const char* const kTrailerRunKey = "fedtrack-run-key";
 const char* const kTrailerRunId = "mlflow-run-id";
 const char* const kTrailerParentRunId = "mlflow-parent-run-id";
 const char* const kTrailerTrackingUri = "mlflow-tracking-uri";
+const char* const kTrailerAggregation = "fedtrack-aggregation";
 
 // A round number as written ("7"); anything else (untrusted text) is 0.
 int parse_round(const std::string& text) {
@@ -66,6 +67,7 @@ void each_trailer(L& l, F&& f) {
   f(kTrailerRunId, l.run_id);
   f(kTrailerParentRunId, l.parent_run_id);
   f(kTrailerTrackingUri, l.tracking_uri);
+  f(kTrailerAggregation, l.aggregation);
 }
 
 }  // namespace

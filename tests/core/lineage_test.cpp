@@ -54,6 +54,16 @@ TEST(Lineage, TrailersRoundTripByteForByte) {
   EXPECT_EQ(again.to_trailers(), l.to_trailers());
 }
 
+TEST(Lineage, ASecurelyAggregatedRoundSaysSoInItsTrailersOnly) {
+  Lineage l = Lineage::from_commit_message(kRecordedMessage);
+  EXPECT_TRUE(l.aggregation.empty());  // a plain round's commit has no such line
+  l.aggregation = "secaggplus";
+  const std::string trailers = l.to_trailers();
+  EXPECT_NE(trailers.find("\nfedtrack-aggregation: secaggplus\n"), std::string::npos) << trailers;
+  EXPECT_EQ(Lineage::from_commit_message("summary\n\n" + trailers).aggregation, "secaggplus");
+  for (const auto& [key, value] : l.to_run_tags()) EXPECT_NE(value, "secaggplus") << key;
+}
+
 TEST(Lineage, TheParentRunIdIsATrailerAfterTheRoundRunId) {
   Lineage l = Lineage::from_commit_message(kRecordedMessage);
   l.parent_run_id = "77";

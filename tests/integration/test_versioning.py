@@ -210,3 +210,14 @@ def test_two_jobs_committing_into_one_repository_at_once_take_turns(tmp_path):
     assert run(["git", "status", "--porcelain"], repo, env) == ""
     assert "Data and pipelines are up to date." in run(["dvc", "status"], repo, env)
     assert not (repo / ".git" / "fedtrack.lock").exists()
+
+
+def test_a_securely_aggregated_round_says_so_in_its_commit(tmp_path):
+    env = env_with_tools()
+    r = fedtrack(["run", "--json", "--set", "rounds=1", "--set", "secure_aggregation.mode=secaggplus"] + SMALL_JOB,
+                 tmp_path, env)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    repo = report["versioning"]["repo"]
+    message = run(["git", "log", "-1", "--format=%B", report["versioning"]["rounds"][0]["commit"]], repo, env)
+    assert "\nfedtrack-aggregation: secaggplus\n" in message, message

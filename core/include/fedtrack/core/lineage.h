@@ -23,6 +23,9 @@
 //   run_id        (the run itself)          mlflow-run-id
 //   parent_run_id (mlflow.parentRunId)      mlflow-parent-run-id
 //   tracking_uri  -                         mlflow-tracking-uri
+//   aggregation   -                         fedtrack-aggregation
+//                 ("secaggplus" when the round was securely aggregated;
+//                 absent for plain rounds, as every commit before it)
 //   model_sha256  fedtrack.model_sha256     -
 //   (model key)   fedtrack.model_key: a logged model's identity tag (see
 //                 tracking/logged_models.h), like fedtrack.run_key for runs
@@ -68,6 +71,7 @@ struct Lineage {
   std::string parent_run_id;  // the job's run, whose child the round run is
   std::string tracking_uri;
   std::string model_sha256;
+  std::string aggregation;  // "secaggplus": the server saw only the masked sum
 
   // The run tags for every non-empty field that has one, in the table's
   // order (job_id, round, commit, tag, md5, path, repo, model_sha256).
