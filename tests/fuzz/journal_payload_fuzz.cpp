@@ -2,8 +2,9 @@
 // tracking/src/tracking_payload.cpp). `fedtrack sync`, `runs` and a running
 // job read these JSON texts back from the SQLite journal, which a crash, a
 // disk or another program may have damaged. Every input is read as each kind
-// of write: a run's create (tags, start time, user), a batch (metrics,
-// params, tags) and an end (status, end time).
+// of write: a run's create (tags, start time, user, experiment id), a batch
+// (metrics, with their datasets, params, tags), an end (status, end time),
+// dataset inputs and an artifact (path, content).
 // Contract: see fuzz_contract.h. Round trip: what decodes, encoded again the
 // way tracking_listener.cpp writes it, decodes to the same values (NaN and
 // +-Inf metrics included).
@@ -36,9 +37,25 @@ bool same_batch(const fedtrack::LogBatch& a, const fedtrack::LogBatch& b) {
   for (std::size_t i = 0; i < a.metrics.size(); ++i) {
     const auto& x = a.metrics[i];
     const auto& y = b.metrics[i];
-    if (x.key != y.key || !same_value(x.value, y.value) || x.timestamp != y.timestamp || x.step != y.step) return false;
+    if (x.key != y.key || !same_value(x.value, y.value) || x.timestamp != y.timestamp || x.step != y.step ||
+        x.dataset_name != y.dataset_name || x.dataset_digest != y.dataset_digest) {
+      return false;
+    }
   }
   return same_pairs(a.params, b.params) && same_pairs(a.tags, b.tags);
+}
+
+bool same_datasets(const std::vector<fedtrack::DatasetInput>& a, const std::vector<fedtrack::DatasetInput>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto& x = a[i];
+    const auto& y = b[i];
+    if (x.name != y.name || x.digest != y.digest || x.source_type != y.source_type || x.source != y.source ||
+        x.schema != y.schema || x.profile != y.profile || !same_pairs(x.tags, y.tags)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 fedtrack::JournalOp op_of(const char* kind, std::string payload) {
@@ -66,11 +83,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   JournalWrite w;
 
   if (fuzz::decodes(kTarget, [&] { w = decode_write(op_of("create", text), kJournal); })) {
-    const std::string encoded =
-        dump_json({{"start_time", w.start_time}, {"user", w.user}, {"tags", tags_payload(w.tags)}});
+    nlohmann::json create = {{"start_time", w.start_time}, {"user", w.user}, {"tags", tags_payload(w.tags)}};
+    if (!w.experiment_id.empty()) create["experiment_id"] = w.experiment_id;
+    const std::string encoded = dump_json(create);
     const JournalWrite again = reread("create", encoded);
-    fuzz::check(again.start_time == w.start_time && again.user == w.user && same_pairs(again.tags, w.tags), kTarget,
-                "create: decode(encode(w)) differs from w: " + encoded);
+    fuzz::check(again.start_time == w.start_time && again.user == w.user && same_pairs(again.tags, w.tags) &&
+                    again.experiment_id == w.experiment_id,
+                kTarget, "create: decode(encode(w)) differs from w: " + encoded);
   }
 
   if (fuzz::decodes(kTarget, [&] { w = decode_write(op_of("batch", text), kJournal); })) {
@@ -84,6 +103,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const JournalWrite again = reread("end", encoded);
     fuzz::check(again.status == w.status && again.end_time == w.end_time, kTarget,
                 "end: decode(encode(w)) differs from w: " + encoded);
+  }
+  if (fuzz::decodes(kTarget, [&] { w = decode_write(op_of("inputs", text), kJournal); })) {
+    const std::string encoded = dump_json(inputs_payload(w.datasets));
+    const JournalWrite again = reread("inputs", encoded);
+    fuzz::check(same_datasets(again.datasets, w.datasets), kTarget,
+                "inputs: decode(encode(w)) differs from w: " + encoded);
+  }
+
+  if (fuzz::decodes(kTarget, [&] { w = decode_write(op_of("artifact", text), kJournal); })) {
+    const std::string encoded = dump_json(artifact_payload(w.artifact_path, w.artifact_content));
+    const JournalWrite again = reread("artifact", encoded);
+    fuzz::check(again.artifact_path == w.artifact_path && again.artifact_content == w.artifact_content, kTarget,
+                "artifact: decode(encode(w)) differs from w: " + encoded);
   }
   return 0;
 }

@@ -59,6 +59,36 @@ TEST_F(Repo, CheckedOutCommitFollowsHead) {
   EXPECT_EQ(checked_out_commit(options_.repo), r1.commit);
 }
 
+// MLflow's mlflow.source.git.branch / repoURL: the checked-out branch and
+// the origin remote without credentials; neither for a detached HEAD or a
+// repository without an origin.
+TEST_F(Repo, SourceRepositoryIsTheBranchAndTheOriginWithoutCredentials) {
+  const SourceRepository none = source_repository((dir_ / "no-repo-here" / "job.yaml").string());
+  EXPECT_EQ(none.branch, "");
+  EXPECT_EQ(none.repo_url, "");
+  ModelRepository repo(options_);
+  const RoundCommit r1 = repo.commit_round("job-1", "demo", 1, 1, "weights", {}, {});
+  git_repository* g = nullptr;
+  ASSERT_EQ(git_repository_open(&g, options_.repo.c_str()), 0);
+  git_reference* head = nullptr;
+  ASSERT_EQ(git_repository_head(&head, g), 0);
+  const std::string branch = git_reference_shorthand(head);
+  git_reference_free(head);
+  SourceRepository s = source_repository(options_.repo + "/jobs/job.yaml");
+  EXPECT_EQ(s.branch, branch);
+  EXPECT_EQ(s.repo_url, "");
+  git_remote* origin = nullptr;
+  ASSERT_EQ(git_remote_create(&origin, g, "origin", "https://alice:s3cret@git.example.com/team/fl.git?token=t0k"), 0);
+  git_remote_free(origin);
+  s = source_repository(options_.repo);
+  EXPECT_EQ(s.repo_url, "https://git.example.com/team/fl.git?token=REDACTED");
+  git_oid first;
+  ASSERT_EQ(git_oid_fromstr(&first, r1.commit.c_str()), 0);
+  ASSERT_EQ(git_repository_set_head_detached(g, &first), 0);
+  git_repository_free(g);
+  EXPECT_EQ(source_repository(options_.repo).branch, "");
+}
+
 TEST_F(Repo, EachRoundIsACommitRestorableByTagAndSha) {
   ModelRepository repo(options_);
   const RoundCommit r1 = repo.commit_round("job-1", "demo", 1, 2, "weights one", {{"eval_accuracy", 0.5}}, {});

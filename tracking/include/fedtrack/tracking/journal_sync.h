@@ -11,7 +11,12 @@
 // `fedtrack sync`) looks the key up once more, keeping the run the journal
 // uses, in case a create reached the server after the lookup. Checks are
 // not writes: Journal::pending_count leaves them out. Batches carry their original timestamps and MLflow ignores a metric
-// it already has, so replaying one is harmless. Each write is marked done
+// it already has, so replaying one is harmless; so is replaying dataset
+// inputs (MLflow keeps a run's input once per dataset name and digest) and
+// an artifact (a PUT of the same bytes to the same path; the run's artifact
+// location comes from its create, or runs/get in a later pass). A create
+// made for an experiment id (MLFLOW_EXPERIMENT_ID) goes there, never to an
+// experiment looked up or created by name. Each write is marked done
 // only after the server accepted it.
 //
 // A write whose payload is corrupt (bad JSON, wrong shape) is marked failed
