@@ -101,7 +101,7 @@ TEST(DvcliveLayout, DvcYamlIsWhatDvcliveWrites) {
 
 TEST(DvcArtifacts, NamesFollowDvcsRule) {
   for (const std::string ok : {"fashion-mlp", "Model_2", "a", "x1-y_z"}) EXPECT_TRUE(is_dvc_artifact_name(ok)) << ok;
-  for (const std::string bad : std::vector<std::string>{"", "-a", "a-", "a b", "fedtrack/x", "a.b", "é", std::string(101, 'a')}) {
+  for (const std::string& bad : std::vector<std::string>{"", "-a", "a-", "a b", "fedtrack/x", "a.b", "é", std::string(101, 'a')}) {
     EXPECT_FALSE(is_dvc_artifact_name(bad)) << bad;
     EXPECT_THROW(check_gto_name(bad), Error) << bad;
   }
@@ -172,7 +172,9 @@ TEST_F(DvcliveRepo, CurvesHaveOneRowPerRoundAcrossAResumeAReplayAndTwoJobs) {
   EXPECT_EQ(sh("git show " + r3.tag + ":dvclive/plots/metrics/eval_accuracy.tsv"),
             file("dvclive/plots/metrics/eval_accuracy.tsv"));
   for (const auto& e : model_history(options_.repo)) {
-    if (e.tag == r3.tag) EXPECT_EQ(e.metrics, (Metrics{{"eval_accuracy", 0.7}}));
+    if (e.tag == r3.tag) {
+      EXPECT_EQ(e.metrics, (Metrics{{"eval_accuracy", 0.7}}));
+    }
   }
   // The password in a param never reaches the repository: no file, no commit.
   EXPECT_EQ(sh("grep -rl s3cret . ; git log --all -p | grep -c s3cret"), "0\n");
