@@ -12,6 +12,8 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <mutex>
+#include <set>
 
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
@@ -62,11 +64,42 @@ bool try_reflink(const std::string& object, const std::string& tmp, const LinkCa
     return false;
   }
   if (calls.clone(from.fd, to.fd) != 0 || ::fsync(to.fd) != 0) {
-    why = std::string("reflink: ") + std::strerror(errno);
+    const int err = errno;
+    why = std::string("reflink: ") + std::strerror(err);
     ::unlink(tmp.c_str());
+    errno = err;
     return false;
   }
   return true;
+}
+
+// File systems (by device) where the system's clone call said it cannot
+// clone: later rounds skip straight to the next kind instead of creating and
+// removing a temporary each time.
+class NoCloneDevices {
+ public:
+  bool has(dev_t dev) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return devices_.count(dev) > 0;
+  }
+  void add(dev_t dev) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    devices_.insert(dev);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::set<dev_t> devices_;
+};
+
+NoCloneDevices& no_clone_devices() {
+  static NoCloneDevices devices;
+  return devices;
+}
+
+bool cannot_clone(int err) {
+  // Not EXDEV: that says the two files are on different devices.
+  return err == EOPNOTSUPP || err == ENOTTY || err == EINVAL || err == ENOSYS;
 }
 
 }  // namespace
@@ -143,7 +176,16 @@ CacheLink place_from_cache(const std::string& object, const std::string& target,
     std::string why;
     bool made = false;
     if (kind == CacheLink::kReflink) {
+      // Remembered only for the real system calls (tests inject their own).
+      const bool system = &calls == &system_link_calls();
+      struct stat st {};
+      const bool known_device = system && ::stat(object.c_str(), &st) == 0;
+      if (known_device && no_clone_devices().has(st.st_dev)) {
+        tried += std::string(tried.empty() ? "" : "; ") + "reflink: not supported here";
+        continue;
+      }
       made = try_reflink(object, tmp, calls, why);
+      if (!made && known_device && cannot_clone(errno)) no_clone_devices().add(st.st_dev);
     } else if (calls.link(object.c_str(), tmp.c_str()) == 0) {
       made = true;
     } else {
