@@ -37,34 +37,36 @@ train: {epochs: 1, batch_size: 16}
 evaluation: {initial: false, federated: false}
 YAML
 
-# run NAME ARGS...: one job in a fresh folder; prints "<seconds> <model sha256> <checkpoint bytes>".
+# run NAME ARGS...: one job in a fresh folder; prints "<wall seconds> <model sha256> <CPU seconds>".
 run() {
   local name="$1"
   shift
   rm -rf "$name" && mkdir "$name"
   (cd "$name" && python3 - "$fedtrack" "$@" <<'PY'
-import json, subprocess, sys, time
+import json, resource, subprocess, sys, time
 t = time.monotonic()
 r = subprocess.run([sys.argv[1], "run", "--json", "../wide.yaml"] + sys.argv[2:], capture_output=True, text=True)
 seconds = time.monotonic() - t
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = usage.ru_utime + usage.ru_stime
 if r.returncode != 0:
     sys.exit(r.stderr)
 report = json.loads(r.stdout.strip().splitlines()[-1])
-rounds = (report.get("versioning") or {}).get("rounds") or [{}]
-print(f"{seconds:.3f} {report['final']['model_sha256']} {rounds[-1].get('size', '-')}")
+print(f"{seconds:.3f} {report['final']['model_sha256']} {cpu:.2f}")
 PY
   )
 }
 
-best_on=1e9 best_off=1e9 sha_on="" sha_off="" size="-"
+best_on=1e9 best_off=1e9 cpu_on=1e9 cpu_off=1e9 sha_on="" sha_off=""
 for ((i = 1; i <= runs; i++)); do
-  read -r s sha_off _ < <(run off --set versioning.enabled=false)
-  best_off=$(python3 -c "print(min($best_off, $s))")
-  echo "run $i: recording off (versioning.enabled=false) $s s"
-  read -r s sha_on size < <(run on --set versioning.enabled=true --set versioning.repo=models)
-  best_on=$(python3 -c "print(min($best_on, $s))")
-  echo "run $i: recording on  (versioning + journal)     $s s"
+  read -r s sha_off c < <(run off --set versioning.enabled=false)
+  best_off=$(python3 -c "print(min($best_off, $s))") cpu_off=$(python3 -c "print(min($cpu_off, $c))")
+  echo "run $i: recording off (versioning.enabled=false) $s s wall, $c s CPU"
+  read -r s sha_on c < <(run on --set versioning.enabled=true --set versioning.repo=models)
+  best_on=$(python3 -c "print(min($best_on, $s))") cpu_on=$(python3 -c "print(min($cpu_on, $c))")
+  echo "run $i: recording on  (versioning + journal)     $s s wall, $c s CPU"
 done
-echo "checkpoint: $size bytes per round, 4 rounds"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "same final model with recording on and off: $([ "$sha_on" = "$sha_off" ] && echo yes || echo "NO ($sha_on vs $sha_off)")"
+python3 -c "print(f'CPU seconds, best of $runs: recording on {$cpu_on:.2f}, off {$cpu_off:.2f} -> ratio {$cpu_on / $cpu_off:.3f} (what recording itself costs)')"
 python3 -c "print(f'job wall time, best of $runs: recording on {$best_on:.2f} s, off {$best_off:.2f} s -> ratio {$best_on / $best_off:.3f}')"
