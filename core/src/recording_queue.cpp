@@ -1,8 +1,16 @@
 #include "recording_queue.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <utility>
 
 namespace fedtrack {
+
+namespace {
+constexpr int kRecordingNice = 10;  // relative to the process; best effort
+}  // namespace
 
 RecordingQueue::RecordingQueue(bool hold) : hold_(hold), worker_([this] { work(); }) {}
 
@@ -50,6 +58,10 @@ void RecordingQueue::rethrow_if_failed() {
 }
 
 void RecordingQueue::work() {
+  // Below the round loop's threads: training (and its OpenMP teams, which
+  // spin while a peer is descheduled) keeps the cores; the record takes
+  // what they leave, and the whole core whenever the loop waits for it.
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kRecordingNice);
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     changed_.wait(lock, [this] { return stopping_ || (pending_ && released_); });

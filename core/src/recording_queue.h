@@ -16,6 +16,10 @@
 // record still stops the job (one round of training later than when the
 // record ran inline). Nothing after a failed record runs.
 //
+// The worker runs at nice 10 (Linux, best effort): below the round loop's
+// training threads, which keep the cores; when the loop waits for a record,
+// the record has the core to itself.
+//
 // Ownership and threading: one owner thread calls push / wait /
 // rethrow_if_failed; the task runs on the worker. The destructor waits for
 // the record in flight (dropping its error) and joins the worker.
