@@ -1,6 +1,7 @@
 #include "progress_printer.h"
 
 #include <cstdio>
+#include <sstream>
 #include <string>
 
 namespace fedtrack {
@@ -32,18 +33,21 @@ void ProgressPrinter::on_initial_evaluation(const Metrics& m) {
 }
 
 void ProgressPrinter::on_round(const RoundSummary& s) {
+  // One write per line: this runs on the recording thread, beside the
+  // round loop's own log lines.
+  std::ostringstream line;
   const auto& m = s.metrics;
-  out_ << "round " << s.round << "/" << s.total_rounds << metric(m, "eval_accuracy", "eval_accuracy")
+  line << "round " << s.round << "/" << s.total_rounds << metric(m, "eval_accuracy", "eval_accuracy")
        << metric(m, "eval_loss", "eval_loss") << metric(m, "train_loss", "train_loss")
        << metric(m, "federated_eval_accuracy", "fed_accuracy") << metric(m, "dp_epsilon", "epsilon")
        << "  clients "
        << static_cast<long>(m.at("clients_ok")) << "/" << static_cast<long>(m.at("clients_sampled"))
        << " ok  down " << megabytes(static_cast<double>(s.bytes_down)) << "  up "
-       << megabytes(static_cast<double>(s.bytes_up)) << "  " << fixed(s.round_seconds, 1) << " s"
-       << std::endl;
+       << megabytes(static_cast<double>(s.bytes_up)) << "  " << fixed(s.round_seconds, 1) << " s\n";
   for (const auto& c : s.clients) {
-    if (!c.ok) out_ << "  client " << c.client_id << " failed: " << c.error << std::endl;
+    if (!c.ok) line << "  client " << c.client_id << " failed: " << c.error << "\n";
   }
+  out_ << line.str() << std::flush;
 }
 
 void ProgressPrinter::on_job_end(const JobEnd& end) {

@@ -1,5 +1,6 @@
 #include "job_runtime.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
@@ -177,7 +178,10 @@ void run_rounds(ClientManager& clients, Strategy& strategy, ServerOptions option
                 const std::vector<RoundListener*>& listeners, const std::string& state_path,
                 const std::function<void(const std::string&)>& log, JobResult& result) {
   options.on_round_complete = [&state](const ResumePoint& point) { state.save(point); };
-  options.on_round_recorded = [&state](int) { state.recorded(); };
+  options.on_round_recorded = [&state](int) { state.recorded(); };  // on the recording thread
+  // Test seam for kill points in the window "round N+1 trained, round N
+  // still recording" (tests/integration/test_killpoints.py).
+  options.hold_records_until_next_round = std::getenv("FEDTRACK_TEST_RECORD_AFTER_NEXT_ROUND") != nullptr;
   Server server(clients, strategy, options);
   for (auto* l : listeners) server.add_listener(l);
   const auto& resume = state.resume_point();

@@ -9,6 +9,7 @@
 #include "fedtrack/core/client_proxy.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/strategy.h"
+#include "recording_queue.h"
 #include "thread_pool.h"
 
 namespace fedtrack {
@@ -90,6 +91,18 @@ std::vector<Outcome<Result>> run_on_clients(ThreadPool& pool, const std::vector<
   return outcomes;
 }
 
+// A job that stops (an error, a stop request) first lets the record in
+// flight finish, so every listener hears on_job_end after the last round it
+// recorded; a failure of that record is added to the job's error.
+std::string drain(RecordingQueue& recording) {
+  try {
+    recording.wait();
+  } catch (const std::exception& e) {
+    return std::string("; recording the previous round failed too: ") + e.what();
+  }
+  return "";
+}
+
 Deadline deadline_after(double seconds) {
   if (!(seconds > 0)) return std::nullopt;
   return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
@@ -137,6 +150,8 @@ ServerResult Server::run(const ResumePoint* resume) {
     end.rounds_completed = resume->completed_round;
   }
   for (auto* l : listeners_) l->on_job_start(start);
+  // Round N's listeners run here while round N+1 trains (recording_queue.h).
+  RecordingQueue recording(options_.hold_records_until_next_round);
   try {
     Parameters global;
     int first_round = 1;
@@ -173,12 +188,16 @@ ServerResult Server::run(const ResumePoint* resume) {
     }
     for (int round = first_round; round <= options_.num_rounds; ++round) {
       check_stop();
+      recording.rethrow_if_failed();  // a failed record stops the job before another round
       if (options_.before_round) options_.before_round(round);
       check_stop();
       RoundSummary summary;
       Metrics metrics = run_round(round, global, summary);
       result.rounds.emplace_back(round, metrics);
       result.final_model = summary.model;
+      // The previous round is recorded before this round's resume point is
+      // saved: the state file never names two rounds that may be unrecorded.
+      recording.wait();
       end.rounds_completed = round;
       end.final_metrics = metrics;
       if (options_.on_round_complete) {
@@ -192,18 +211,21 @@ ServerResult Server::run(const ResumePoint* resume) {
         point.unrecorded = summary;
         options_.on_round_complete(point);
       }
-      for (auto* l : listeners_) l->on_round(summary);
-      if (options_.on_round_recorded) options_.on_round_recorded(round);
+      recording.push([this, recorded = std::make_shared<const RoundSummary>(std::move(summary))] {
+        for (auto* l : listeners_) l->on_round(*recorded);
+        if (options_.on_round_recorded) options_.on_round_recorded(recorded->round);
+      });
     }
+    recording.wait();  // the last round's record
     result.parameters = std::move(global);
   } catch (const Error& e) {
     end.status = e.code() == ErrorCode::kCancelled ? JobStatus::kKilled : JobStatus::kFailed;
-    end.error = e.what();
+    end.error = e.what() + drain(recording);
     for (auto* l : listeners_) l->on_job_end(end);
     throw;
   } catch (const std::exception& e) {
     end.status = JobStatus::kFailed;
-    end.error = e.what();
+    end.error = e.what() + drain(recording);
     for (auto* l : listeners_) l->on_job_end(end);
     throw;
   }

@@ -26,6 +26,12 @@ being created / in round 1 and once in the last round, where the replay and
 commit-reuse logic runs. `scripts/killpoints.sh` runs every point:
 
     python3 tests/integration/test_killpoints.py --all [--jobs 2]
+
+Rounds are recorded beside training (round N committed and journalled
+while round N+1 trains). The recording_overlap test (its own ctest entry,
+versioning.kill_points_recording_overlap) holds each round's record until
+the next round has trained, so the kill lands in that window, and kills
+inside round 1's record there; `--overlap --all` runs every point that way.
 """
 
 import argparse
@@ -96,10 +102,10 @@ def categorize(call, path):
     return call + " " + where
 
 
-def reference(workdir):
+def reference(workdir, extra_env=None):
     """The uninterrupted run: its result and its kill points."""
     os.makedirs(workdir)
-    env = environment(workdir)
+    env = dict(environment(workdir), **(extra_env or {}))
     env.update(LD_PRELOAD=KILLPOINT_LIB, FEDTRACK_KILLPOINT_COUNT=os.path.join(workdir, "count"),
                FEDTRACK_KILLPOINT_LOG=os.path.join(workdir, "log"))
     r = fedtrack(["run", "--json"] + JOB, workdir, env)
@@ -113,7 +119,8 @@ def reference(workdir):
     assert len(points) == total
     return {"sha256": report["final"]["model_sha256"],
             "md5": [x["md5"] for x in report["versioning"]["rounds"]],
-            "total": total, "points": points}
+            "total": total, "points": points,
+            "paths": [line.rstrip("\n").split(" ", 2)[2] for line in open(os.path.join(workdir, "log"))]}
 
 
 def subset(points):
@@ -187,11 +194,11 @@ def check_repository(workdir, ref):
     return problems
 
 
-def kill_point(n, base):
+def kill_point(n, base, extra_env=None):
     """Kills the job at point n, completes it, checks it; returns (n, problems)."""
     workdir = os.path.join(base, f"point-{n:04d}")
     os.makedirs(workdir)
-    env = environment(workdir)
+    env = dict(environment(workdir), **(extra_env or {}))
     killed = fedtrack(["run", "--json"] + JOB, workdir, dict(env, LD_PRELOAD=KILLPOINT_LIB, FEDTRACK_KILLPOINT=str(n)))
     problems = []
     if killed.returncode != -9:
@@ -219,18 +226,19 @@ def kill_point(n, base):
 ref_cache = {}
 
 
-def campaign(points, base, jobs=1, log=print):
+def campaign(points, base, jobs=1, log=print, extra_env=None):
     results = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        for n, how, problems in pool.map(lambda p: kill_point(p, base), points):
+        for n, how, problems in pool.map(lambda p: kill_point(p, base, extra_env), points):
             results.append((n, problems))
             log(f"point {n:4d} ({dict(ref_cache['points'])[n]}; then {how}): " +
                 ("ok" if not problems else "FAILED: " + "; ".join(problems)))
     return results
 
 
-def prepare(base):
-    ref_cache.update(reference(os.path.join(base, "reference")))
+def prepare(base, extra_env=None):
+    ref_cache.clear()
+    ref_cache.update(reference(os.path.join(base, "reference"), extra_env))
     return ref_cache
 
 
@@ -246,21 +254,59 @@ def test_every_kind_of_kill_point_resumes_to_the_same_model_and_a_clean_reposito
     assert not failed, f"{len(failed)} of {len(results)} kill points failed: {failed}"
 
 
+# Recording runs beside training (core/src/recording_queue.h): round N is
+# committed and journalled while round N+1 trains. This seam makes round N's
+# record start only once round N+1 has trained, so every step of it falls in
+# that window on every run.
+OVERLAP = {"FEDTRACK_TEST_RECORD_AFTER_NEXT_ROUND": "1"}
+
+
+def overlap_points(ref):
+    """Kill points inside round 1's record, which runs after round 2 trained:
+    its DVC cache object, its tag, and the journal write that follows."""
+    kinds = [kind for _, kind in ref["points"]]
+    paths = ref["paths"]
+    cache = next(i for i, k in enumerate(kinds) if k == "rename dvc-cache")
+    tag = next(i for i, k in enumerate(kinds) if k.endswith("git-tag") and i > cache)
+    journal = next(i for i, k in enumerate(kinds) if k.startswith("fdatasync") and i > tag)
+    assert "/.dvc/cache/" in paths[cache] and "round-001" in paths[tag], (paths[cache], paths[tag])
+    return [ref["points"][i][0] for i in (cache, tag, journal)]
+
+
+def test_recording_overlap_a_kill_while_round_n_records_after_round_n_plus_1_trained_resumes_exactly_once(tmp_path):
+    assert FEDTRACK and os.path.exists(FEDTRACK), "FEDTRACK_EXE must name the built fedtrack"
+    assert KILLPOINT_LIB and os.path.exists(KILLPOINT_LIB), "FEDTRACK_KILLPOINT_LIB must name killpoint.so"
+    ref = prepare(str(tmp_path), OVERLAP)
+    # Recording beside training changes no model byte: the same job without
+    # versioning (the journal only) ends with the same model.
+    quiet = tmp_path / "no-versioning"
+    quiet.mkdir()
+    r = fedtrack(["run", "--json"] + JOB + ["--set", "versioning.enabled=false"], str(quiet), environment(str(quiet)))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["final"]["model_sha256"] == ref["sha256"]
+    results = campaign(overlap_points(ref), str(tmp_path), extra_env=OVERLAP)
+    failed = [(n, p) for n, p in results if p]
+    assert not failed, f"{len(failed)} of {len(results)} kill points failed: {failed}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--all", action="store_true", help="every kill point (default: the ctest subset)")
     parser.add_argument("--points", help="comma-separated kill points")
     parser.add_argument("--jobs", type=int, default=1, help="kill points run in parallel")
     parser.add_argument("--keep", action="store_true", help="keep the work folders")
+    parser.add_argument("--overlap", action="store_true",
+                        help="each round recorded only once the next one trained (the recording-overlap window)")
     args = parser.parse_args()
     base = tempfile.mkdtemp(prefix="fedtrack-killpoints-")
-    ref = prepare(base)
+    extra_env = OVERLAP if args.overlap else None
+    ref = prepare(base, extra_env)
     if args.points:
         points = [int(p) for p in args.points.split(",")]
     else:
         points = list(range(1, ref["total"] + 1)) if args.all else subset(ref["points"])
     print(f"{ref['total']} kill points in a {ROUNDS}-round job; running {len(points)}", flush=True)
-    results = campaign(points, base, args.jobs, log=lambda line: print(line, flush=True))
+    results = campaign(points, base, args.jobs, log=lambda line: print(line, flush=True), extra_env=extra_env)
     failed = [n for n, p in results if p]
     print(f"points {len(results)} passed {len(results) - len(failed)} failed {len(failed)}"
           + (f" ({','.join(map(str, failed))}; folders kept under {base})" if failed else ""))

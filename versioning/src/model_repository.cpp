@@ -2,6 +2,7 @@
 
 #include <git2.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -18,6 +19,7 @@
 
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
+#include "cache_link.h"
 #include "dvc_format.h"
 #include "dvc_remote_config.h"
 #include "derived_file.h"
@@ -151,35 +153,70 @@ std::string fixed4(double v) {
 }
 
 // Replaces files atomically one by one, remembering what each held, so a
-// failure part-way can put every one of them back.
+// failure part-way can put every one of them back. A large file (the model)
+// is remembered as a hard link to its old inode (a `.tmp-<pid>-<n>` name,
+// removed once the round is committed, swept by crash recovery otherwise)
+// rather than read back into memory.
 class FileUndo {
  public:
+  FileUndo() = default;
+  FileUndo(const FileUndo&) = delete;
+  FileUndo& operator=(const FileUndo&) = delete;
+  ~FileUndo() {  // committed: the old inodes are no longer needed
+    for (const auto& s : saved_) {
+      if (s.kept) ::unlink(s.kept->c_str());
+    }
+  }
   // `derived`: a file the commit is the durable copy of (derived_file.h).
   void write(const std::string& path, const std::string& bytes, bool derived = false) {
     std::optional<std::string> before;
     if (fs::is_regular_file(path)) before = read_repo_file(path);
     if (before && *before == bytes) return;
-    saved_.emplace_back(path, before);
+    saved_.push_back({path, before, std::nullopt});
     if (derived) {
       write_derived_file(path, bytes);
     } else {
       write_file_atomically(path, bytes);
     }
   }
+  // `path` becomes the file of cache object `object` (holding `bytes`), see
+  // place_from_cache; nothing is done when it already is that object.
+  void place(const std::string& path, const std::string& object, const std::string& bytes,
+             const std::vector<CacheLink>& kinds) {
+    struct stat old {}, obj {};
+    const bool exists = ::lstat(path.c_str(), &old) == 0;
+    if (exists && S_ISREG(old.st_mode) && ::stat(object.c_str(), &obj) == 0 && old.st_dev == obj.st_dev &&
+        old.st_ino == obj.st_ino) {
+      return;
+    }
+    Saved saved{path, std::nullopt, std::nullopt};
+    if (exists && S_ISREG(old.st_mode)) {
+      const std::string kept = temporary_name_for(path);
+      if (::link(path.c_str(), kept.c_str()) == 0) {
+        saved.kept = kept;
+      } else {
+        saved.bytes = read_repo_file(path);  // a file system without hard links
+      }
+    }
+    saved_.push_back(saved);
+    place_from_cache(object, path, bytes, kinds);
+  }
   void remove(const std::string& path) {
     if (!fs::is_regular_file(path)) return;
-    saved_.emplace_back(path, read_repo_file(path));
+    saved_.push_back({path, read_repo_file(path), std::nullopt});
     fs::remove(path);
   }
   // Restores every file written, newest first; best effort.
   void rollback() noexcept {
     for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
       try {
-        if (it->second) {
-          write_file_atomically(it->first, *it->second);
+        if (it->kept) {
+          ::rename(it->kept->c_str(), it->path.c_str());
+        } else if (it->bytes) {
+          write_file_atomically(it->path, *it->bytes);
         } else {
           std::error_code ec;
-          fs::remove(it->first, ec);
+          fs::remove(it->path, ec);
         }
       } catch (...) {
       }
@@ -188,7 +225,12 @@ class FileUndo {
   }
 
  private:
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+  struct Saved {
+    std::string path;
+    std::optional<std::string> bytes;  // what it held, or
+    std::optional<std::string> kept;   // a hard link to what it held; neither: it did not exist
+  };
+  std::vector<Saved> saved_;
 };
 
 // Puts the index back to HEAD's tree (or empty before the first commit), so a
@@ -389,6 +431,8 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
   // 1. The objects in the cache (and remote) first: content-addressed, so an
   //    object no commit names yet is harmless.
   const std::string cache_root = (top / ".dvc" / "cache").string();
+  const std::vector<CacheLink> link_kinds =
+      cache_links_from(read_dvc_config(top / ".dvc"), (top / ".dvc" / "config").string());
   const auto remote = push_remote_or_none(options_, root());
   std::optional<S3Remote> s3;
   if (remote && remote->is_s3()) s3.emplace(resolve_s3_settings(*remote, process_environment()));
@@ -558,8 +602,12 @@ RoundCommit ModelRepository::commit_round(const std::string& job_id, const std::
       }
       for (const auto& rel : stale) undo.remove((top / rel).string());
       undo.write(dvc_yaml_path.string(), dvc_yaml);
-      undo.write(model.string(), checkpoint_bytes);
-      for (const auto& o : outputs) undo.write((top / o.path).string(), o.bytes);
+      // The work-tree files are links of their cache objects (cache.type).
+      undo.place(model.string(), object_path(cache_root, result.md5, false), checkpoint_bytes, link_kinds);
+      for (std::size_t i = 0; i < outputs.size(); ++i) {
+        undo.place((top / outputs[i].path).string(), object_path(cache_root, result.outputs[i].md5, false),
+                   outputs[i].bytes, link_kinds);
+      }
       for (const auto& p : dropped) {
         undo.remove((top / (p + ".dvc")).string());
         undo.remove((top / p).string());
@@ -689,10 +737,11 @@ RestoreResult restore_model(const std::string& repo_dir, const std::string& rev,
     result.source = source;
     return true;
   };
+  // A file copy: read, checked and written in one pass over the bytes.
   const auto from_file = [&](const std::string& source, const std::string& file) {
-    std::string bytes;
+    int fd = -1;
     try {
-      bytes = read_file(file);
+      fd = open_regular_file(file);
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kNotFound) {
         problems += "; not in the " + source + " (" + file + ")";
@@ -703,7 +752,24 @@ RestoreResult restore_model(const std::string& repo_dir, const std::string& rev,
       }
       return false;
     }
-    return accept(source, file, bytes);
+    VerifiedCopy copy;
+    try {
+      copy = copy_if_md5(fd, file, out, output.md5);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+    ::close(fd);
+    if (!copy.copied) {
+      if (copy.problem.rfind("md5 ", 0) == 0) {
+        problems += "; the " + source + " copy " + file + " is corrupt (" + copy.problem + ")";
+      } else {
+        problems += "; the " + source + " copy " + file + " cannot be read: " + copy.problem;
+      }
+      return false;
+    }
+    result.source = source;
+    return true;
   };
   if (from_file("cache", object_path((top / ".dvc" / "cache").string(), output.md5, output.legacy()))) return result;
   if (const auto remote = revision_default_remote(top / ".dvc", committed_config)) {

@@ -5,9 +5,11 @@
 // implement RoundListener without including LibTorch: the global model
 // reaches them as bytes through ModelSnapshot.
 //
-// Threading: listeners are called from the thread that runs Server::run, one
-// call at a time, in registration order. A listener that throws stops the job
-// (the error is reported as the job's failure).
+// Threading: listeners are called one call at a time, in registration
+// order. on_round runs on the Server's recording thread while the next round
+// trains (server.h); the other calls on the thread that runs Server::run. A
+// listener that throws stops the job (the error is reported as the job's
+// failure).
 #pragma once
 
 #include <cstdint>

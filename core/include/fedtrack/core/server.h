@@ -8,6 +8,19 @@
 // whose update has the wrong layout or non-finite values, becomes a
 // ClientFailure for that round and changes nothing.
 //
+// Recording off the critical path: a round's listeners (on_round, then
+// ServerOptions::on_round_recorded) run on one recording thread while the
+// next round trains, one round at a time and in round order; round N+1's
+// resume point (on_round_complete) is saved only after round N was recorded,
+// and a listener's failure stops the job at that point (see
+// recording_queue.h). on_job_start, on_initial_evaluation and on_job_end
+// run on run()'s thread, on_job_end after the last record finished (also
+// when the job fails or is stopped). A listener is never called from two
+// threads at once. The recording thread reads a round's global tensors
+// (RoundSummary::model) while the next round runs: nothing writes into a
+// round's global tensors once the round is over (the next aggregate is new
+// tensors).
+//
 // Ownership: the Server borrows the ClientManager, Strategy and listeners;
 // they must outlive run(). run() is called once, from one thread.
 #pragma once
@@ -69,7 +82,8 @@ struct ServerOptions {
   // Runs after each round, before its listeners, with what a resume needs
   // (so a crash while recording never trains a round twice) ...
   std::function<void(const ResumePoint&)> on_round_complete;
-  // ... and after the listeners recorded it.
+  // ... and after the listeners recorded it (on the recording thread, see
+  // Server).
   std::function<void(int round)> on_round_recorded;
   // Set (secure aggregation): runs on the round's fit results before the
   // clients.min_fit check and the strategy; it may turn results into
@@ -78,6 +92,9 @@ struct ServerOptions {
   std::function<void(int round, const Parameters& global, std::vector<FitResult>& results,
                      std::vector<ClientFailure>& failures, Metrics& metrics)>
       secure_aggregation;
+  // A test seam: round N's record starts only once round N+1 has trained
+  // (or the job ends), so kill-point tests hit that window every round.
+  bool hold_records_until_next_round = false;
   // Set: every checkpoint carries this card (checkpoint_bytes), and
   // JobStart::params lists it (model_card_params).
   std::shared_ptr<const ModelCard> model_card;
