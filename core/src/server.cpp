@@ -9,6 +9,7 @@
 #include "fedtrack/core/client_proxy.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/strategy.h"
+#include "ordered_fold.h"
 #include "thread_pool.h"
 
 namespace fedtrack {
@@ -39,16 +40,23 @@ struct Outcome {
   std::optional<ClientFailure> failed;
 };
 
+struct NoFollowUp {
+  template <typename Out>
+  void operator()(std::size_t, Out&) const {}
+};
+
 // Runs `call(instruction, transfer)` for every instruction on the pool and
 // returns the outcomes in instruction (= client-id) order; whatever a call
-// throws becomes that client's failure.
-template <typename Result, typename Instruction, typename Call>
+// throws becomes that client's failure. `done(index, outcome)` runs on the
+// worker as each call ends (the streaming fold takes the update there).
+template <typename Result, typename Instruction, typename Call, typename Done = NoFollowUp>
 std::vector<Outcome<Result>> run_on_clients(ThreadPool& pool, const std::vector<Instruction>& plan,
-                                            Call call) {
+                                            Call call, Done done = {}) {
   std::vector<std::future<Outcome<Result>>> futures;
   futures.reserve(plan.size());
-  for (const auto& ins : plan) {
-    futures.push_back(pool.submit([&call, &ins] {
+  for (std::size_t index = 0; index < plan.size(); ++index) {
+    const auto& ins = plan[index];
+    futures.push_back(pool.submit([&call, &ins, &done, index] {
       Outcome<Result> out;
       TransferStats transfer;
       const auto start = Clock::now();
@@ -64,6 +72,7 @@ std::vector<Outcome<Result>> run_on_clients(ThreadPool& pool, const std::vector<
         transfer.seconds = seconds_since(start);
         out.failed = ClientFailure{id, e.what(), transfer};
       }
+      done(index, out);
       return out;
     }));
   }
@@ -214,6 +223,32 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
       ins.ins.config["seed"] = static_cast<std::int64_t>(task_seed(*options_.task_seed, round, ins.client->id()) >> 1);
     }
   }
+  // Streaming aggregation when the strategy folds (update_fold.h): each
+  // checked update is folded in client-id order as it arrives and released.
+  std::unique_ptr<UpdateFold> fold = strategy_.begin_fit_fold(round, *shared_global);
+  std::shared_ptr<OrderedFold> ordered;
+  if (fold) {
+    ordered = std::make_shared<OrderedFold>(*fold, fit_plan.size());
+    for (std::size_t i = 0; i < fit_plan.size(); ++i) {
+      fit_plan[i].ins.before_upload = [ordered, i] { ordered->wait_turn(i); };
+    }
+  }
+  struct CloseFold {  // on every way out: no upload waits for a round that ended
+    std::shared_ptr<OrderedFold> fold;
+    ~CloseFold() {
+      if (fold) fold->close();
+    }
+  } close_fold{ordered};
+  auto take_update = [&ordered](std::size_t index, Outcome<FitResult>& out) {
+    if (!ordered) return;
+    if (!out.ok) return ordered->failed(index);
+    FitResult update;  // the tensors move to the fold; the outcome keeps the rest
+    update.client_id = out.ok->client_id;
+    update.res.parameters = std::move(out.ok->res.parameters);
+    update.res.num_examples = out.ok->res.num_examples;
+    update.res.metrics = out.ok->res.metrics;
+    ordered->arrived(index, std::move(update));
+  };
   auto fit_outcomes = run_on_clients<FitResult>(
       pool, fit_plan, [&](const FitInstruction& ins, TransferStats& transfer) {
         FitRes res = ins.client->fit(ins.ins, transfer);
@@ -224,7 +259,8 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
                                         std::to_string(res.num_examples));
         }
         return res;
-      });
+      },
+      take_update);
   std::vector<FitResult> results;
   std::vector<ClientFailure> failures;
   double slowest_train = 0;
@@ -269,7 +305,14 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
 
   // --- aggregate ---
   const auto aggregate_start = Clock::now();
-  AggregateFitOutcome aggregated = strategy_.aggregate_fit(round, results, failures);
+  AggregateFitOutcome aggregated;
+  if (ordered) {
+    ordered->folded();  // rethrows a fold's error
+    aggregated = strategy_.finish_fit_fold(round, *fold, results, failures);
+  } else {
+    aggregated = strategy_.aggregate_fit(round, results, failures);
+  }
+  fold.reset();
   results.clear();  // release the client models before evaluating
   if (aggregated.parameters) {
     check_layout(*shared_global, *aggregated.parameters, "strategy '" + strategy_.name() + "'");

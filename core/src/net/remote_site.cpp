@@ -15,12 +15,14 @@ std::shared_ptr<const std::string> ModelPayloads::payload_for(const std::shared_
 
 Result RemoteSite::run_task(MessageKind kind, const ConfigRecord& config,
                             const std::shared_ptr<const Parameters>& global, const Deadline& deadline,
-                            TransferStats& transfer, std::shared_ptr<Parameters>* parameters) {
+                            TransferStats& transfer, std::shared_ptr<Parameters>* parameters,
+                            std::function<void()> before_upload) {
   auto task = std::make_shared<SiteTask>();
   task->kind = kind;
   task->round = static_cast<int>(config_int(config, "round", 0));
   task->global = global;
   task->payload = payloads_.payload_for(global);
+  task->before_upload = std::move(before_upload);
   task->id = registry_.next_task_id();
   TaskHead head;
   head.kind = kind;
@@ -42,7 +44,8 @@ Result RemoteSite::run_task(MessageKind kind, const ConfigRecord& config,
 
 FitRes RemoteSite::fit(const FitIns& ins, TransferStats& transfer) {
   std::shared_ptr<Parameters> parameters;
-  Result result = run_task(MessageKind::kFitTask, ins.config, ins.parameters, ins.deadline, transfer, &parameters);
+  Result result = run_task(MessageKind::kFitTask, ins.config, ins.parameters, ins.deadline, transfer, &parameters,
+                           ins.before_upload);
   FitRes res;
   res.parameters = std::move(*parameters);
   res.num_examples = result.num_examples;

@@ -39,7 +39,8 @@ class RemoteSite : public ClientProxy {
  private:
   // Error(kUnavailable) naming why the task failed.
   Result run_task(MessageKind kind, const ConfigRecord& config, const std::shared_ptr<const Parameters>& global,
-                  const Deadline& deadline, TransferStats& transfer, std::shared_ptr<Parameters>* parameters);
+                  const Deadline& deadline, TransferStats& transfer, std::shared_ptr<Parameters>* parameters,
+                  std::function<void()> before_upload = {});
   SiteRegistry& registry_;
   ModelPayloads& payloads_;
   const RemoteJob& job_;

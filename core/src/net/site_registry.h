@@ -75,6 +75,7 @@ struct SiteTask {
   std::string head;                               // encode_task_head
   std::shared_ptr<const std::string> payload;     // the model, FTPM
   std::shared_ptr<const Parameters> global;       // the same model, decoded (to check an update against)
+  std::function<void()> before_upload;            // a fit result waits on it before its bytes are read (may be empty)
   // ---
   bool delivered = false;
   std::string delivered_session;
@@ -130,6 +131,10 @@ class SiteRegistry {
   // this id, or it is for another round or of another kind.
   std::shared_ptr<SiteTask> open_task(const std::string& name, const std::string& session, std::int64_t task_id,
                                       std::int64_t round, MessageKind result_kind);
+  // The wait a result of this site's open task makes before its body is
+  // read (SiteTask::before_upload): empty when there is none, or no open
+  // task for this session (open_task then refuses the result).
+  std::function<void()> upload_gate(const std::string& name, const std::string& session);
   // Ends the task with the result, or with `rejection` as its failure.
   // SiteConflict if the task ended meanwhile.
   void deliver(const std::string& name, const SiteTask& task, Result result, std::shared_ptr<Parameters> parameters,
