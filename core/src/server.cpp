@@ -265,6 +265,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
   std::vector<ClientFailure> failures;
   double slowest_train = 0;
   double slowest_download = 0;
+  double upload_seconds = 0;  // fit uploads are read one at a time when the strategy folds
   for (auto& o : fit_outcomes) {
     ClientRoundStat stat;
     const TransferStats& transfer = o.ok ? o.ok->transfer : o.failed->transfer;
@@ -274,6 +275,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
     stat.fit_seconds = transfer.seconds;
     if (o.ok) slowest_train = std::max(slowest_train, transfer.train_seconds);
     slowest_download = std::max(slowest_download, transfer.download_seconds);
+    upload_seconds += transfer.upload_seconds;
     if (o.ok) {
       stat.num_examples = o.ok->res.num_examples;
       stat.fit_metrics = o.ok->res.metrics;
@@ -367,6 +369,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
   metrics["round_seconds"] = summary.round_seconds;
   metrics["slowest_train_seconds"] = slowest_train;
   if (slowest_download > 0) metrics["broadcast_seconds"] = slowest_download;  // the model reached every fit client
+  if (upload_seconds > 0) metrics["upload_seconds"] = upload_seconds;          // the server reading the fit results
   summary.metrics = metrics;
   summary.model = snapshot_of(global, options_.model_card);
   return metrics;

@@ -8,6 +8,7 @@
 #include <Poco/Net/StreamSocket.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "fedtrack/core/error.h"
@@ -231,6 +232,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     const std::uint64_t body_bytes = static_cast<std::uint64_t>(declared);
     check_declared_size(declared, resp);
     if (auto gate = e_.registry.upload_gate(name, session_of(req))) gate();
+    const auto reading = std::chrono::steady_clock::now();
 
     Poco::Net::HTTPSession& session = impl->session();
     std::uint64_t consumed = 0;
@@ -294,7 +296,8 @@ class Handler : public Poco::Net::HTTPRequestHandler {
         rejection = "num_examples must be > 0";  // refused before its model is read
       } else {
         try {
-          StreamedUpdate update = read_update(source, payload_size, *task->global, "update");
+          std::unique_ptr<Parameters> into = e_.uploads->take(*task->global);
+          StreamedUpdate update = read_update(source, payload_size, into ? *into : *task->global, "update", into.get());
           if (update.rejection.empty()) {
             parameters = std::make_shared<Parameters>(std::move(update.parameters));
           } else {
@@ -308,7 +311,9 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       char sink[1 << 16];  // a payload only a fit result uses (decode_result ignores it too)
       while (consumed < body_bytes) read_exactly(sink, static_cast<std::size_t>(std::min<std::uint64_t>(sizeof sink, body_bytes - consumed)));
     }
-    e_.registry.deliver(name, *task, std::move(message), std::move(parameters), body_bytes, edge_text(rejection));
+    const double upload_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - reading).count();
+    e_.registry.deliver(name, *task, std::move(message), std::move(parameters), body_bytes, edge_text(rejection),
+                        upload_seconds);
     if (!rejection.empty()) throw Refusal{HTTPResponse::HTTP_UNPROCESSABLE_ENTITY, rejection};  // unread bytes: the refusal closes
     send_no_content(resp);
   }

@@ -6,11 +6,14 @@ namespace fedtrack::net {
 
 std::shared_ptr<const std::string> ModelPayloads::payload_for(const std::shared_ptr<const Parameters>& global) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (global_ != global) {
-    payload_ = std::make_shared<const std::string>(encode_parameters(*global));
+  auto payload = payload_.lock();
+  const bool same_model = !global_.owner_before(global) && !global.owner_before(global_) && !global_.expired();
+  if (!payload || !same_model) {
+    payload = std::make_shared<const std::string>(encode_parameters(*global));
+    payload_ = payload;
     global_ = global;
   }
-  return payload_;
+  return payload;
 }
 
 Result RemoteSite::run_task(MessageKind kind, const ConfigRecord& config,
@@ -36,6 +39,7 @@ Result RemoteSite::run_task(MessageKind kind, const ConfigRecord& config,
   TaskOutcome outcome = registry_.run(id(), task, deadline, job_.stop_requested);
   transfer.bytes_up = outcome.bytes_up;
   transfer.download_seconds = outcome.download_seconds;
+  transfer.upload_seconds = outcome.upload_seconds;
   if (!outcome.failure.empty()) throw Error::unavailable(outcome.failure);
   if (outcome.result->train_seconds) transfer.train_seconds = *outcome.result->train_seconds;
   if (parameters) *parameters = std::move(outcome.parameters);

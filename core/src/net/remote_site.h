@@ -13,15 +13,18 @@
 
 namespace fedtrack::net {
 
-// The global model's encoding, made once per model for all its tasks.
+// The global model's encoding, made once per model and shared by all its
+// tasks (every site gets the same buffer, never re-encoded per client). It
+// lives as long as a task holds it: once a phase's tasks have ended it goes
+// back to the system instead of sitting beside the aggregation.
 class ModelPayloads {
  public:
   std::shared_ptr<const std::string> payload_for(const std::shared_ptr<const Parameters>& global);
 
  private:
   std::mutex mutex_;
-  std::shared_ptr<const Parameters> global_;
-  std::shared_ptr<const std::string> payload_;
+  std::weak_ptr<const Parameters> global_;
+  std::weak_ptr<const std::string> payload_;
 };
 
 struct RemoteJob {

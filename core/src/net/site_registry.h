@@ -64,6 +64,7 @@ struct TaskOutcome {
   std::shared_ptr<Parameters> parameters;   // a fit result's model, checked
   std::uint64_t bytes_up = 0;
   double download_seconds = 0;
+  double upload_seconds = 0;  // reading the result's body
 };
 
 // One task handed to one site. The fields above the line are set when it is
@@ -138,7 +139,7 @@ class SiteRegistry {
   // Ends the task with the result, or with `rejection` as its failure.
   // SiteConflict if the task ended meanwhile.
   void deliver(const std::string& name, const SiteTask& task, Result result, std::shared_ptr<Parameters> parameters,
-               std::uint64_t bytes_up, const std::string& rejection);
+               std::uint64_t bytes_up, const std::string& rejection, double upload_seconds = 0);
 
   // --- the round loop ---
   std::uint64_t next_task_id();

@@ -74,6 +74,7 @@ struct TransferStats {
   double seconds = 0;        // the whole call, as the server saw it
   double train_seconds = 0;  // the client's own time in fit/evaluate, as it measured
   double download_seconds = 0;  // network: from the task's posting until the model was sent to the client
+  double upload_seconds = 0;    // network: reading the result's body, from its turn to its last byte
 };
 
 struct FitInstruction {
