@@ -58,6 +58,57 @@ Parameters WeightedAverage::result() const {
   return out;
 }
 
+WeightedSum::WeightedSum(const Parameters& layout) {
+  acc_.names = layout.names;
+  acc_.buffer_begin = layout.buffer_begin;
+  acc_.tensors.reserve(layout.size());
+  for (const auto& t : layout.tensors) {
+    dtypes_.push_back(t.scalar_type());
+    const auto dtype = t.is_floating_point() ? t.scalar_type() : torch::kDouble;
+    acc_.tensors.push_back(torch::zeros(t.sizes(), torch::TensorOptions().dtype(dtype)));
+  }
+}
+
+void WeightedSum::add(const Parameters& update, double weight) {
+  if (!(weight > 0)) throw Error::invalid_argument("aggregate: an update's weight must be > 0");
+  if (update.size() != acc_.size()) {
+    throw Error::invalid_argument("aggregate: update has " + std::to_string(update.size()) + " tensors, expected " +
+                                  std::to_string(acc_.size()));
+  }
+  for (std::size_t i = 0; i < acc_.size(); ++i) {
+    const auto& u = update.tensors[i];
+    if (u.sizes() != acc_.tensors[i].sizes() || u.scalar_type() != dtypes_[i]) {
+      throw Error::invalid_argument("aggregate: update tensor '" + acc_.names[i] +
+                                    "' differs in shape or dtype from the global model");
+    }
+  }
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < acc_.size(); ++i) {
+    const auto& u = update.tensors[i];
+    if (u.is_floating_point()) {
+      acc_.tensors[i].add_(u, weight);
+    } else {
+      acc_.tensors[i].add_(u.to(torch::kDouble), weight);
+    }
+  }
+  total_weight_ += weight;
+  ++count_;
+}
+
+Parameters WeightedSum::take_average() {
+  if (count_ == 0) throw Error::failed_precondition("aggregate: no updates to average (or the average was taken)");
+  torch::NoGradGuard no_grad;
+  Parameters out = std::move(acc_);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    auto& a = out.tensors[i];
+    a.div_(total_weight_);
+    if (a.scalar_type() != dtypes_[i]) a = a.round().to(dtypes_[i]);
+  }
+  acc_ = Parameters{};
+  count_ = 0;
+  return out;
+}
+
 Parameters weighted_average(const std::vector<std::pair<const Parameters*, double>>& updates) {
   if (updates.empty()) throw Error::invalid_argument("aggregate: no updates to average");
   double total = 0;

@@ -7,10 +7,15 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <string_view>
 
 namespace fedtrack {
+
+// Bytes as they arrive (a socket, a file): fills up to `size` bytes at
+// `buffer` and returns how many; 0 when the input ended.
+using ByteSource = std::function<std::size_t(char* buffer, std::size_t size)>;
 
 class ByteWriter {
  public:

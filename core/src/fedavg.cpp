@@ -54,15 +54,42 @@ Metrics FedAvg::fit_metrics(const std::vector<FitResult>& results) {
   return weighted_metrics_average(metrics);
 }
 
-AggregateFitOutcome FedAvg::aggregate_fit(int, const std::vector<FitResult>& results,
-                                          const std::vector<ClientFailure>& failures) {
+namespace {
+// FedAvg's fold: the updates weighted by num_examples.
+class WeightedFold : public UpdateFold {
+ public:
+  explicit WeightedFold(const Parameters& layout) : sum(layout) {}
+  void add(const FitResult& r) override { sum.add(r.res.parameters, static_cast<double>(r.res.num_examples)); }
+  WeightedSum sum;
+};
+}  // namespace
+
+std::unique_ptr<UpdateFold> FedAvg::begin_fit_fold(int, const Parameters& global) {
+  if (!folds_updates()) return nullptr;
+  return std::make_unique<WeightedFold>(global);
+}
+
+AggregateFitOutcome FedAvg::finish_fit_fold(int round, UpdateFold& fold, const std::vector<FitResult>& results,
+                                            const std::vector<ClientFailure>& failures) {
   AggregateFitOutcome out;
   if (!accepts(results, failures)) return out;
-  std::vector<std::pair<const Parameters*, double>> updates;
-  for (const auto& r : results) updates.emplace_back(&r.res.parameters, static_cast<double>(r.res.num_examples));
-  out.parameters = weighted_average(updates);
+  auto* weighted = dynamic_cast<WeightedFold*>(&fold);
+  if (!weighted) throw Error::invalid_argument(name() + ": finish_fit_fold with a fold it did not begin");
+  if (weighted->sum.count() != results.size()) {
+    throw Error::failed_precondition(name() + ": " + std::to_string(weighted->sum.count()) + " updates folded for " +
+                                     std::to_string(results.size()) + " results");
+  }
+  out.parameters = weighted->sum.take_average();
   out.metrics = fit_metrics(results);
-  return out;
+  return server_step(round, std::move(out));
+}
+
+AggregateFitOutcome FedAvg::aggregate_fit(int round, const std::vector<FitResult>& results,
+                                          const std::vector<ClientFailure>& failures) {
+  if (!accepts(results, failures)) return {};
+  WeightedFold fold(results.front().res.parameters);
+  for (const auto& r : results) fold.add(r);
+  return FedAvg::finish_fit_fold(round, fold, results, failures);
 }
 
 std::vector<EvaluateInstruction> FedAvg::configure_evaluate(int round,

@@ -16,9 +16,7 @@ std::optional<Parameters> FedAvgM::initialize_parameters(ClientManager& clients)
   return initial;
 }
 
-AggregateFitOutcome FedAvgM::aggregate_fit(int round, const std::vector<FitResult>& results,
-                                           const std::vector<ClientFailure>& failures) {
-  AggregateFitOutcome out = FedAvg::aggregate_fit(round, results, failures);
+AggregateFitOutcome FedAvgM::server_step(int round, AggregateFitOutcome out) {
   const bool server_opt = lr_ != 1.0 || momentum_ != 0.0;
   if (!out.parameters || !server_opt) return out;
   if (!current_) throw Error::failed_precondition("fedavgm: server-side optimization needs initial parameters");

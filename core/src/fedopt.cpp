@@ -18,9 +18,7 @@ std::optional<Parameters> FedOpt::initialize_parameters(ClientManager& clients) 
   return initial;
 }
 
-AggregateFitOutcome FedOpt::aggregate_fit(int round, const std::vector<FitResult>& results,
-                                          const std::vector<ClientFailure>& failures) {
-  AggregateFitOutcome out = FedAvg::aggregate_fit(round, results, failures);
+AggregateFitOutcome FedOpt::server_step(int round, AggregateFitOutcome out) {
   if (!out.parameters) return out;
   if (!current_) throw Error::failed_precondition(name() + ": server-side optimization needs initial parameters");
   torch::NoGradGuard no_grad;

@@ -164,6 +164,7 @@ void StateKeeper::save(const ResumePoint& point) {
   saved_.last_summary = point.unrecorded ? encode_round_summary(*point.unrecorded) : "";
   saved_.recorded = !point.unrecorded;
   file_->save(saved_);
+  std::string().swap(saved_.model);  // written: marking the state later does not need the model's bytes again
 }
 
 void StateKeeper::recorded() {

@@ -26,6 +26,9 @@
 namespace fedtrack {
 namespace {
 
+// How long posting a result may wait on the server (see the post below).
+constexpr double kResultSeconds = 900;
+
 using Clock = std::chrono::steady_clock;
 using Poco::Net::HTTPRequest;
 
@@ -43,21 +46,23 @@ std::string instance_id() {
   return instance;
 }
 
-// The result as the server will take it: one over the server's
+// The result's message head as the server will take it (a fit result's
+// model, result.payload, follows it on the wire): one over the server's
 // max_message_mb would be refused (413) however often it is sent, so it
 // becomes a task failure saying so.
-std::string result_body(net::Result& result, std::int64_t server_max_mb,
+std::string result_head(net::Result& result, std::int64_t server_max_mb,
                         const std::function<void(const std::string&)>& log) {
-  std::string body = net::encode_result(result);
+  std::string head = net::encode_result_head(result);
   const auto server_max = static_cast<std::uint64_t>(server_max_mb) << 20;
-  if (body.size() <= server_max) return body;
-  const std::string why = "the result of " + std::to_string(body.size() >> 20) +
+  const std::uint64_t size = head.size() + (result.kind == MessageKind::kFitResult ? result.payload.size() : 0);
+  if (size <= server_max) return head;
+  const std::string why = "the result of " + std::to_string(size >> 20) +
                           " MB is over the server's max_message_mb (" + std::to_string(server_max >> 20) + ")";
   log("round " + std::to_string(result.round) + ": " + why);
   result.kind = MessageKind::kTaskFailed;
   result.error = why;
   result.payload.clear();
-  return net::encode_result(result);
+  return net::encode_result_head(result);
 }
 
 }  // namespace
@@ -139,8 +144,12 @@ void run_network_client(const NetworkClientOptions& options) {
     }
 
     net::Reply r;
+    net::ReceivedTask received;  // the model goes straight into the site's inbox as it arrives
     try {
-      r = connection.send(HTTPRequest::HTTP_GET, net::kTaskPath, joined.session, "", joined.poll_seconds + 30);
+      r = connection.send_streamed(HTTPRequest::HTTP_GET, net::kTaskPath, joined.session, "", joined.poll_seconds + 30,
+                                   [&](std::uint64_t size, const ByteSource& source) {
+                                     received = net::read_task(size, source, site.inbox ? &site : nullptr);
+                                   });
     } catch (const Poco::Exception& e) {
       trouble("lost " + options.server + ": " + e.displayText());
       continue;
@@ -156,8 +165,7 @@ void run_network_client(const NetworkClientOptions& options) {
       trouble("task request answered " + std::to_string(r.status) + ": " + net::reply_text(r.body));
       continue;
     }
-    net::TaskMessage task = net::decode_task(r.body);
-    r.body.clear();
+    const net::TaskMessage& task = received.message;
     if (task.head.kind == MessageKind::kWait) continue;
     if (task.head.kind == MessageKind::kDone) {
       log("job " + joined.job_id + " is done");
@@ -173,15 +181,20 @@ void run_network_client(const NetworkClientOptions& options) {
     // long decode, training or upload is not silence.
     net::Heartbeat heartbeat(net::Connection(uri, context, options.token, instance, 1 << 20), joined.session,
                              joined.heartbeat_seconds);
-    net::Result result = net::perform(site, task, log);
-    const std::string body = result_body(result, joined.max_message_mb, log);
+    net::Result result = net::perform(site, received, log);
+    const std::string head = result_head(result, joined.max_message_mb, log);
+    const std::string_view payload =
+        result.kind == MessageKind::kFitResult ? std::string_view(result.payload) : std::string_view();
     const std::string round = std::to_string(task.head.round);
     const char* kind = message_kind_name(result.kind);
     while (true) {  // deliver the result (the server may be briefly away)
       if (stopped()) throw Error::cancelled("stopped by request");
       net::Reply posted;
       try {
-        posted = connection.send(HTTPRequest::HTTP_POST, net::kResultPath, joined.session, body, 120);
+        // The server reads fit results in the order it folds them (client id),
+        // so this one may wait for an earlier, slower site: a socket call may
+        // make no progress for up to kResultSeconds before it counts as lost.
+        posted = connection.send(HTTPRequest::HTTP_POST, net::kResultPath, joined.session, head, kResultSeconds, payload);
       } catch (const Poco::Exception& e) {
         trouble("cannot send the round " + round + " result: " + e.displayText());
         continue;

@@ -4,11 +4,15 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <sstream>
 
 #include "byte_codec.h"
+#include "parameter_stream.h"
+#include "fedtrack/core/text.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/files.h"
 
@@ -462,6 +466,165 @@ Parameters parse_checkpoint(const std::string& bytes, const Parameters& layout,
 
 Parameters read_checkpoint(const std::string& path, const Parameters& layout) {
   return parse_checkpoint(read_file(path), layout, path);
+}
+
+}  // namespace fedtrack
+
+// --- Streaming decode (parameter_stream.h) ----------------------------------
+
+namespace fedtrack {
+namespace {
+
+// Exactly `n` bytes from `source`, or Error(kCorruption) naming `what`.
+class StreamReader {
+ public:
+  StreamReader(const ByteSource& source, std::uint64_t size) : source_(source), left_(size) {}
+  void read(char* out, std::uint64_t n, const char* what) {
+    if (n > left_) {
+      throw Error::corruption(std::string("parameters: ") + what + " runs past the end of the encoding (" +
+                              std::to_string(left_) + " bytes left)");
+    }
+    while (n > 0) {
+      const std::size_t got = source_(out, static_cast<std::size_t>(n));
+      if (got == 0) throw Error::corruption(std::string("parameters: the input ended inside the ") + what);
+      out += got;
+      n -= got;
+      left_ -= got;
+      read_ += got;
+    }
+  }
+  template <typename T>
+  T get(const char* what) {
+    T value;
+    char buf[sizeof(T)];
+    read(buf, sizeof(T), what);
+    std::memcpy(&value, buf, sizeof(T));
+    return value;
+  }
+  std::uint64_t left() const { return left_; }
+  std::uint64_t bytes_read() const { return read_; }
+
+ private:
+  const ByteSource& source_;
+  std::uint64_t left_;
+  std::uint64_t read_ = 0;
+};
+
+// Whether every IEEE value in the span is finite: an exponent of all ones
+// is NaN or Inf. Integer bit tests without an early exit, so the compiler
+// vectorizes it (it runs on every byte a client uploads).
+template <typename Bits>
+bool finite_span(const char* bytes, std::size_t n, Bits exponent) {
+  Bits bad = 0;
+  const std::size_t count = n / sizeof(Bits);
+  for (std::size_t i = 0; i < count; ++i) {
+    Bits v;
+    std::memcpy(&v, bytes + i * sizeof(Bits), sizeof(Bits));
+    bad |= static_cast<Bits>((v & exponent) == exponent);
+  }
+  return bad == 0;
+}
+
+}  // namespace
+
+StreamedUpdate read_update(const ByteSource& source, std::uint64_t size, const Parameters& layout,
+                           const std::string& who, Parameters* into) {
+  StreamedUpdate out;
+  StreamReader r(source, size);
+  char magic[4];
+  r.read(magic, 4, "magic");
+  if (std::memcmp(magic, kMagic, 4) != 0) throw Error::corruption("parameters: bad magic, not a fedtrack parameter encoding");
+  const auto version = r.get<std::uint16_t>("version");
+  if (version != kVersion) {
+    throw Error::invalid_argument("parameters: encoding version " + std::to_string(version) +
+                                  " is not supported (this build reads version " + std::to_string(kVersion) + ")");
+  }
+  r.get<std::uint16_t>("flags");
+  const auto length = r.get<std::uint64_t>("length");
+  if (length != r.left()) {
+    throw Error::corruption("parameters: header says " + std::to_string(length) + " bytes follow, the message holds " +
+                            std::to_string(r.left()));
+  }
+  const auto count = r.get<std::uint32_t>("tensor count");
+  const auto buffer_begin = r.get<std::uint32_t>("buffer index");
+  auto reject = [&](std::string why) {
+    out.rejection = who + ": " + why;
+    out.bytes_read = r.bytes_read();
+    return out;
+  };
+  if (buffer_begin > count) throw Error::corruption("parameters: buffer index past the tensor count");
+  if (count > r.left() / 12) {
+    throw Error::corruption("parameters: " + std::to_string(count) + " tensors cannot fit in " +
+                            std::to_string(r.left()) + " bytes");
+  }
+  if (count != layout.size() || buffer_begin != layout.buffer_begin) {
+    return reject(std::to_string(count) + " tensors (" + std::to_string(buffer_begin) + " parameters), the model has " +
+                  std::to_string(layout.size()) + " (" + std::to_string(layout.buffer_begin) + ")");
+  }
+  out.parameters.buffer_begin = buffer_begin;
+  std::string name;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const torch::Tensor& expected = layout.tensors[i];
+    // The tensor's header, checked for consistency as decode_parameters does
+    // (Error(kCorruption)), then against the model (a rejection).
+    name.resize(r.get<std::uint16_t>("name length"));
+    r.read(name.data(), name.size(), "name");
+    const auto dtype = dtype_from_code(r.get<std::uint8_t>("dtype"));
+    const auto ndim = r.get<std::uint8_t>("rank");
+    if (ndim > kMaxRank) {
+      throw Error::corruption("parameters: tensor " + std::to_string(i) + " has rank " + std::to_string(ndim) +
+                              ", over the limit of " + std::to_string(kMaxRank));
+    }
+    std::vector<std::int64_t> dims(ndim);
+    std::uint64_t need = c10::elementSize(dtype);
+    bool overflow = false;
+    for (auto& d : dims) {
+      d = r.get<std::int64_t>("dimension");
+      if (d < 0) throw Error::corruption("parameters: negative dimension in tensor " + std::to_string(i));
+      overflow = overflow || __builtin_mul_overflow(need, static_cast<std::uint64_t>(d), &need);
+    }
+    const auto nbytes = r.get<std::uint64_t>("data length");
+    if (overflow || nbytes != need || need > r.left()) {
+      throw Error::corruption("parameters: tensor " + std::to_string(i) + " carries " + std::to_string(nbytes) +
+                              " bytes, its shape needs " + (overflow ? std::string("more than 2^64") : std::to_string(need)) +
+                              " (" + std::to_string(r.left()) + " bytes left in the message)");
+    }
+    if (name != layout.names[i]) {
+      return reject("tensor " + std::to_string(i) + " is '" +
+                    truncate_utf8(to_valid_utf8(std::string_view(name).substr(0, 104)), 100) + "', expected '" +
+                    layout.names[i] + "'");
+    }
+    if (c10::IntArrayRef(dims) != expected.sizes()) {
+      std::ostringstream got;
+      got << c10::IntArrayRef(dims);
+      return reject("'" + name + "' has shape " + got.str() + ", expected " + shape_text(expected));
+    }
+    if (dtype != expected.scalar_type()) {
+      return reject("'" + name + "' has dtype " + c10::toString(dtype) + ", expected " +
+                    c10::toString(expected.scalar_type()));
+    }
+    const bool in_place = into && into->tensors[i].is_contiguous() && into->tensors[i].device().is_cpu();
+    torch::Tensor t = in_place ? into->tensors[i] : torch::empty(expected.sizes(), torch::TensorOptions().dtype(dtype));
+    char* data = static_cast<char*>(t.data_ptr());
+    // In pieces, each checked as it lands (while it is still in cache).
+    constexpr std::uint64_t kPiece = 1u << 20;
+    for (std::uint64_t at = 0; at < nbytes; at += kPiece) {
+      const std::uint64_t n = std::min(kPiece, nbytes - at);
+      r.read(data + at, n, "tensor data");
+      const bool ok = dtype == torch::kFloat    ? finite_span<std::uint32_t>(data + at, n, 0x7f800000u)
+                      : dtype == torch::kDouble ? finite_span<std::uint64_t>(data + at, n, 0x7ff0000000000000ull)
+                                                : true;
+      if (!ok) return reject("'" + name + "' contains NaN or Inf");
+    }
+    if (t.is_floating_point() && dtype != torch::kFloat && dtype != torch::kDouble && !all_finite(t)) {
+      return reject("'" + name + "' contains NaN or Inf");
+    }
+    out.parameters.names.push_back(name);
+    out.parameters.tensors.push_back(std::move(t));
+  }
+  if (r.left() != 0) throw Error::corruption("parameters: " + std::to_string(r.left()) + " trailing bytes");
+  out.bytes_read = r.bytes_read();
+  return out;
 }
 
 }  // namespace fedtrack

@@ -10,6 +10,7 @@
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/strategy.h"
 #include "recording_queue.h"
+#include "ordered_fold.h"
 #include "thread_pool.h"
 
 namespace fedtrack {
@@ -57,16 +58,23 @@ struct Outcome {
   std::optional<ClientFailure> failed;
 };
 
+struct NoFollowUp {
+  template <typename Out>
+  void operator()(std::size_t, Out&) const {}
+};
+
 // Runs `call(instruction, transfer)` for every instruction on the pool and
 // returns the outcomes in instruction (= client-id) order; whatever a call
-// throws becomes that client's failure.
-template <typename Result, typename Instruction, typename Call>
+// throws becomes that client's failure. `done(index, outcome)` runs on the
+// worker as each call ends (the streaming fold takes the update there).
+template <typename Result, typename Instruction, typename Call, typename Done = NoFollowUp>
 std::vector<Outcome<Result>> run_on_clients(ThreadPool& pool, const std::vector<Instruction>& plan,
-                                            Call call) {
+                                            Call call, Done done = {}) {
   std::vector<std::future<Outcome<Result>>> futures;
   futures.reserve(plan.size());
-  for (const auto& ins : plan) {
-    futures.push_back(pool.submit([&call, &ins] {
+  for (std::size_t index = 0; index < plan.size(); ++index) {
+    const auto& ins = plan[index];
+    futures.push_back(pool.submit([&call, &ins, &done, index] {
       Outcome<Result> out;
       TransferStats transfer;
       const auto start = Clock::now();
@@ -82,6 +90,7 @@ std::vector<Outcome<Result>> run_on_clients(ThreadPool& pool, const std::vector<
         transfer.seconds = seconds_since(start);
         out.failed = ClientFailure{id, e.what(), transfer};
       }
+      done(index, out);
       return out;
     }));
   }
@@ -254,6 +263,35 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
       ins.ins.config["seed"] = static_cast<std::int64_t>(task_seed(*options_.task_seed, round, ins.client->id()) >> 1);
     }
   }
+  // Streaming aggregation when the strategy folds (update_fold.h): each
+  // checked update is folded in client-id order as it arrives and released.
+  // Not with secure aggregation: its step replaces the results' parameters
+  // with the secure mean after the fit phase, then the strategy aggregates.
+  std::unique_ptr<UpdateFold> fold =
+      options_.secure_aggregation ? nullptr : strategy_.begin_fit_fold(round, *shared_global);
+  std::shared_ptr<OrderedFold> ordered;
+  if (fold) {
+    ordered = std::make_shared<OrderedFold>(*fold, fit_plan.size());
+    for (std::size_t i = 0; i < fit_plan.size(); ++i) {
+      fit_plan[i].ins.before_upload = [ordered, i] { ordered->wait_turn(i); };
+    }
+  }
+  struct CloseFold {  // on every way out: no upload waits for a round that ended
+    std::shared_ptr<OrderedFold> fold;
+    ~CloseFold() {
+      if (fold) fold->close();
+    }
+  } close_fold{ordered};
+  auto take_update = [&ordered](std::size_t index, Outcome<FitResult>& out) {
+    if (!ordered) return;
+    if (!out.ok) return ordered->failed(index);
+    FitResult update;  // the tensors move to the fold; the outcome keeps the rest
+    update.client_id = out.ok->client_id;
+    update.res.parameters = std::move(out.ok->res.parameters);
+    update.res.num_examples = out.ok->res.num_examples;
+    update.res.metrics = out.ok->res.metrics;
+    ordered->arrived(index, std::move(update));
+  };
   auto fit_outcomes = run_on_clients<FitResult>(
       pool, fit_plan, [&](const FitInstruction& ins, TransferStats& transfer) {
         FitRes res = ins.client->fit(ins.ins, transfer);
@@ -264,12 +302,14 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
                                         std::to_string(res.num_examples));
         }
         return res;
-      });
+      },
+      take_update);
   std::vector<FitResult> results;
   std::vector<ClientFailure> failures;
   UncompressedBytes uncompressed;
   double slowest_train = 0;
   double slowest_download = 0;
+  double upload_seconds = 0;  // fit uploads are read one at a time when the strategy folds
   for (auto& o : fit_outcomes) {
     ClientRoundStat stat;
     const TransferStats& transfer = o.ok ? o.ok->transfer : o.failed->transfer;
@@ -279,6 +319,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
     stat.fit_seconds = transfer.seconds;
     if (o.ok) slowest_train = std::max(slowest_train, transfer.train_seconds);
     slowest_download = std::max(slowest_download, transfer.download_seconds);
+    upload_seconds += transfer.upload_seconds;
     if (o.ok) {
       stat.num_examples = o.ok->res.num_examples;
       stat.fit_metrics = o.ok->res.metrics;
@@ -313,7 +354,14 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
 
   // --- aggregate ---
   const auto aggregate_start = Clock::now();
-  AggregateFitOutcome aggregated = strategy_.aggregate_fit(round, results, failures);
+  AggregateFitOutcome aggregated;
+  if (ordered) {
+    ordered->folded();  // rethrows a fold's error
+    aggregated = strategy_.finish_fit_fold(round, *fold, results, failures);
+  } else {
+    aggregated = strategy_.aggregate_fit(round, results, failures);
+  }
+  fold.reset();
   results.clear();  // release the client models before evaluating
   if (aggregated.parameters) {
     check_layout(*shared_global, *aggregated.parameters, "strategy '" + strategy_.name() + "'");
@@ -371,6 +419,7 @@ Metrics Server::run_round(int round, Parameters& global, RoundSummary& summary) 
   for (const auto& [k, v] : secure_metrics) metrics[k] = v;  // secagg_seconds, secagg_bytes, secagg_dropouts
   metrics["slowest_train_seconds"] = slowest_train;
   if (slowest_download > 0) metrics["broadcast_seconds"] = slowest_download;  // the model reached every fit client
+  if (upload_seconds > 0) metrics["upload_seconds"] = upload_seconds;          // the server reading the fit results
   summary.metrics = metrics;
   summary.model = snapshot_of(global, options_.model_card);
   return metrics;

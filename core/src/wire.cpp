@@ -1,5 +1,7 @@
 #include "wire.h"
 
+#include <cstring>
+
 #include "byte_codec.h"
 #include "fedtrack/core/error.h"
 
@@ -125,6 +127,30 @@ std::string_view decode_head(std::string_view bytes, Message& m) {
 }
 
 }  // namespace
+
+std::uint64_t message_head_size(std::string_view prefix) {
+  ByteReader r(prefix, "message");
+  if (r.take(kMagic.size(), "magic") != kMagic) throw Error::corruption("message: bad magic, not a fedtrack message");
+  r.get<std::uint16_t>("version");
+  r.get<std::uint8_t>("kind");
+  const auto header = r.get<std::uint32_t>("header length");
+  if (header > kMaxHeaderBytes) {
+    throw Error::corruption("message: a header of " + std::to_string(header) + " bytes, over the limit of " +
+                            std::to_string(kMaxHeaderBytes));
+  }
+  return kMessagePrefixBytes + header + sizeof(std::uint64_t);
+}
+
+Message decode_message_head(std::string_view head, std::uint64_t& payload_size) {
+  if (head.size() < sizeof(std::uint64_t)) throw Error::corruption("message: a head shorter than its payload length");
+  std::memcpy(&payload_size, head.data() + head.size() - sizeof(std::uint64_t), sizeof(std::uint64_t));
+  // The same checks as decode_message, on the head with an empty payload.
+  std::string probe(head.substr(0, head.size() - sizeof(std::uint64_t)));
+  probe.append(sizeof(std::uint64_t), '\0');
+  Message m;
+  decode_head(probe, m);
+  return m;
+}
 
 Message decode_message(std::string_view bytes) {
   Message m;

@@ -53,6 +53,16 @@ Message decode_message(std::string_view bytes);
 // The same, keeping the payload in `bytes`' own buffer (no copy of a model).
 Message decode_message(std::string&& bytes);
 
+// For a reader that streams a message's payload instead of holding the
+// whole body: the head is the first kMessagePrefixBytes, then the header
+// and the u64 payload length. message_head_size(prefix) says how many bytes
+// the whole head takes (Error(kCorruption) for a bad magic or a header
+// over kMaxHeaderBytes); decode_message_head(head, &payload_size) decodes it
+// as decode_message would, the payload left to the caller.
+inline constexpr std::size_t kMessagePrefixBytes = 4 + 2 + 1 + 4;
+std::uint64_t message_head_size(std::string_view prefix);
+Message decode_message_head(std::string_view head, std::uint64_t& payload_size);
+
 std::string encode_config(const ConfigRecord& record);
 ConfigRecord decode_config(std::string_view bytes);
 

@@ -2,27 +2,41 @@
 
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPSClientSession.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "fedtrack/core/error.h"
 #include "net/protocol.h"
+#include "net/session_io.h"
 
 namespace fedtrack::net {
 
 Reply Connection::send(const std::string& method, const std::string& path, const std::string& session,
-                       const std::string& body, double timeout_seconds) {
+                       std::string_view body, double timeout_seconds, std::string_view tail) {
   try {
-    return send_once(method, path, session, body, timeout_seconds);
+    return send_once(method, path, session, body, tail, timeout_seconds, nullptr);
   } catch (...) {
     session_.reset();  // start over with a fresh connection next time
     throw;
   }
 }
 
+Reply Connection::send_streamed(const std::string& method, const std::string& path, const std::string& session,
+                                std::string_view body, double timeout_seconds, const BodyReader& read) {
+  try {
+    return send_once(method, path, session, body, {}, timeout_seconds, &read);
+  } catch (...) {
+    session_.reset();
+    throw;
+  }
+}
+
 Reply Connection::send_once(const std::string& method, const std::string& path, const std::string& session,
-                            const std::string& body, double timeout_seconds) {
+                            std::string_view body, std::string_view tail, double timeout_seconds,
+                            const BodyReader* read) {
   if (!session_) {
     if (context_) {
       session_ = std::make_unique<Poco::Net::HTTPSClientSession>(uri_.getHost(), uri_.getPort(), context_);
@@ -39,10 +53,11 @@ Reply Connection::send_once(const std::string& method, const std::string& path, 
   req.setKeepAlive(true);
   if (method == Poco::Net::HTTPRequest::HTTP_POST) {
     req.setContentType(kMessageContentType);
-    req.setContentLength64(static_cast<Poco::UInt64>(body.size()));
+    req.setContentLength64(static_cast<Poco::UInt64>(body.size() + tail.size()));
   }
-  std::ostream& out = session_->sendRequest(req);
-  out.write(body.data(), static_cast<std::streamsize>(body.size()));
+  session_->sendRequest(req).flush();  // the head; the body goes straight to the socket
+  write_all(*session_, body);
+  write_all(*session_, tail);
   Poco::Net::HTTPResponse resp;
   std::istream& in = session_->receiveResponse(resp);
   Reply reply;
@@ -52,16 +67,34 @@ Reply Connection::send_once(const std::string& method, const std::string& path, 
     throw Error::invalid_argument("the server sent a message of " + std::to_string(declared) +
                                   " bytes, over --max-message-mb");
   }
-  if (declared > 0) reply.body.reserve(static_cast<std::size_t>(declared));
-  char buf[1 << 16];
-  while (in) {
-    in.read(buf, sizeof buf);
-    reply.body.append(buf, static_cast<std::size_t>(in.gcount()));
-    if (reply.body.size() > max_bytes_) throw Error::invalid_argument("the server sent a message over --max-message-mb");
+  if (read && reply.status == Poco::Net::HTTPResponse::HTTP_OK && declared >= 0) {
+    const auto size = static_cast<std::uint64_t>(declared);
+    std::uint64_t consumed = 0;
+    const ByteSource source = [&](char* buffer, std::size_t n) {
+      const std::size_t got = read_some(*session_, buffer, static_cast<std::size_t>(std::min<std::uint64_t>(n, size - consumed)));
+      consumed += got;
+      return got;
+    };
+    (*read)(size, source);
+    if (consumed != size) session_.reset();
+    else if (!resp.getKeepAlive()) session_.reset();
+    return reply;
   }
-  if (declared >= 0 && reply.body.size() != static_cast<std::uint64_t>(declared)) {
-    throw Poco::Exception("the connection broke after " + std::to_string(reply.body.size()) + " of " +
-                          std::to_string(declared) + " bytes");
+  if (declared >= 0) {
+    // Read straight into the body, in large socket reads.
+    reply.body.resize(static_cast<std::size_t>(declared));
+    const std::size_t got = read_fully(*session_, reply.body.data(), reply.body.size());
+    if (got != reply.body.size()) {
+      throw Poco::Exception("the connection broke after " + std::to_string(got) + " of " + std::to_string(declared) +
+                            " bytes");
+    }
+  } else {  // no Content-Length (chunked or until close): Poco's stream decodes it
+    char buf[1 << 16];
+    while (in) {
+      in.read(buf, sizeof buf);
+      reply.body.append(buf, static_cast<std::size_t>(in.gcount()));
+      if (reply.body.size() > max_bytes_) throw Error::invalid_argument("the server sent a message over --max-message-mb");
+    }
   }
   if (!resp.getKeepAlive()) session_.reset();
   return reply;

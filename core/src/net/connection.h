@@ -10,10 +10,14 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
+
+#include "byte_codec.h"
 
 namespace fedtrack::net {
 
@@ -33,12 +37,23 @@ class Connection {
   // Throws Poco::Exception when the server cannot be reached or the
   // connection breaks, Error(kInvalidArgument) for a reply over max_bytes;
   // any HTTP status is a Reply. An empty `session` is not sent.
+  // The body is `body` followed by `tail` (a message head and the model
+  // after it, without joining them); both go to the socket in large writes
+  // and the reply is read the same way (net/session_io.h).
   Reply send(const std::string& method, const std::string& path, const std::string& session,
-             const std::string& body, double timeout_seconds);
+             std::string_view body, double timeout_seconds, std::string_view tail = {});
+
+  // The same, but a 200 reply with a Content-Length is handed to `read`
+  // as it arrives (`source` yields at most `size` bytes) instead of being
+  // collected in Reply::body. If `read` stops early or throws, the
+  // connection is dropped (its unread rest cannot be the next reply).
+  using BodyReader = std::function<void(std::uint64_t size, const ByteSource& source)>;
+  Reply send_streamed(const std::string& method, const std::string& path, const std::string& session,
+                      std::string_view body, double timeout_seconds, const BodyReader& read);
 
  private:
   Reply send_once(const std::string& method, const std::string& path, const std::string& session,
-                  const std::string& body, double timeout_seconds);
+                  std::string_view body, std::string_view tail, double timeout_seconds, const BodyReader* read);
 
   Poco::URI uri_;
   Poco::Net::Context::Ptr context_;

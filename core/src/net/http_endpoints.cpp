@@ -4,9 +4,11 @@
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/HTTPServerSession.h>
 #include <Poco/Net/StreamSocket.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "compression/update_codec.h"
@@ -14,6 +16,9 @@
 #include "fedtrack/core/parameters.h"
 #include "fedtrack/core/server.h"
 #include "fedtrack/core/text.h"
+#include "net/session_io.h"
+#include "parameter_stream.h"
+#include "wire.h"
 
 namespace fedtrack::net {
 namespace {
@@ -128,16 +133,32 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     return *name;
   }
 
-  std::string read_body(HTTPServerRequest& req, HTTPServerResponse& resp) {
+  // 413 for a declared body over server.max_message_mb.
+  void check_declared_size(std::int64_t declared, HTTPServerResponse& resp) {
     const std::uint64_t limit = static_cast<std::uint64_t>(e_.max_message_mb) << 20;
-    const auto declared = req.getContentLength64();
     if (declared >= 0 && static_cast<std::uint64_t>(declared) > limit) {
       resp.setKeepAlive(false);  // the unread body must not be taken for the next request
       throw Refusal{HTTPResponse::HTTP_REQUESTENTITYTOOLARGE,
                     "message of " + std::to_string(declared) + " bytes is over server.max_message_mb (" +
                         std::to_string(e_.max_message_mb) + " MB)"};
     }
+  }
+
+  std::string read_body(HTTPServerRequest& req, HTTPServerResponse& resp) {
+    const std::uint64_t limit = static_cast<std::uint64_t>(e_.max_message_mb) << 20;
+    const auto declared = req.getContentLength64();
+    check_declared_size(declared, resp);
     std::string body;
+    auto* impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl*>(&req);
+    if (declared >= 0 && impl) {  // straight into the body, in large socket reads (net/session_io.h)
+      body.resize(static_cast<std::size_t>(declared));
+      const std::size_t got = read_fully(impl->session(), body.data(), body.size());
+      if (got != body.size()) {
+        throw Refusal{HTTPResponse::HTTP_BAD_REQUEST,
+                      "body ended after " + std::to_string(got) + " of " + std::to_string(declared) + " bytes"};
+      }
+      return body;
+    }
     if (declared > 0) body.reserve(static_cast<std::size_t>(declared));
     std::istream& in = req.stream();
     char buf[1 << 16];
@@ -197,8 +218,119 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     if (answer.done) e_.registry.told_done(name);
   }
 
+  // POST /v1/result. A body with a Content-Length (every fedtrack client
+  // sends one) is read as it streams: the message head first, then a fit
+  // result's model straight from the socket into tensors, each tensor
+  // checked against the global model as it lands (parameter_stream.h), so
+  // the server holds one decoded copy of an upload and no body copy, and a
+  // bad upload is refused at its first bad tensor. In a round that folds
+  // updates (ordered_fold.h) the read waits for the site's turn first.
   void result(const std::string& name, HTTPServerRequest& req, HTTPServerResponse& resp) {
     SitePresence presence(e_.registry, name);
+    auto* impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl*>(&req);
+    const auto declared = req.getContentLength64();
+    if (!impl || declared < 0) return buffered_result(name, req, resp);
+    const std::uint64_t body_bytes = static_cast<std::uint64_t>(declared);
+    check_declared_size(declared, resp);
+    if (auto gate = e_.registry.upload_gate(name, session_of(req))) gate();
+    const auto reading = std::chrono::steady_clock::now();
+
+    Poco::Net::HTTPSession& session = impl->session();
+    std::uint64_t consumed = 0;
+    const ByteSource source = [&](char* buffer, std::size_t size) {
+      const std::size_t n = read_some(session, buffer, std::min<std::uint64_t>(size, body_bytes - consumed));
+      consumed += n;
+      return n;
+    };
+    auto read_exactly = [&](char* buffer, std::size_t size) {
+      for (std::size_t got = 0; got < size;) {
+        const std::size_t n = source(buffer + got, size - got);
+        if (n == 0) {
+          throw Refusal{HTTPResponse::HTTP_BAD_REQUEST, "body ended after " + std::to_string(consumed) + " of " +
+                                                            std::to_string(body_bytes) + " bytes"};
+        }
+        got += n;
+      }
+    };
+    auto bad_request = [](const std::string& why) { return Refusal{HTTPResponse::HTTP_BAD_REQUEST, why}; };
+
+    // --- the message head ---
+    if (body_bytes < kMessagePrefixBytes) {
+      throw bad_request("a body of " + std::to_string(body_bytes) + " bytes is shorter than a message head");
+    }
+    std::string head(kMessagePrefixBytes, '\0');
+    read_exactly(head.data(), head.size());
+    Result message;
+    std::uint64_t payload_size = 0;
+    try {
+      const std::uint64_t head_size = message_head_size(head);
+      if (head_size > body_bytes) {
+        throw Error::corruption("message: its head of " + std::to_string(head_size) + " bytes is longer than the body (" +
+                                std::to_string(body_bytes) + ")");
+      }
+      head.resize(static_cast<std::size_t>(head_size));
+      read_exactly(head.data() + kMessagePrefixBytes, head.size() - kMessagePrefixBytes);
+      message = decode_result_head(head, payload_size);
+      if (payload_size != body_bytes - head_size) {
+        throw Error::corruption("message: its payload length says " + std::to_string(payload_size) +
+                                " bytes, the body holds " + std::to_string(body_bytes - head_size));
+      }
+    } catch (const Error& ex) {
+      throw bad_request(ex.what());
+    }
+    std::string().swap(head);
+    if (message.job_id != e_.job.job_id) {
+      throw Refusal{HTTPResponse::HTTP_CONFLICT,
+                    "result for job '" + message.job_id + "', this server runs " + e_.job.job_id};
+    }
+    const auto task = e_.registry.open_task(name, session_of(req), message.task_id, message.round, message.kind);
+
+    // --- the model, checked while it streams ---
+    std::shared_ptr<Parameters> parameters;
+    std::string rejection;
+    if (message.kind == MessageKind::kEvaluateResult) {
+      if (!std::isfinite(message.loss)) rejection = "loss is not finite";
+      else if (message.num_examples < 0) rejection = "num_examples must be >= 0";
+    }
+    if (message.kind == MessageKind::kFitResult) {
+      if (message.num_examples <= 0) {
+        rejection = "num_examples must be > 0";  // refused before its model is read
+      } else {
+        try {
+          if (message.encoding == kCompressedUpdateEncoding) {
+            // A compressed update (docs/compression.md) is a fraction of the
+            // model's size: read whole (bounded by server.max_message_mb),
+            // then decoded and checked against the global model.
+            std::string payload(static_cast<std::size_t>(payload_size), '\0');
+            read_exactly(payload.data(), payload.size());
+            parameters = std::make_shared<Parameters>(compression::apply_update(payload, *task->global));
+          } else {
+            std::unique_ptr<Parameters> into = e_.uploads->take(*task->global);
+            StreamedUpdate update =
+                read_update(source, payload_size, into ? *into : *task->global, "update", into.get());
+            if (update.rejection.empty()) {
+              parameters = std::make_shared<Parameters>(std::move(update.parameters));
+            } else {
+              rejection = std::move(update.rejection);
+            }
+          }
+        } catch (const Error& ex) {
+          throw bad_request(ex.what());
+        }
+      }
+    } else {
+      char sink[1 << 16];  // a payload only a fit result uses (decode_result ignores it too)
+      while (consumed < body_bytes) read_exactly(sink, static_cast<std::size_t>(std::min<std::uint64_t>(sizeof sink, body_bytes - consumed)));
+    }
+    const double upload_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - reading).count();
+    e_.registry.deliver(name, *task, std::move(message), std::move(parameters), body_bytes, edge_text(rejection),
+                        upload_seconds);
+    if (!rejection.empty()) throw Refusal{HTTPResponse::HTTP_UNPROCESSABLE_ENTITY, rejection};  // unread bytes: the refusal closes
+    send_no_content(resp);
+  }
+
+  // A result without a Content-Length: read whole, then decoded.
+  void buffered_result(const std::string& name, HTTPServerRequest& req, HTTPServerResponse& resp) {
     std::string body = read_body(req, resp);
     const std::size_t body_bytes = body.size();
     Result message;

@@ -14,6 +14,7 @@
 #include "net/protocol.h"
 #include "net/site_registry.h"
 #include "net/tokens.h"
+#include "net/upload_spare.h"
 
 namespace fedtrack::net {
 
@@ -24,6 +25,7 @@ struct Endpoints {
   std::int64_t max_message_mb = 1024;  // bodies over it get 413
   std::uint64_t job_seed = 0;          // a site's data_seed derives from it and its name
   std::function<void(const std::string&)> log;  // thread-safe
+  std::shared_ptr<UploadSpare> uploads = std::make_shared<UploadSpare>();  // fit results are read into it
 };
 
 class EndpointFactory : public Poco::Net::HTTPRequestHandlerFactory {

@@ -226,8 +226,8 @@ std::string encode_task_head(const TaskHead& head, std::uint64_t payload_size) {
   return encode_message_head(head.kind, header, payload_size);
 }
 
-TaskMessage decode_task(std::string_view bytes) {
-  Message m = decode_message(bytes);
+namespace {
+TaskMessage task_from(Message m) {
   const bool task = m.kind == MessageKind::kFitTask || m.kind == MessageKind::kEvaluateTask;
   if (!task && m.kind != MessageKind::kWait && m.kind != MessageKind::kDone) {
     throw Error::corruption(std::string("the server sent a ") + message_kind_name(m.kind) + " as a task");
@@ -250,10 +250,17 @@ TaskMessage decode_task(std::string_view bytes) {
   }
   return out;
 }
+}  // namespace
+
+TaskMessage decode_task(std::string_view bytes) { return task_from(decode_message(bytes)); }
+TaskMessage decode_task(std::string&& bytes) { return task_from(decode_message(std::move(bytes))); }
+TaskMessage decode_task_head(std::string_view head, std::uint64_t& payload_size) {
+  return task_from(decode_message_head(head, payload_size));
+}
 
 // --- result -------------------------------------------------------------------
 
-std::string encode_result(const Result& r) {
+std::string encode_result_head(const Result& r) {
   ConfigRecord header = {{"job_id", r.job_id}, {"task_id", r.task_id}, {"round", r.round}};
   if (r.kind == MessageKind::kTaskFailed) {
     header["error"] = r.error;
@@ -265,7 +272,13 @@ std::string encode_result(const Result& r) {
     if (r.kind == MessageKind::kFitResult && !r.encoding.empty()) header["encoding"] = r.encoding;
     for (const auto& [k, v] : r.metrics) header[std::string(kMetricPrefix) + k] = v;
   }
-  return encode_message({r.kind, header, r.kind == MessageKind::kFitResult ? r.payload : std::string()});
+  return encode_message_head(r.kind, header, r.kind == MessageKind::kFitResult ? r.payload.size() : 0);
+}
+
+std::string encode_result(const Result& r) {
+  std::string out = encode_result_head(r);
+  if (r.kind == MessageKind::kFitResult) out += r.payload;
+  return out;
 }
 
 namespace {
@@ -339,5 +352,8 @@ Result result_from(Message m) {
 
 Result decode_result(std::string_view bytes) { return result_from(decode_message(bytes)); }
 Result decode_result(std::string&& bytes) { return result_from(decode_message(std::move(bytes))); }
+Result decode_result_head(std::string_view head, std::uint64_t& payload_size) {
+  return result_from(decode_message_head(head, payload_size));
+}
 
 }  // namespace fedtrack::net

@@ -112,6 +112,10 @@ struct TaskMessage {
   std::string payload;
 };
 TaskMessage decode_task(std::string_view bytes);  // Error(kCorruption) for a kind that is no poll answer
+TaskMessage decode_task(std::string&& bytes);      // the same, the payload kept in `bytes`' buffer
+// A poll answer's head alone (wire.h: decode_message_head), for a client
+// that reads the model that follows straight into its tensors.
+TaskMessage decode_task_head(std::string_view head, std::uint64_t& payload_size);
 
 // --- result -------------------------------------------------------------------
 // What a site sends back for a task. Bounds on what the server accepts:
@@ -135,6 +139,8 @@ struct Result {
   std::string encoding;                  // fit: "" (FTPM model) or kCompressedUpdateEncoding
 };
 std::string encode_result(const Result& result);
+// Everything before the payload (a fit result's model follows it on the wire).
+std::string encode_result_head(const Result& result);
 // Checks every key, its type and its size before anything is used, so
 // nothing unbounded or ill-formed reaches a round's record (MLflow, journal,
 // log). A task failure may still carry the fields of the result it replaces
@@ -143,5 +149,8 @@ Result decode_result(std::string_view bytes);
 // The same, keeping the payload in `bytes`' buffer (the server's request
 // body): no copy of a model-sized payload.
 Result decode_result(std::string&& bytes);
+// The same for a result's head alone (wire.h: decode_message_head), for a
+// server that reads the model that follows straight into tensors.
+Result decode_result_head(std::string_view head, std::uint64_t& payload_size);
 
 }  // namespace fedtrack::net

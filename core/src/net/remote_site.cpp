@@ -7,13 +7,16 @@ namespace fedtrack::net {
 std::shared_ptr<const std::string> ModelPayloads::payload_for(const std::shared_ptr<const Parameters>& global,
                                                               int round) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (global_ != global) {
+  auto payload = payload_.lock();
+  const bool same_model = !global_.owner_before(global) && !global.owner_before(global_) && !global_.expired();
+  if (!payload || !same_model) {
     const bool compressed = compression_ && compression_->downlink != compression::Codec::kRaw;
-    payload_ = std::make_shared<const std::string>(compressed ? compression::encode_model(*compression_, *global, round)
-                                                              : encode_parameters(*global));
+    payload = std::make_shared<const std::string>(compressed ? compression::encode_model(*compression_, *global, round)
+                                                             : encode_parameters(*global));
+    payload_ = payload;
     global_ = global;
   }
-  return payload_;
+  return payload;
 }
 
 std::string ModelPayloads::encoding() const {
@@ -44,12 +47,14 @@ void report_uncompressed(const compression::Plan& plan, const TaskHead& head, co
 
 Result RemoteSite::run_task(MessageKind kind, const ConfigRecord& config,
                             const std::shared_ptr<const Parameters>& global, const Deadline& deadline,
-                            TransferStats& transfer, std::shared_ptr<Parameters>* parameters) {
+                            TransferStats& transfer, std::shared_ptr<Parameters>* parameters,
+                            std::function<void()> before_upload) {
   auto task = std::make_shared<SiteTask>();
   task->kind = kind;
   task->round = static_cast<int>(config_int(config, "round", 0));
   task->global = global;
   task->payload = payloads_.payload_for(global, task->round);
+  task->before_upload = std::move(before_upload);
   task->id = registry_.next_task_id();
   TaskHead head;
   head.kind = kind;
@@ -65,6 +70,7 @@ Result RemoteSite::run_task(MessageKind kind, const ConfigRecord& config,
   transfer.bytes_up = outcome.bytes_up;
   transfer.download_seconds = outcome.download_seconds;
   if (payloads_.compression()) report_uncompressed(*payloads_.compression(), head, *global, outcome, transfer);
+  transfer.upload_seconds = outcome.upload_seconds;
   if (!outcome.failure.empty()) throw Error::unavailable(outcome.failure);
   if (outcome.result->train_seconds) transfer.train_seconds = *outcome.result->train_seconds;
   if (parameters) *parameters = std::move(outcome.parameters);
@@ -73,7 +79,8 @@ Result RemoteSite::run_task(MessageKind kind, const ConfigRecord& config,
 
 FitRes RemoteSite::fit(const FitIns& ins, TransferStats& transfer) {
   std::shared_ptr<Parameters> parameters;
-  Result result = run_task(MessageKind::kFitTask, ins.config, ins.parameters, ins.deadline, transfer, &parameters);
+  Result result = run_task(MessageKind::kFitTask, ins.config, ins.parameters, ins.deadline, transfer, &parameters,
+                           ins.before_upload);
   FitRes res;
   res.parameters = std::move(*parameters);
   res.num_examples = result.num_examples;

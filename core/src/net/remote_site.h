@@ -14,8 +14,11 @@
 
 namespace fedtrack::net {
 
-// The global model's encoding, made once per model for all its tasks: FTPM,
-// or with downlink compression the job's codec (docs/compression.md).
+// The global model's encoding, made once per model and shared by all its
+// tasks (every site gets the same buffer, never re-encoded per client): FTPM,
+// or with downlink compression the job's codec (docs/compression.md). It
+// lives as long as a task holds it: once a phase's tasks have ended it goes
+// back to the system instead of sitting beside the aggregation.
 class ModelPayloads {
  public:
   // `compression`: the job's plan when compression is on (else null).
@@ -29,8 +32,8 @@ class ModelPayloads {
  private:
   std::shared_ptr<const compression::Plan> compression_;
   std::mutex mutex_;
-  std::shared_ptr<const Parameters> global_;
-  std::shared_ptr<const std::string> payload_;
+  std::weak_ptr<const Parameters> global_;
+  std::weak_ptr<const std::string> payload_;
 };
 
 struct RemoteJob {
@@ -48,7 +51,8 @@ class RemoteSite : public ClientProxy {
  private:
   // Error(kUnavailable) naming why the task failed.
   Result run_task(MessageKind kind, const ConfigRecord& config, const std::shared_ptr<const Parameters>& global,
-                  const Deadline& deadline, TransferStats& transfer, std::shared_ptr<Parameters>* parameters);
+                  const Deadline& deadline, TransferStats& transfer, std::shared_ptr<Parameters>* parameters,
+                  std::function<void()> before_upload = {});
   SiteRegistry& registry_;
   ModelPayloads& payloads_;
   const RemoteJob& job_;

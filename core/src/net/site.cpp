@@ -10,8 +10,14 @@
 #include "fedtrack/core/models.h"
 #include "fedtrack/core/parameters.h"
 #include "fedtrack/core/text.h"
+#include "parameter_stream.h"
+#include "wire.h"
 
 namespace fedtrack::net {
+namespace {
+Result perform_with(const Site& site, TaskMessage& task, const Parameters* decoded, const std::string& rejection,
+                    const std::function<void(const std::string&)>& log);
+}  // namespace
 
 std::string data_signature(const Joined& j) {
   std::ostringstream sig;
@@ -44,9 +50,10 @@ Site make_site(const Joined& joined, const std::string& data_dir, const std::fun
   std::sort(train.begin(), train.end());
   if (train.empty()) throw Error::invalid_argument("data: " + data_dir + " leaves no training examples");
   Site site;
-  torch::nn::AnyModule model = make_model(joined.model, ModelInput{format.feature_shape, joined.num_classes});
-  site.layout = std::make_shared<const Parameters>(parameters_from_module(*model.ptr()));
-  site.app = std::make_shared<TorchClient>(model, select_rows(all, train), select_rows(all, val), seed);
+  auto model = make_model(joined.model, ModelInput{format.feature_shape, joined.num_classes});
+  site.inbox = std::make_shared<Parameters>(clone(parameters_from_module(*model.ptr())));
+  site.layout = site.inbox;  // names and shapes (decodes compressed models); the values are the inbox's
+  site.app = std::make_shared<TorchClient>(std::move(model), select_rows(all, train), select_rows(all, val), seed);
   site.signature = data_signature(joined);
   log("data " + data_dir + ": " + std::to_string(train.size()) + " training / " + std::to_string(val.size()) +
       " validation examples, fingerprint " + site.app->data_fingerprint().substr(0, 16) + "; model " + joined.model);
@@ -70,19 +77,61 @@ void adopt_compression(Site& site, const Joined& joined) {
     site.residual = std::make_shared<compression::Residual>();
     site.residual_job = joined.job_id;
   }
+ReceivedTask read_task(std::uint64_t size, const ByteSource& source, Site* site) {
+  auto read_exactly = [&](char* buffer, std::size_t n) {
+    for (std::size_t got = 0; got < n;) {
+      const std::size_t k = source(buffer + got, n - got);
+      if (k == 0) throw Error::corruption("the server's answer ended early");
+      got += k;
+    }
+  };
+  if (size < kMessagePrefixBytes) throw Error::corruption("the server sent a " + std::to_string(size) + "-byte answer");
+  std::string head(kMessagePrefixBytes, '\0');
+  read_exactly(head.data(), head.size());
+  const std::uint64_t head_size = message_head_size(head);
+  if (head_size > size) throw Error::corruption("the server's answer is shorter than its head");
+  head.resize(static_cast<std::size_t>(head_size));
+  read_exactly(head.data() + kMessagePrefixBytes, head.size() - kMessagePrefixBytes);
+  ReceivedTask out;
+  std::uint64_t payload_size = 0;
+  out.message = decode_task_head(head, payload_size);
+  if (payload_size != size - head_size) throw Error::corruption("the server's answer disagrees with its payload length");
+  if (payload_size == 0) return out;
+  // A compressed model (docs/compression.md) is decoded from the payload.
+  if (site && site->inbox && out.message.head.encoding != kCompressedModelEncoding) {
+    StreamedUpdate model = read_update(source, payload_size, *site->inbox, "the server's model", site->inbox.get());
+    out.in_inbox = model.rejection.empty();
+    out.rejection = std::move(model.rejection);
+    return out;
+  }
+  out.message.payload.resize(static_cast<std::size_t>(payload_size));
+  read_exactly(out.message.payload.data(), out.message.payload.size());
+  return out;
+}
+
+Result perform(const Site& site, ReceivedTask& task, const std::function<void(const std::string&)>& log) {
+  if (!task.in_inbox && task.rejection.empty()) return perform(site, task.message, log);
+  return perform_with(site, task.message, task.in_inbox ? site.inbox.get() : nullptr, task.rejection, log);
 }
 
 Result perform(const Site& site, TaskMessage& task, const std::function<void(const std::string&)>& log) {
+  return perform_with(site, task, nullptr, "", log);
+}
+
+namespace {
+Result perform_with(const Site& site, TaskMessage& task, const Parameters* decoded, const std::string& rejection,
+                    const std::function<void(const std::string&)>& log) {
   Result result;
   result.job_id = task.head.job_id;
   result.task_id = task.head.task_id;
   result.round = task.head.round;
   const auto start = std::chrono::steady_clock::now();
   try {
-    const Parameters global = task.head.encoding == kCompressedModelEncoding
-                                  ? compression::decode_model(task.payload, *site.layout)
-                                  : decode_parameters(task.payload);
-    task.payload.clear();
+    if (!rejection.empty()) throw Error::invalid_argument(rejection);
+    const Parameters global = decoded                                            ? *decoded
+                              : task.head.encoding == kCompressedModelEncoding ? compression::decode_model(task.payload, *site.layout)
+                                                                               : decode_parameters(task.payload);
+    std::string().swap(task.payload);
     if (task.head.kind == MessageKind::kFitTask) {
       FitRes res = site.app->fit(global, task.head.config);
       result.kind = MessageKind::kFitResult;
@@ -111,5 +160,7 @@ Result perform(const Site& site, TaskMessage& task, const std::function<void(con
   }
   return result;
 }
+
+}  // namespace
 
 }  // namespace fedtrack::net

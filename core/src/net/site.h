@@ -8,6 +8,7 @@
 
 #include "compression/update_codec.h"
 #include "fedtrack/core/torch_client.h"
+#include "byte_codec.h"
 #include "net/protocol.h"
 
 namespace fedtrack::net {
@@ -27,6 +28,25 @@ struct Site {
 
 // Takes the joined job's compression settings (after every join).
 void adopt_compression(Site& site, const Joined& joined);
+  // The model's layout and the storage every task's model is read into, as
+  // it arrives (reused: no allocation or page faults per round).
+  std::shared_ptr<Parameters> inbox;
+};
+
+// A poll's answer as the client read it.
+struct ReceivedTask {
+  TaskMessage message;
+  // Set when the model was read into site.inbox (message.payload empty).
+  bool in_inbox = false;
+  // The model broke the site's layout or held NaN/Inf: the task fails with it.
+  std::string rejection;
+};
+
+// Reads a poll's answer of `size` bytes as it streams: the message head,
+// then a task's model straight into `site->inbox` when there is a site
+// (checked against its layout and for finite values while it lands), else
+// into message.payload. Error(kCorruption) for a malformed answer.
+ReceivedTask read_task(std::uint64_t size, const ByteSource& source, Site* site);
 
 // Everything of a join that shapes the site's data and model: when it
 // changes (another job), the site is built again.
@@ -39,5 +59,7 @@ Site make_site(const Joined& joined, const std::string& data_dir, const std::fun
 // Fits or evaluates the task's model. A failure (a bad model, a training
 // error) becomes a kTaskFailed result naming it, never an exception.
 Result perform(const Site& site, TaskMessage& task, const std::function<void(const std::string&)>& log);
+// The same for a task read by read_task.
+Result perform(const Site& site, ReceivedTask& task, const std::function<void(const std::string&)>& log);
 
 }  // namespace fedtrack::net

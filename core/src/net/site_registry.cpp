@@ -211,9 +211,18 @@ std::shared_ptr<SiteTask> SiteRegistry::open_task(const std::string& name, const
   return task;
 }
 
+std::function<void()> SiteRegistry::upload_gate(const std::string& name, const std::string& session) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = sites_.find(name);
+  if (it == sites_.end() || it->second.session != session) return {};
+  const auto& task = it->second.task;
+  if (!task || task->done || task->kind != MessageKind::kFitTask) return {};
+  return task->before_upload;
+}
+
 void SiteRegistry::deliver(const std::string& name, const SiteTask& task, Result result,
                            std::shared_ptr<Parameters> parameters, std::uint64_t bytes_up,
-                           const std::string& rejection) {
+                           const std::string& rejection, double upload_seconds) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = sites_.find(name);
   if (task.done || it == sites_.end() || it->second.task.get() != &task) {
@@ -221,6 +230,7 @@ void SiteRegistry::deliver(const std::string& name, const SiteTask& task, Result
   }
   SiteTask& open = *it->second.task;
   open.outcome.bytes_up = bytes_up;
+  open.outcome.upload_seconds = upload_seconds;
   if (!rejection.empty()) {
     open.outcome.failure = "sent an invalid update: " + rejection;
   } else if (result.kind == MessageKind::kTaskFailed) {

@@ -64,6 +64,7 @@ struct TaskOutcome {
   std::shared_ptr<Parameters> parameters;   // a fit result's model, checked
   std::uint64_t bytes_up = 0;
   double download_seconds = 0;
+  double upload_seconds = 0;  // reading the result's body
 };
 
 // One task handed to one site. The fields above the line are set when it is
@@ -75,6 +76,7 @@ struct SiteTask {
   std::string head;                               // encode_task_head
   std::shared_ptr<const std::string> payload;     // the model, FTPM
   std::shared_ptr<const Parameters> global;       // the same model, decoded (to check an update against)
+  std::function<void()> before_upload;            // a fit result waits on it before its bytes are read (may be empty)
   // ---
   bool delivered = false;
   std::string delivered_session;
@@ -130,10 +132,14 @@ class SiteRegistry {
   // this id, or it is for another round or of another kind.
   std::shared_ptr<SiteTask> open_task(const std::string& name, const std::string& session, std::int64_t task_id,
                                       std::int64_t round, MessageKind result_kind);
+  // The wait a result of this site's open task makes before its body is
+  // read (SiteTask::before_upload): empty when there is none, or no open
+  // task for this session (open_task then refuses the result).
+  std::function<void()> upload_gate(const std::string& name, const std::string& session);
   // Ends the task with the result, or with `rejection` as its failure.
   // SiteConflict if the task ended meanwhile.
   void deliver(const std::string& name, const SiteTask& task, Result result, std::shared_ptr<Parameters> parameters,
-               std::uint64_t bytes_up, const std::string& rejection);
+               std::uint64_t bytes_up, const std::string& rejection, double upload_seconds = 0);
 
   // --- the round loop ---
   std::uint64_t next_task_id();

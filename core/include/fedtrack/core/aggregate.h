@@ -37,6 +37,33 @@ class WeightedAverage {
   double added_weight_ = 0;
 };
 
+// The fold behind FedAvg and the server optimizers, for updates that arrive
+// one at a time without knowing the round's total weight in advance:
+// acc += w_k * p_k in the tensors' own floating dtype (integer buffers in
+// float64), and result() = acc / sum_k w_k (integer buffers rounded back).
+// One accumulator the size of the model. The bytes depend on the order of
+// add() calls: the server folds in client-id order (update_fold.h), so the
+// result is the same whatever order the updates arrived in, and equal to
+// folding the same updates as a batch.
+class WeightedSum {
+ public:
+  explicit WeightedSum(const Parameters& layout);
+  // Error(kInvalidArgument) on a layout mismatch or a weight that is not > 0.
+  void add(const Parameters& update, double weight);
+  double total_weight() const { return total_weight_; }
+  std::size_t count() const { return count_; }
+  // The average, divided in place (no second model-sized copy): the sum
+  // is consumed, further calls are Error(kFailedPrecondition), as is a
+  // call before any add().
+  Parameters take_average();
+
+ private:
+  Parameters acc_;
+  std::vector<c10::ScalarType> dtypes_;
+  double total_weight_ = 0;
+  std::size_t count_ = 0;
+};
+
 // sum_k w_k * p_k / sum_k w_k, folding in the given order.
 Parameters weighted_average(const std::vector<std::pair<const Parameters*, double>>& updates);
 

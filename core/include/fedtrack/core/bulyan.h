@@ -15,6 +15,11 @@ class Bulyan : public FedAvg {
   AggregateFitOutcome aggregate_fit(int round, const std::vector<FitResult>& results,
                                     const std::vector<ClientFailure>& failures) override;
 
+ protected:
+  // Not a fold (Bulyan runs Krum selection and a coordinate-wise trimmed mean over all updates): the server keeps the
+  // round's K checked updates (K x model size) and calls aggregate_fit.
+  bool folds_updates() const override { return false; }
+
  private:
   std::int64_t num_malicious_;
 };

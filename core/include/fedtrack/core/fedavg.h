@@ -45,8 +45,24 @@ class FedAvg : public Strategy {
   AggregateEvaluateOutcome aggregate_evaluate(int round, const std::vector<EvaluateResult>& results,
                                               const std::vector<ClientFailure>& failures) override;
   std::optional<CentralEvaluation> evaluate(int round, const Parameters& global) override;
+  // A WeightedSum (aggregate.h) of the updates by num_examples; nullptr
+  // when folds_updates() is false. aggregate_fit folds the same way, so
+  // both paths give the same bytes.
+  std::unique_ptr<UpdateFold> begin_fit_fold(int round, const Parameters& global) override;
+  AggregateFitOutcome finish_fit_fold(int round, UpdateFold& fold, const std::vector<FitResult>& results,
+                                      const std::vector<ClientFailure>& failures) override;
 
  protected:
+  // Whether aggregation is the weighted-average fold (then the server
+  // streams updates into it). A subclass whose aggregate_fit needs all
+  // updates at once returns false.
+  virtual bool folds_updates() const { return true; }
+  // The server-side step after averaging (FedAvgM, FedOpt); `out` holds
+  // the average. Identity for FedAvg.
+  virtual AggregateFitOutcome server_step(int round, AggregateFitOutcome out) {
+    (void)round;
+    return out;
+  }
   const FedAvgOptions& options() const { return options_; }
   // Whether a round with these outcomes is aggregated at all (results, and no
   // failures unless accept_failures).

@@ -15,10 +15,12 @@ class FedAvgM : public FedAvg {
   FedAvgM(FedAvgOptions options, double server_learning_rate, double server_momentum);
   std::string name() const override { return "fedavgm"; }
   std::optional<Parameters> initialize_parameters(ClientManager& clients) override;
-  AggregateFitOutcome aggregate_fit(int round, const std::vector<FitResult>& results,
-                                    const std::vector<ClientFailure>& failures) override;
   StateRecord save_state() const override;
   void restore_state(const Parameters& global, const StateRecord& state) override;
+
+ protected:
+  // The momentum step on FedAvg's average (streamed or batch).
+  AggregateFitOutcome server_step(int round, AggregateFitOutcome out) override;
 
  private:
   double lr_;

@@ -27,12 +27,12 @@ class FedOpt : public FedAvg {
  public:
   FedOpt(FedAvgOptions options, FedOptOptions opt);
   std::optional<Parameters> initialize_parameters(ClientManager& clients) override;
-  AggregateFitOutcome aggregate_fit(int round, const std::vector<FitResult>& results,
-                                    const std::vector<ClientFailure>& failures) override;
   StateRecord save_state() const override;
   void restore_state(const Parameters& global, const StateRecord& state) override;
 
  protected:
+  // The optimizer step on FedAvg's average (streamed or batch).
+  AggregateFitOutcome server_step(int round, AggregateFitOutcome out) override;
   // The new second moment from the old one and delta.
   virtual torch::Tensor update_v(const torch::Tensor& v, const torch::Tensor& delta) const = 0;
   // The server step size for a round.

@@ -13,6 +13,11 @@ class FedTrimmedAvg : public FedAvg {
   AggregateFitOutcome aggregate_fit(int round, const std::vector<FitResult>& results,
                                     const std::vector<ClientFailure>& failures) override;
 
+ protected:
+  // Not a fold (the coordinate-wise trimmed mean sorts every coordinate over all updates): the server keeps the
+  // round's K checked updates (K x model size) and calls aggregate_fit.
+  bool folds_updates() const override { return false; }
+
  private:
   double beta_;
 };

@@ -15,6 +15,11 @@ class Krum : public FedAvg {
   AggregateFitOutcome aggregate_fit(int round, const std::vector<FitResult>& results,
                                     const std::vector<ClientFailure>& failures) override;
 
+ protected:
+  // Not a fold (Krum scores each update by its distances to all others): the server keeps the
+  // round's K checked updates (K x model size) and calls aggregate_fit.
+  bool folds_updates() const override { return false; }
+
  private:
   std::int64_t num_malicious_;
   std::int64_t to_keep_;

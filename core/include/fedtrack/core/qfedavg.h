@@ -23,6 +23,11 @@ class QFedAvg : public FedAvg {
   AggregateFitOutcome aggregate_fit(int round, const std::vector<FitResult>& results,
                                     const std::vector<ClientFailure>& failures) override;
 
+ protected:
+  // Not a fold (q-FedAvg weighs each update by its loss and the sum of all norms): the server keeps the
+  // round's K checked updates (K x model size) and calls aggregate_fit.
+  bool folds_updates() const override { return false; }
+
  private:
   double q_;
   double lr_;

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,7 @@
 #include "fedtrack/core/parameters.h"
 #include "fedtrack/core/records.h"
 #include "fedtrack/core/state_record.h"
+#include "fedtrack/core/update_fold.h"
 
 namespace fedtrack {
 
@@ -37,6 +39,12 @@ struct FitIns {
   std::shared_ptr<const Parameters> parameters;  // the global model, shared read-only
   ConfigRecord config;
   Deadline deadline{};
+  // Set by the server when the round folds updates as they arrive: a proxy
+  // that receives the update as bytes (network) calls it before reading
+  // them, so updates are read in the order they are folded and at most one
+  // waits decoded in memory. It returns once every earlier client's update
+  // was folded or failed (or the round ended).
+  std::function<void()> before_upload{};
 };
 
 struct FitRes {
@@ -70,6 +78,7 @@ struct TransferStats {
   // uncompressed (0 = not compressed; the server reports the ratio).
   std::uint64_t raw_bytes_down = 0;
   std::uint64_t raw_bytes_up = 0;
+  double upload_seconds = 0;    // network: reading the result's body, from its turn to its last byte
 };
 
 struct FitInstruction {
@@ -144,6 +153,23 @@ class Strategy {
   virtual AggregateEvaluateOutcome aggregate_evaluate(
       int round, const std::vector<EvaluateResult>& results,
       const std::vector<ClientFailure>& failures) = 0;
+
+  // Streaming aggregation (update_fold.h). A fold for this round's updates,
+  // or nullptr (the default): the server then collects every result and
+  // calls aggregate_fit. With a fold, the server add()s each update in
+  // client-id order and calls finish_fit_fold instead of aggregate_fit;
+  // `results` there carry everything but the parameters (already folded).
+  // Both paths must give the same bytes for the same updates.
+  virtual std::unique_ptr<UpdateFold> begin_fit_fold(int round, const Parameters& global) {
+    (void)round;
+    (void)global;
+    return nullptr;
+  }
+  virtual AggregateFitOutcome finish_fit_fold(int round, UpdateFold& fold, const std::vector<FitResult>& results,
+                                              const std::vector<ClientFailure>& failures) {
+    (void)round, (void)fold, (void)results, (void)failures;
+    throw Error::failed_precondition("strategy '" + name() + "' does not fold updates");
+  }
 
   // Centralized evaluation; empty when the strategy has no evaluation data.
   virtual std::optional<CentralEvaluation> evaluate(int round, const Parameters& global) = 0;
