@@ -4,6 +4,7 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <numeric>
 
 #include "fedtrack/core/client_manager.h"
 #include "fedtrack/core/client_proxy.h"
@@ -45,10 +46,17 @@ struct Outcome {
 template <typename Result, typename Instruction, typename Call>
 std::vector<Outcome<Result>> run_on_clients(ThreadPool& pool, const std::vector<Instruction>& plan,
                                             Call call) {
-  std::vector<std::future<Outcome<Result>>> futures;
-  futures.reserve(plan.size());
-  for (const auto& ins : plan) {
-    futures.push_back(pool.submit([&call, &ins] {
+  // Largest expected work first (longest-processing-time scheduling), ties
+  // in id order; the outcomes keep the plan's order.
+  std::vector<std::size_t> order(plan.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&plan](std::size_t a, std::size_t b) {
+    return plan[a].client->expected_work() > plan[b].client->expected_work();
+  });
+  std::vector<std::future<Outcome<Result>>> futures(plan.size());
+  for (const std::size_t i : order) {
+    const auto& ins = plan[i];
+    futures[i] = pool.submit([&call, &ins] {
       Outcome<Result> out;
       TransferStats transfer;
       const auto start = Clock::now();
@@ -65,7 +73,7 @@ std::vector<Outcome<Result>> run_on_clients(ThreadPool& pool, const std::vector<
         out.failed = ClientFailure{id, e.what(), transfer};
       }
       return out;
-    }));
+    });
   }
   std::vector<Outcome<Result>> outcomes;
   outcomes.reserve(futures.size());

@@ -27,8 +27,10 @@ namespace {
 // encoding of the models would weigh.
 class InProcessClientProxy : public ClientProxy {
  public:
-  InProcessClientProxy(std::string id, std::shared_ptr<ClientApp> app)
-      : ClientProxy(std::move(id)), app_(std::move(app)) {}
+  InProcessClientProxy(std::string id, std::shared_ptr<ClientApp> app, std::int64_t work = 0)
+      : ClientProxy(std::move(id)), app_(std::move(app)), work_(work) {}
+
+  std::int64_t expected_work() const override { return work_; }
 
   FitRes fit(const FitIns& ins, TransferStats& transfer) override {
     transfer.bytes_down = encoded_size(*ins.parameters);
@@ -46,6 +48,7 @@ class InProcessClientProxy : public ClientProxy {
 
  private:
   std::shared_ptr<ClientApp> app_;
+  std::int64_t work_;
 };
 
 // A Byzantine client for robustness experiments: trains honestly, then sends
@@ -129,7 +132,8 @@ JobResult run_simulation(const JobSpec& job, const JobRunOptions& options) {
   for (std::int64_t c = 0; c < job.clients.count; ++c) {
     std::shared_ptr<ClientApp> site = population->app(static_cast<std::size_t>(c));
     if (c < job.attack.clients) site = std::make_shared<ScaledUpdateClient>(site, job.attack.scale);
-    clients.add(std::make_shared<InProcessClientProxy>(client_id(c, job.clients.count), site));
+    const auto examples = static_cast<std::int64_t>(population->shares().train(static_cast<std::size_t>(c)).size);
+    clients.add(std::make_shared<InProcessClientProxy>(client_id(c, job.clients.count), site, examples));
   }
 
   ServerOptions server_options = server_options_for(job, job_id);

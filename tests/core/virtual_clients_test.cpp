@@ -7,14 +7,17 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <numeric>
 #include <random>
 #include <set>
 
 #include "fedtrack/core/client_manager.h"
 #include "fedtrack/core/client_proxy.h"
+#include "fedtrack/core/fedavg.h"
 #include "fedtrack/core/models.h"
 #include "fedtrack/core/partition.h"
+#include "fedtrack/core/server.h"
 #include "fedtrack/core/simulation.h"
 #include "virtual_clients.h"
 
@@ -124,6 +127,68 @@ TEST(ClientManager, SparseSamplingPicksWhatAFullShuffleWould) {
   std::vector<std::string> picked;
   for (const auto& c : manager.sample(50, 1)) picked.push_back(c->id());
   EXPECT_EQ(picked, dense_sample(ids, 50, reference));
+}
+
+// A client whose fit adds its weight to the model and logs when it started.
+class WeighedClient : public ClientProxy {
+ public:
+  WeighedClient(std::string id, std::int64_t work, std::vector<std::string>& started, std::mutex& mutex)
+      : ClientProxy(std::move(id)), work_(work), started_(started), mutex_(mutex) {}
+  FitRes fit(const FitIns& ins, TransferStats&) override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      started_.push_back(id());
+    }
+    FitRes res;
+    res.parameters = clone(*ins.parameters);
+    res.parameters.tensors[0].add_(static_cast<float>(work_));
+    res.num_examples = work_;
+    return res;
+  }
+  EvaluateRes evaluate(const EvaluateIns&, TransferStats&) override { return {0.0, work_, {}}; }
+  std::int64_t expected_work() const override { return work_; }
+
+ private:
+  std::int64_t work_;
+  std::vector<std::string>& started_;
+  std::mutex& mutex_;
+};
+
+// With one thread, a round whose largest client starts last ends with it
+// working alone (a dirichlet split of the default job: 2,878..10,046
+// examples). Clients start largest first; results are still aggregated in
+// id order, so the model is the same.
+TEST(ServerSchedule, LargestExpectedWorkStartsFirstResultsStayInIdOrder) {
+  std::vector<std::string> started;
+  std::mutex mutex;
+  ClientManager clients(1);
+  const std::vector<std::pair<std::string, std::int64_t>> work{{"a", 3}, {"b", 10}, {"c", 1}, {"d", 10}, {"e", 7}};
+  for (const auto& [id, w] : work) clients.add(std::make_shared<WeighedClient>(id, w, started, mutex));
+  FedAvgOptions o;
+  Parameters initial;
+  initial.names = {"w"};
+  initial.tensors = {torch::zeros({1})};
+  initial.buffer_begin = 1;
+  o.initial_parameters = initial;
+  o.federated_evaluation = false;
+  FedAvg strategy(o);
+  ServerOptions so;
+  so.num_rounds = 1;
+  so.parallelism = 1;
+  so.evaluate_initial = false;
+  Server server(clients, strategy, so);
+  struct Ids : RoundListener {
+    void on_round(const RoundSummary& s) override {
+      for (const auto& c : s.clients) ids.push_back(c.client_id);
+    }
+    std::vector<std::string> ids;
+  } listener;
+  server.add_listener(&listener);
+  const ServerResult result = server.run();
+  EXPECT_EQ(started, (std::vector<std::string>{"b", "d", "e", "a", "c"}));
+  EXPECT_EQ(listener.ids, (std::vector<std::string>{"a", "b", "c", "d", "e"}));
+  // sum(w * w) / sum(w) = (9 + 100 + 1 + 100 + 49) / 31
+  EXPECT_FLOAT_EQ(result.parameters.tensors[0].item<float>(), 259.0f / 31.0f);
 }
 
 // 10,000 virtual clients on a table of 60,000 rows, 10 sampled per round:
