@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <future>
 #include <limits>
 #include <random>
 
 #include "fedtrack/core/digest.h"
 #include "fedtrack/core/error.h"
 #include "fedtrack/core/torch_client.h"
+#include "thread_pool.h"
 
 namespace fedtrack {
 namespace {
@@ -131,10 +133,20 @@ VirtualClients::VirtualClients(TensorData train, ClientShares shares, std::vecto
                                std::uint64_t seed)
     : train_(std::move(train)), shares_(std::move(shares)), replicas_(std::move(replicas)), seed_(seed) {
   fingerprints_.resize(shares_.size());
-  for (std::size_t c = 0; c < shares_.size(); ++c) {
-    const std::string hex = fingerprint_rows(train_, shares_.train(c));
-    std::memcpy(fingerprints_[c].data(), hex.data(), std::min(hex.size(), fingerprints_[c].size()));
+  // Hashing every training row once is most of the set-up: the clients are
+  // independent, so spread them over the cores (each slot has one writer).
+  const std::size_t threads = std::max<std::size_t>(1, std::min(ThreadPool::cores(), shares_.size()));
+  ThreadPool pool(threads);
+  std::vector<std::future<void>> done;
+  for (std::size_t t = 0; t < threads; ++t) {
+    done.push_back(pool.submit([this, t, threads] {
+      for (std::size_t c = t; c < shares_.size(); c += threads) {
+        const std::string hex = fingerprint_rows(train_, shares_.train(c));
+        std::memcpy(fingerprints_[c].data(), hex.data(), std::min(hex.size(), fingerprints_[c].size()));
+      }
+    }));
   }
+  for (auto& d : done) d.get();
 }
 
 std::shared_ptr<ClientApp> VirtualClients::app(std::size_t client) {
