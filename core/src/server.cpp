@@ -4,6 +4,7 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <numeric>
 
 #include "fedtrack/core/client_manager.h"
 #include "fedtrack/core/client_proxy.h"
@@ -70,11 +71,17 @@ struct NoFollowUp {
 template <typename Result, typename Instruction, typename Call, typename Done = NoFollowUp>
 std::vector<Outcome<Result>> run_on_clients(ThreadPool& pool, const std::vector<Instruction>& plan,
                                             Call call, Done done = {}) {
-  std::vector<std::future<Outcome<Result>>> futures;
-  futures.reserve(plan.size());
-  for (std::size_t index = 0; index < plan.size(); ++index) {
+  // Largest expected work first (longest-processing-time scheduling), ties
+  // in id order; the outcomes keep the plan's order.
+  std::vector<std::size_t> order(plan.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&plan](std::size_t a, std::size_t b) {
+    return plan[a].client->expected_work() > plan[b].client->expected_work();
+  });
+  std::vector<std::future<Outcome<Result>>> futures(plan.size());
+  for (const std::size_t index : order) {
     const auto& ins = plan[index];
-    futures.push_back(pool.submit([&call, &ins, &done, index] {
+    futures[index] = pool.submit([&call, &ins, &done, index] {
       Outcome<Result> out;
       TransferStats transfer;
       const auto start = Clock::now();
@@ -92,7 +99,7 @@ std::vector<Outcome<Result>> run_on_clients(ThreadPool& pool, const std::vector<
       }
       done(index, out);
       return out;
-    }));
+    });
   }
   std::vector<Outcome<Result>> outcomes;
   outcomes.reserve(futures.size());

@@ -18,9 +18,9 @@
 #include "fedtrack/core/server.h"
 #include "compression/compressed_proxy.h"
 #include "thread_pool.h"
-#include "fedtrack/core/torch_client.h"
 #include "job_runtime.h"
 #include "privacy/secagg/secagg_round.h"
+#include "virtual_clients.h"
 
 namespace fedtrack {
 namespace {
@@ -29,8 +29,10 @@ namespace {
 // encoding of the models would weigh.
 class InProcessClientProxy : public ClientProxy {
  public:
-  InProcessClientProxy(std::string id, std::shared_ptr<ClientApp> app)
-      : ClientProxy(std::move(id)), app_(std::move(app)) {}
+  InProcessClientProxy(std::string id, std::shared_ptr<ClientApp> app, std::int64_t work = 0)
+      : ClientProxy(std::move(id)), app_(std::move(app)), work_(work) {}
+
+  std::int64_t expected_work() const override { return work_; }
 
   FitRes fit(const FitIns& ins, TransferStats& transfer) override {
     transfer.bytes_down = encoded_size(*ins.parameters);
@@ -48,6 +50,7 @@ class InProcessClientProxy : public ClientProxy {
 
  private:
   std::shared_ptr<ClientApp> app_;
+  std::int64_t work_;
 };
 
 // A Byzantine client for robustness experiments: trains honestly, then sends
@@ -95,11 +98,11 @@ JobResult run_simulation(const JobSpec& job, const JobRunOptions& options) {
   torch::set_num_threads(static_cast<int>(cores));  // for loading and central evaluation
 
   DatasetSplits data = at_key(job, "data.dataset", [&] { return load_dataset(job.data, job.seed); });
-  std::vector<std::int64_t> labels(data.train.labels.data_ptr<std::int64_t>(),
-                                   data.train.labels.data_ptr<std::int64_t>() + data.train.size());
-  const Partitions parts =
-      at_key(job, "data.partition", [&] { return partition(labels, job.clients.count, job.data.partition, job.seed); });
+  Partitions parts;
   {
+    std::vector<std::int64_t> labels(data.train.labels.data_ptr<std::int64_t>(),
+                                     data.train.labels.data_ptr<std::int64_t>() + data.train.size());
+    parts = at_key(job, "data.partition", [&] { return partition(labels, job.clients.count, job.data.partition, job.seed); });
     std::size_t smallest = parts.front().size(), largest = 0;
     for (const auto& p : parts) {
       smallest = std::min(smallest, p.size());
@@ -124,30 +127,24 @@ JobResult run_simulation(const JobSpec& job, const JobRunOptions& options) {
     compressing = std::make_shared<const compression::Plan>(compression::plan_for(job.compression, job.seed));
     at_key(job, "compression.uplink", [&] { compression::check_compressible(parameters_from_module(*side.model.ptr())); });
   }
+  // Each client keeps val_fraction of its share (a seeded draw) for
+  // evaluation. Clients are built when sampled, from the training split
+  // the population keeps and one of `parallelism` model replicas.
+  const auto population = VirtualClients::create(
+      std::move(data.train), ClientShares(std::move(parts), job.data.val_fraction, job.seed),
+      [&] { return make_model(job.model, input); }, parallelism, job.seed);
   ClientManager clients(job.seed);
   JobResult result;
   result.job_id = job_id;
   for (std::int64_t c = 0; c < job.clients.count; ++c) {
-    // Each client keeps val_fraction of its share (a seeded draw) for evaluation.
-    std::vector<std::int64_t> share = parts[c];
-    std::mt19937_64 rng(job.seed + 1000003ull * static_cast<std::uint64_t>(c + 1));
-    std::shuffle(share.begin(), share.end(), rng);
-    const auto n_val = static_cast<std::size_t>(static_cast<double>(share.size()) * job.data.val_fraction);
-    std::vector<std::int64_t> val(share.begin(), share.begin() + static_cast<std::ptrdiff_t>(n_val));
-    std::vector<std::int64_t> train(share.begin() + static_cast<std::ptrdiff_t>(n_val), share.end());
-    std::sort(val.begin(), val.end());
-    std::sort(train.begin(), train.end());
-    auto app = std::make_shared<TorchClient>(make_model(job.model, input), select_rows(data.train, train),
-                                             select_rows(data.train, val),
-                                             job.seed * 7919ull + static_cast<std::uint64_t>(c));
-    result.client_fingerprints.push_back(app->data_fingerprint());
-    std::shared_ptr<ClientApp> site = app;
-    if (c < job.attack.clients) site = std::make_shared<ScaledUpdateClient>(app, job.attack.scale);
-    std::shared_ptr<ClientProxy> proxy = std::make_shared<InProcessClientProxy>(client_id(c, job.clients.count), site);
+    std::shared_ptr<ClientApp> site = population->app(static_cast<std::size_t>(c));
+    if (c < job.attack.clients) site = std::make_shared<ScaledUpdateClient>(site, job.attack.scale);
+    const auto examples = static_cast<std::int64_t>(population->shares().train(static_cast<std::size_t>(c)).size);
+    std::shared_ptr<ClientProxy> proxy =
+        std::make_shared<InProcessClientProxy>(client_id(c, job.clients.count), site, examples);
     if (compressing) proxy = std::make_shared<compression::CompressedClientProxy>(proxy, compressing);
     clients.add(proxy);
   }
-  data.train = {};  // the clients hold their shares now
 
   ServerOptions server_options = server_options_for(job, job_id);
   server_options.model_card = side.card;
@@ -159,6 +156,8 @@ JobResult run_simulation(const JobSpec& job, const JobRunOptions& options) {
     server_options.secure_aggregation = in_process_secure_aggregation(job.secure_aggregation, job.seed);
   }
   run_rounds(clients, *side.strategy, server_options, state, options.listeners, options.state_path, log, result);
+  result.client_fingerprints.reserve(population->size());
+  for (std::size_t c = 0; c < population->size(); ++c) result.client_fingerprints.push_back(population->fingerprint(c));
   return result;
 }
 

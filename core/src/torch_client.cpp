@@ -43,6 +43,14 @@ TorchClient::TorchClient(torch::nn::AnyModule model, TensorData train, TensorDat
       seed_(seed),
       fingerprint_(fingerprint(train_)) {}
 
+TorchClient::TorchClient(torch::nn::AnyModule model, TensorData train, TensorData validation,
+                         std::uint64_t seed, std::string train_fingerprint)
+    : model_(std::move(model)),
+      train_(std::move(train)),
+      validation_(std::move(validation)),
+      seed_(seed),
+      fingerprint_(std::move(train_fingerprint)) {}
+
 FitRes TorchClient::fit(const Parameters& global, const ConfigRecord& config) {
   load_parameters(*model_.ptr(), global);
   TrainOptions options = train_options_from(config);

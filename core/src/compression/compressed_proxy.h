@@ -22,6 +22,7 @@ class CompressedClientProxy : public ClientProxy {
 
   FitRes fit(const FitIns& ins, TransferStats& transfer) override;
   EvaluateRes evaluate(const EvaluateIns& ins, TransferStats& transfer) override;
+  std::int64_t expected_work() const override { return inner_->expected_work(); }
 
  private:
   // The model the client gets: the decoded broadcast, or the global model itself.

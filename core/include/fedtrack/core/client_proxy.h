@@ -7,6 +7,7 @@
 // server records that as the client's failure for the round.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -23,6 +24,12 @@ class ClientProxy {
 
   virtual FitRes fit(const FitIns& ins, TransferStats& transfer) = 0;
   virtual EvaluateRes evaluate(const EvaluateIns& ins, TransferStats& transfer) = 0;
+
+  // How much work a call of this client is, relative to the others (the
+  // simulation: its number of examples); 0 = unknown. The server starts the
+  // largest first, so a round does not end with one client working while
+  // the other threads idle. Results are aggregated in id order regardless.
+  virtual std::int64_t expected_work() const { return 0; }
 
  private:
   std::string id_;

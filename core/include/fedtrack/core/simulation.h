@@ -1,6 +1,8 @@
 // The simulation runtime: a whole federation in one process. Loads the
 // dataset, partitions its training set among `clients.count` virtual clients
-// (each keeps `data.val_fraction` of its share for federated evaluation),
+// (each keeps `data.val_fraction` of its share for federated evaluation;
+// a client is built only when sampled, from a pool of `parallelism` model
+// replicas, so memory does not grow with `clients.count`),
 // and runs the shared Server round loop with the job's strategy, fitting
 // clients concurrently on a thread pool sized to the machine; LibTorch's
 // intra-op threads are set per pool thread so the two do not oversubscribe

@@ -23,6 +23,11 @@ class TorchClient : public ClientApp {
   // (it may be empty: evaluate then reports zero examples).
   TorchClient(torch::nn::AnyModule model, TensorData train, TensorData validation,
               std::uint64_t seed);
+  // The same, with `train`'s fingerprint already known (it must be
+  // fingerprint(train)): a client built anew for every call (the
+  // simulation's virtual clients) does not hash its data every time.
+  TorchClient(torch::nn::AnyModule model, TensorData train, TensorData validation,
+              std::uint64_t seed, std::string train_fingerprint);
 
   FitRes fit(const Parameters& global, const ConfigRecord& config) override;
   EvaluateRes evaluate(const Parameters& global, const ConfigRecord& config) override;
