@@ -132,7 +132,7 @@ TEST(NetProtocol, TaskRefusesWhatIsNoPollAnswer) {
   ConfigRecord header = {{"job_id", std::string("j")}, {"task_id", std::string("one")}, {"round", std::int64_t{1}}};
   expect_refused([&] { decode_task(encode_message({MessageKind::kEvaluateTask, header, ""})); },
                  "'task_id' must be an integer");
-  expect_refused([] { decode_task("FTMS"); }, "");
+  expect_refused([] { decode_task(std::string_view("FTMS")); }, "");
 }
 
 Result sample_fit() {

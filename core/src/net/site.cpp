@@ -77,6 +77,8 @@ void adopt_compression(Site& site, const Joined& joined) {
     site.residual = std::make_shared<compression::Residual>();
     site.residual_job = joined.job_id;
   }
+}
+
 ReceivedTask read_task(std::uint64_t size, const ByteSource& source, Site* site) {
   auto read_exactly = [&](char* buffer, std::size_t n) {
     for (std::size_t got = 0; got < n;) {

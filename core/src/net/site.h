@@ -24,14 +24,13 @@ struct Site {
   // one job; another job starts from zero.
   std::shared_ptr<compression::Residual> residual;
   std::string residual_job;
-};
-
-// Takes the joined job's compression settings (after every join).
-void adopt_compression(Site& site, const Joined& joined);
   // The model's layout and the storage every task's model is read into, as
   // it arrives (reused: no allocation or page faults per round).
   std::shared_ptr<Parameters> inbox;
 };
+
+// Takes the joined job's compression settings (after every join).
+void adopt_compression(Site& site, const Joined& joined);
 
 // A poll's answer as the client read it.
 struct ReceivedTask {
