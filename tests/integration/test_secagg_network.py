@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from conftest import FEDTRACK, clean_env
-from test_deployment import TOKENS, Site, report_of
+from test_deployment import TOKENS, RawClient, Site, decode_message, encode_message, report_of
 
 JOB = """name: secnet
 seed: 7
@@ -60,10 +60,12 @@ def sites(tmp_path):
         s.stop()
 
 
-def start_clients(site, count, kill_after_stage=None, victim=None):
+def start_clients(site, count, kill_after_stage=None, victim=None, skip=()):
     """`count` clients (the first `count` tokens); `victim` kills itself after `kill_after_stage`."""
     procs = []
     for i, name in enumerate(list(TOKENS)[:count]):
+        if name in skip:
+            continue
         env = dict(site.env)
         if name == victim:
             env["FEDTRACK_TEST_SECAGG_KILL_AFTER_STAGE"] = str(kill_after_stage)
@@ -138,3 +140,49 @@ def test_a_client_killed_after_stage_2_below_the_threshold_fails_the_round_clean
     assert "0 of 3 sampled clients returned a result, fewer than clients.min_fit = 2" in log, log
     assert "secure aggregation failed" in log, log
     # The surviving clients keep looking for the server as after any failed job (the fixture stops them).
+
+
+def test_bad_stage_replies_get_4xx_and_the_sender_is_a_dropout(sites):
+    site = sites("bad", job(rounds=1, count=4, threshold=3))
+    server = site.server()
+    clients = start_clients(site, 4, skip=("delta",))
+    raw = RawClient(site.port, TOKENS["delta"])
+    status, body = raw.call("POST", "/v1/join")
+    assert status == 200
+    _, joined, _ = decode_message(body)
+    assert joined["secure_aggregation"] is True
+    raw.session, job_id = joined["session"], joined["job_id"]
+
+    def next_task(kinds):
+        while True:
+            status, body = raw.call("GET", "/v1/task")
+            assert status == 200, body
+            kind, header, payload = decode_message(body)
+            if kind in kinds:
+                return kind, header, payload
+            if kind == 3:
+                raw.call("POST", "/v1/result", encode_message(8, {"job_id": job_id, "task_id": header["task_id"],
+                                                                  "round": header["round"], "error": "no data"}))
+
+    _, fit, _ = next_task({2})
+    ids = {"job_id": job_id, "task_id": fit["task_id"], "round": fit["round"]}
+    # A fit result that carries no model is what SecAgg+ expects.
+    held = dict(ids, num_examples=100, encoding="secagg-held")
+    assert raw.call("POST", "/v1/result", encode_message(6, held))[0] == 204
+    kind, task, request = next_task({9})
+    assert task["stage"] == 1 and request[:4] == b"FTSG", (task, request[:8])
+    ids = {"job_id": job_id, "task_id": task["task_id"], "round": task["round"]}
+    # Ill-formed stage replies: 400, the task stays open.
+    assert raw.call("POST", "/v1/result", encode_message(10, dict(ids, stage=7), b"x"))[0] == 400
+    assert raw.call("POST", "/v1/result", encode_message(10, dict(ids, stage=1, **{"metric/x": 1.0}), b"x"))[0] == 400
+    # A reply for another stage, or bytes that are no stage message: 422, and delta is dropped.
+    status, body = raw.call("POST", "/v1/result", encode_message(10, dict(ids, stage=1), b"not a secagg message"))
+    assert status == 422 and b"not a secure-aggregation message" in body, body
+    assert next_task({5})[0] == 5  # the job ends without delta
+    assert server.wait(timeout=120) == 0, server.log.read_text()
+    m = report_of(server)["rounds"][0]["metrics"]
+    assert m["secagg_dropouts"] == 1, m
+    log = server.log.read_text()
+    assert "client delta dropped at stage 1" in log and "summed 3 of 4 clients" in log, log
+    for c in clients:
+        assert c.wait(timeout=30) == 0, c.log.read_text()
