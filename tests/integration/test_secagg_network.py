@@ -143,7 +143,7 @@ def test_a_client_killed_after_stage_2_below_the_threshold_fails_the_round_clean
 
 
 def test_bad_stage_replies_get_4xx_and_the_sender_is_a_dropout(sites):
-    site = sites("bad", job(rounds=1, count=4, threshold=3))
+    site = sites("bad", job(rounds=2, count=4, threshold=3))
     server = site.server()
     clients = start_clients(site, 4, skip=("delta",))
     raw = RawClient(site.port, TOKENS["delta"])
@@ -164,6 +164,12 @@ def test_bad_stage_replies_get_4xx_and_the_sender_is_a_dropout(sites):
                 raw.call("POST", "/v1/result", encode_message(8, {"job_id": job_id, "task_id": header["task_id"],
                                                                   "round": header["round"], "error": "no data"}))
 
+    # Round 1: a fit result carrying a model (the plaintext SecAgg+ exists to hide) is refused: 422, a failure.
+    _, fit, model = next_task({2})
+    ids = {"job_id": job_id, "task_id": fit["task_id"], "round": fit["round"]}
+    status, body = raw.call("POST", "/v1/result", encode_message(6, dict(ids, num_examples=100), model))
+    assert status == 422 and b"must carry no model" in body, body
+    # Round 2.
     _, fit, _ = next_task({2})
     ids = {"job_id": job_id, "task_id": fit["task_id"], "round": fit["round"]}
     # A fit result that carries no model is what SecAgg+ expects.
@@ -180,9 +186,11 @@ def test_bad_stage_replies_get_4xx_and_the_sender_is_a_dropout(sites):
     assert status == 422 and b"not a secure-aggregation message" in body, body
     assert next_task({5})[0] == 5  # the job ends without delta
     assert server.wait(timeout=120) == 0, server.log.read_text()
-    m = report_of(server)["rounds"][0]["metrics"]
-    assert m["secagg_dropouts"] == 1, m
+    first, second = (r["metrics"] for r in report_of(server)["rounds"])
+    assert first["clients_failed"] == 1 and first["secagg_dropouts"] == 0, first  # delta never entered the protocol
+    assert second["secagg_dropouts"] == 1, second
     log = server.log.read_text()
+    assert "summed 3 of 3 clients" in log, log
     assert "client delta dropped at stage 1" in log and "summed 3 of 4 clients" in log, log
     for c in clients:
         assert c.wait(timeout=30) == 0, c.log.read_text()
