@@ -19,6 +19,7 @@
 #include "fedtrack/core/network.h"
 #include "net/connection.h"
 #include "net/protocol.h"
+#include "net/secagg_site.h"
 #include "net/site.h"
 #include "net/tls.h"
 #include "thread_pool.h"
@@ -90,6 +91,7 @@ void run_network_client(const NetworkClientOptions& options) {
 
   net::Site site;
   net::Joined joined;
+  net::SecAggRound secure_round;  // SecAgg+: this round's protocol state (net/secagg_site.h)
   auto last_contact = Clock::now();
   double backoff = 0.25;
   std::string last_problem;
@@ -181,7 +183,10 @@ void run_network_client(const NetworkClientOptions& options) {
     // long decode, training or upload is not silence.
     net::Heartbeat heartbeat(net::Connection(uri, context, options.token, instance, 1 << 20), joined.session,
                              joined.heartbeat_seconds);
-    net::Result result = net::perform(site, received, log);
+    net::Result result = task.head.kind == MessageKind::kSecAggTask ? secure_round.stage(received.message, log)
+                         : joined.secure_aggregation && task.head.kind == MessageKind::kFitTask
+                             ? secure_round.fit(site, received, log)
+                             : net::perform(site, received, log);
     const std::string head = result_head(result, joined.max_message_mb, log);
     const std::string_view payload =
         result.kind == MessageKind::kFitResult ? std::string_view(result.payload) : std::string_view();
@@ -203,6 +208,7 @@ void run_network_client(const NetworkClientOptions& options) {
       refused(posted);
       if (posted.status == 204) {
         log("round " + round + ": " + kind + " sent");
+        net::secagg_test_kill_after(task, log);
       } else {
         log("round " + round + ": the server refused the " + kind + " (" + std::to_string(posted.status) +
             "): " + net::reply_text(posted.body));

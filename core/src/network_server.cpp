@@ -25,6 +25,7 @@
 #include "net/http_endpoints.h"
 #include "net/network_gate.h"
 #include "net/remote_site.h"
+#include "net/secagg_stage.h"
 #include "net/site_registry.h"
 #include "net/tls.h"
 #include "net/tokens.h"
@@ -62,6 +63,7 @@ net::Joined job_header_for(const JobSpec& job, const std::string& job_id, const 
     h.error_feedback = job.compression.error_feedback;
     h.compression_seed = static_cast<std::int64_t>(task_seed(job.seed, 0, "compression") >> 1);
   }
+  h.secure_aggregation = job.secure_aggregation.enabled();
   return h;
 }
 
@@ -85,11 +87,6 @@ JobResult run_network_server(const JobSpec& job, const NetworkServerOptions& opt
     if (sink) sink(line);
   };
   if (options.tokens_file.empty()) throw Error::invalid_argument("--tokens FILE is required (lines 'name token')");
-  if (job.secure_aggregation.enabled()) {  // never fall back to plain updates silently
-    throw Error::invalid_argument(job.where("secure_aggregation.mode") +
-                                  "secure_aggregation.mode: secaggplus is not supported by fedtrack server yet "
-                                  "(fedtrack run only)");
-  }
   const auto token_list = read_tokens_file(options.tokens_file);
   if (static_cast<std::int64_t>(token_list.size()) < job.clients.count) {
     throw Error::invalid_argument("--tokens " + options.tokens_file + " names " + std::to_string(token_list.size()) +
@@ -223,6 +220,15 @@ JobResult run_network_server(const JobSpec& job, const NetworkServerOptions& opt
   server_options.stop_requested = options.run.stop_requested;
   server_options.task_seed = job.seed;
   server_options.round_timeout = job.server.round_timeout;
+  if (job.secure_aggregation.enabled()) {  // the stages run across the sites (net/secagg_stage.h)
+    server_options.secure_aggregation = net::network_secure_aggregation(
+        job.secure_aggregation, job.seed,
+        [&sites](const std::string& id) -> net::RemoteSite* {
+          auto it = sites.find(id);
+          return it == sites.end() ? nullptr : it->second.get();
+        },
+        log);
+  }
   // The first round this process runs waits for clients.count clients;
   // later rounds sample among those connected (after a short wait for
   // clients.min_available; sampling says what is missing).

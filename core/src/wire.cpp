@@ -66,6 +66,8 @@ const char* message_kind_name(MessageKind kind) {
     case MessageKind::kFitResult: return "fit result";
     case MessageKind::kEvaluateResult: return "evaluate result";
     case MessageKind::kTaskFailed: return "task failed";
+    case MessageKind::kSecAggTask: return "secure aggregation task";
+    case MessageKind::kSecAggResult: return "secure aggregation result";
   }
   return "unknown";
 }
@@ -112,7 +114,7 @@ std::string_view decode_head(std::string_view bytes, Message& m) {
                                   " is not supported (this build speaks version " + std::to_string(kWireVersion) + ")");
   }
   const auto kind = r.get<std::uint8_t>("kind");
-  if (kind < 1 || kind > 8) throw Error::invalid_argument("message: unknown kind " + std::to_string(kind));
+  if (kind < 1 || kind > 10) throw Error::invalid_argument("message: unknown kind " + std::to_string(kind));
   m.kind = static_cast<MessageKind>(kind);
   const auto header = r.get_bytes("header");
   if (header.size() > kMaxHeaderBytes) {

@@ -35,6 +35,8 @@ enum class MessageKind : std::uint8_t {
   kFitResult = 6,       // client -> server: updated model + num_examples + metrics
   kEvaluateResult = 7,  // client -> server: loss + num_examples + metrics
   kTaskFailed = 8,      // client -> server: the task raised; header "error"
+  kSecAggTask = 9,      // server -> client: one SecAgg+ stage request (payload: its bytes)
+  kSecAggResult = 10,   // client -> server: the stage's reply (payload: its bytes)
 };
 
 const char* message_kind_name(MessageKind kind);

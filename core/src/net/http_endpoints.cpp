@@ -19,6 +19,7 @@
 #include "net/session_io.h"
 #include "parameter_stream.h"
 #include "wire.h"
+#include "privacy/secagg/secagg_messages.h"
 
 namespace fedtrack::net {
 namespace {
@@ -292,7 +293,21 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       if (!std::isfinite(message.loss)) rejection = "loss is not finite";
       else if (message.num_examples < 0) rejection = "num_examples must be >= 0";
     }
-    if (message.kind == MessageKind::kFitResult) {
+    const bool held = message.kind == MessageKind::kFitResult &&
+                      (e_.job.secure_aggregation || message.encoding == kSecAggHeldEncoding);
+    if (message.kind == MessageKind::kSecAggResult) {
+      // A SecAgg+ stage reply: its bytes (bounded by server.max_message_mb)
+      // go to the round's SecAggServer, which checks their content.
+      message.payload.resize(static_cast<std::size_t>(payload_size));
+      read_exactly(message.payload.data(), message.payload.size());
+      rejection = stage_reply_problem(message, *task);
+    } else if (held) {
+      // SecAgg+: the fit result holds no model (refused unread when it has one).
+      rejection = payload_size != 0 ? std::string("secure_aggregation.mode is on: a fit result must carry no model "
+                                                  "(encoding '") + kSecAggHeldEncoding + "', empty payload)"
+                                    : held_update_problem(message);
+      if (rejection.empty()) parameters = std::make_shared<Parameters>(*task->global);
+    } else if (message.kind == MessageKind::kFitResult) {
       if (message.num_examples <= 0) {
         rejection = "num_examples must be > 0";  // refused before its model is read
       } else {
@@ -351,7 +366,13 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       if (!std::isfinite(message.loss)) rejection = "loss is not finite";
       else if (message.num_examples < 0) rejection = "num_examples must be >= 0";
     }
-    if (message.kind == MessageKind::kFitResult) {
+    if (message.kind == MessageKind::kSecAggResult) {
+      rejection = stage_reply_problem(message, *task);
+    } else if (message.kind == MessageKind::kFitResult && (e_.job.secure_aggregation ||
+                                                             message.encoding == kSecAggHeldEncoding)) {
+      rejection = held_update_problem(message);
+      if (rejection.empty()) parameters = std::make_shared<Parameters>(*task->global);
+    } else if (message.kind == MessageKind::kFitResult) {
       try {
         parameters = std::make_shared<Parameters>(
             message.encoding == kCompressedUpdateEncoding ? compression::apply_update(message.payload, *task->global)
@@ -366,10 +387,45 @@ class Handler : public Poco::Net::HTTPRequestHandler {
         rejection = ex.what();
       }
     }
-    std::string().swap(message.payload);  // decoded: its capacity must not wait in the task's result
+    if (message.kind != MessageKind::kSecAggResult) {
+      std::string().swap(message.payload);  // decoded: its capacity must not wait in the task's result
+    }
     e_.registry.deliver(name, *task, std::move(message), std::move(parameters), body_bytes, edge_text(rejection));
     if (!rejection.empty()) throw Refusal{HTTPResponse::HTTP_UNPROCESSABLE_ENTITY, rejection};
     send_no_content(resp);
+  }
+
+  // SecAgg+ (net/secagg_stage.h): a fit result holds no model, and only then
+  // (the round loop's update checks see the global model in its place; the
+  // secure mean replaces it). What is wrong with `message`, or "".
+  std::string held_update_problem(const Result& message) {
+    if (!e_.job.secure_aggregation) {
+      return std::string("encoding '") + kSecAggHeldEncoding + "': secure aggregation is off in this job";
+    }
+    if (message.encoding != kSecAggHeldEncoding || !message.payload.empty()) {
+      return std::string("secure_aggregation.mode is on: a fit result must carry no model (encoding '") +
+             kSecAggHeldEncoding + "', empty payload)";
+    }
+    if (message.num_examples <= 0) return "num_examples must be > 0";
+    return "";
+  }
+  // The envelope of a stage reply: the stage the task asked for. Its content
+  // is checked by the round's SecAggServer (a bad one drops the client).
+  static std::string stage_reply_problem(const Result& message, const SiteTask& task) {
+    if (message.stage != task.secagg_stage) {
+      return "a reply for secure aggregation stage " + std::to_string(message.stage) + ", the task asked for stage " +
+             std::to_string(task.secagg_stage);
+    }
+    try {
+      const auto stage = secagg::stage_of(message.payload, "secure aggregation reply");
+      if (static_cast<std::int64_t>(stage) != task.secagg_stage) {
+        return "the reply's bytes are for stage " + std::to_string(static_cast<int>(stage)) +
+               ", the task asked for stage " + std::to_string(task.secagg_stage);
+      }
+    } catch (const Error& ex) {
+      return ex.what();
+    }
+    return "";
   }
 
   const Endpoints& e_;

@@ -166,6 +166,7 @@ std::string encode_joined(const Joined& j) {
     header["error_feedback"] = j.error_feedback;
     header["compression_seed"] = j.compression_seed;
   }
+  if (j.secure_aggregation) header["secure_aggregation"] = true;
   return encode_message_head(MessageKind::kJoined, header, 0);
 }
 
@@ -210,6 +211,11 @@ Joined decode_joined(std::string_view bytes) {
     j.error_feedback = *b;
   }
   if (!(j.topk_fraction > 0 && j.topk_fraction <= 1)) throw f.bad("topk_fraction", "must be in (0, 1]");
+  if (const Scalar* v = f.find("secure_aggregation")) {
+    const auto* b = std::get_if<bool>(v);
+    if (!b) throw f.bad("secure_aggregation", "must be a boolean");
+    j.secure_aggregation = *b;
+  }
   return j;
 }
 
@@ -222,6 +228,10 @@ std::string encode_task_head(const TaskHead& head, std::uint64_t payload_size) {
     header["round"] = head.round;
     for (const auto& [k, v] : head.config) header[std::string(kConfigPrefix) + k] = v;
     if (!head.encoding.empty()) header["encoding"] = head.encoding;
+  } else if (head.kind == MessageKind::kSecAggTask) {
+    header["task_id"] = head.task_id;
+    header["round"] = head.round;
+    header["stage"] = head.stage;
   }
   return encode_message_head(head.kind, header, payload_size);
 }
@@ -229,7 +239,8 @@ std::string encode_task_head(const TaskHead& head, std::uint64_t payload_size) {
 namespace {
 TaskMessage task_from(Message m) {
   const bool task = m.kind == MessageKind::kFitTask || m.kind == MessageKind::kEvaluateTask;
-  if (!task && m.kind != MessageKind::kWait && m.kind != MessageKind::kDone) {
+  const bool stage = m.kind == MessageKind::kSecAggTask;
+  if (!task && !stage && m.kind != MessageKind::kWait && m.kind != MessageKind::kDone) {
     throw Error::corruption(std::string("the server sent a ") + message_kind_name(m.kind) + " as a task");
   }
   const Fields f(m.header, std::string(message_kind_name(m.kind)) + ": ");
@@ -246,6 +257,12 @@ TaskMessage task_from(Message m) {
     if (!out.head.encoding.empty() && out.head.encoding != kCompressedModelEncoding) {
       throw f.bad("encoding", "is not a model encoding this build reads (" + std::string(kCompressedModelEncoding) + ")");
     }
+    out.payload = std::move(m.payload);
+  } else if (stage) {
+    out.head.task_id = f.integer("task_id");
+    out.head.round = f.integer("round");
+    out.head.stage = f.integer("stage");
+    if (out.head.stage < 1 || out.head.stage > kSecAggStages) throw f.bad("stage", "must be 1 to 4");
     out.payload = std::move(m.payload);
   }
   return out;
@@ -264,6 +281,9 @@ std::string encode_result_head(const Result& r) {
   ConfigRecord header = {{"job_id", r.job_id}, {"task_id", r.task_id}, {"round", r.round}};
   if (r.kind == MessageKind::kTaskFailed) {
     header["error"] = r.error;
+  } else if (r.kind == MessageKind::kSecAggResult) {
+    header["stage"] = r.stage;
+    return encode_message({r.kind, header, r.payload});
   } else {
     header["num_examples"] = r.num_examples;
     if (r.train_seconds) header["train_seconds"] = *r.train_seconds;
@@ -282,11 +302,33 @@ std::string encode_result(const Result& r) {
 }
 
 namespace {
+// A closed message: job_id, task_id, round, stage and the reply bytes.
+Result secagg_result_from(Message m) {
+  const Fields f(m.header, std::string("a ") + message_kind_name(m.kind) + ": ");
+  Result r;
+  r.kind = m.kind;
+  for (const auto& entry : m.header) {
+    const std::string& key = entry.first;
+    if (key == "job_id") r.job_id = f.text(key);
+    else if (key == "task_id") r.task_id = f.integer(key);
+    else if (key == "round") r.round = f.integer(key);
+    else if (key == "stage") r.stage = f.integer(key);
+    else throw f.bad(key, "is not a field of this message");
+  }
+  for (const char* required : {"job_id", "task_id", "round", "stage"}) {
+    if (!m.header.count(required)) throw f.bad(required, "is missing");
+  }
+  if (r.stage < 1 || r.stage > kSecAggStages) throw f.bad("stage", "must be 1 to 4");
+  r.payload = std::move(m.payload);
+  return r;
+}
+
 Result result_from(Message m) {
   if (m.kind != MessageKind::kFitResult && m.kind != MessageKind::kEvaluateResult &&
-      m.kind != MessageKind::kTaskFailed) {
+      m.kind != MessageKind::kTaskFailed && m.kind != MessageKind::kSecAggResult) {
     throw Error::corruption(std::string("a ") + message_kind_name(m.kind) + " message is not a result");
   }
+  if (m.kind == MessageKind::kSecAggResult) return secagg_result_from(std::move(m));
   const bool failed = m.kind == MessageKind::kTaskFailed;
   const bool fit = m.kind == MessageKind::kFitResult || failed;
   const bool evaluate = m.kind == MessageKind::kEvaluateResult || failed;
@@ -314,8 +356,9 @@ Result result_from(Message m) {
       if (!hex) throw f.bad(key, "must be 1 to " + std::to_string(kMaxFingerprintBytes) + " hex digits");
     } else if (key == "encoding" && m.kind == MessageKind::kFitResult) {
       r.encoding = f.text(key);
-      if (r.encoding != kCompressedUpdateEncoding) {
-        throw f.bad(key, "is not an update encoding this build reads (" + std::string(kCompressedUpdateEncoding) + ")");
+      if (r.encoding != kCompressedUpdateEncoding && r.encoding != kSecAggHeldEncoding) {
+        throw f.bad(key, "is not an update encoding this build reads (" + std::string(kCompressedUpdateEncoding) +
+                             ", " + kSecAggHeldEncoding + ")");
       }
     } else if (key == "error" && failed) {
       r.error = truncate_utf8(to_valid_utf8(f.text(key).substr(0, kMaxErrorTextBytes + 4)), kMaxErrorTextBytes);

@@ -3,8 +3,10 @@
 // exactly one encoder and one decoder, used by both ends.
 //
 //   POST /v1/join       (empty body)      -> Joined     (kJoined)
-//   GET  /v1/task       long poll         -> TaskHead   (kFitTask / kEvaluateTask + model, kWait, kDone)
-//   POST /v1/result     Result            -> 204        (kFitResult / kEvaluateResult / kTaskFailed)
+//   GET  /v1/task       long poll         -> TaskHead   (kFitTask / kEvaluateTask + model, kSecAggTask
+//                                                        + stage request, kWait, kDone)
+//   POST /v1/result     Result            -> 204        (kFitResult / kEvaluateResult / kSecAggResult /
+//                                                        kTaskFailed)
 //   POST /v1/heartbeat  (empty body)      -> 204
 //
 // Every request carries "Authorization: Bearer TOKEN" and
@@ -83,6 +85,9 @@ struct Joined {
   double topk_fraction = 0.01;
   bool error_feedback = true;
   std::int64_t compression_seed = 0;          // seeds the client's int8 rounding
+  // SecAgg+ (docs/privacy.md): a fit result then carries no model (the site
+  // keeps it for the round's kSecAggTask stages). Sent only when on.
+  bool secure_aggregation = false;
   bool compressing() const { return compression_uplink != "none" || compression_downlink != "none"; }
 };
 std::string encode_joined(const Joined& joined);  // a whole kJoined message
@@ -93,8 +98,12 @@ Joined decode_joined(std::string_view bytes);     // Error(kCorruption) for any 
 // is; absent, it is a whole model in the FTPM encoding (parameters.h).
 inline constexpr const char* kCompressedModelEncoding = "ftcu-model";    // task: the global model's values, FTCU
 inline constexpr const char* kCompressedUpdateEncoding = "ftcu-update";  // fit result: trained - received, FTCU
+// Fit result under SecAgg+: no payload, the site holds its model for the
+// round's secure aggregation stages.
+inline constexpr const char* kSecAggHeldEncoding = "secagg-held";
 
 // --- task ---------------------------------------------------------------------
+inline constexpr std::int64_t kSecAggStages = 4;  // secagg::Stage kSetup .. kUnmask
 // A poll's answer. kFitTask / kEvaluateTask carry the task and a model
 // payload; kWait and kDone only the job id.
 struct TaskHead {
@@ -104,6 +113,7 @@ struct TaskHead {
   std::int64_t round = 0;
   ConfigRecord config;  // the strategy's per-task config (Flower's FitIns.config)
   std::string encoding;  // "" (FTPM) or kCompressedModelEncoding
+  std::int64_t stage = 0;  // kSecAggTask: the SecAgg+ stage (1..4) its payload asks for
 };
 // Everything before the payload: the server streams one shared model after it.
 std::string encode_task_head(const TaskHead& head, std::uint64_t payload_size);
@@ -136,8 +146,11 @@ struct Result {
   Metrics metrics;                       // fit, evaluate
   std::string error;                     // task failed
   std::string payload;                   // fit: the updated model (FTPM)
-  std::string encoding;                  // fit: "" (FTPM model) or kCompressedUpdateEncoding
+  std::string encoding;                  // fit: "" (FTPM model), kCompressedUpdateEncoding or kSecAggHeldEncoding
+  std::int64_t stage = 0;                // secure aggregation result: the stage (1..4) it answers
 };
+// A kSecAggResult carries the stage's reply bytes as its payload (and only
+// job_id, task_id, round, stage); the server's state machine checks them.
 std::string encode_result(const Result& result);
 // Everything before the payload (a fit result's model follows it on the wire).
 std::string encode_result_head(const Result& result);

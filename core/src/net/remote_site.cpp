@@ -77,6 +77,28 @@ Result RemoteSite::run_task(MessageKind kind, const ConfigRecord& config,
   return std::move(*outcome.result);
 }
 
+std::string RemoteSite::run_stage(int round, int stage, std::string request, const Deadline& deadline,
+                                  std::uint64_t& bytes) {
+  auto task = std::make_shared<SiteTask>();
+  task->kind = MessageKind::kSecAggTask;
+  task->round = round;
+  task->secagg_stage = stage;
+  task->id = registry_.next_task_id();
+  TaskHead head;
+  head.kind = MessageKind::kSecAggTask;
+  head.job_id = job_.job_id;
+  head.task_id = static_cast<std::int64_t>(task->id);
+  head.round = round;
+  head.stage = stage;
+  task->head = encode_task_head(head, request.size());
+  bytes += task->head.size() + request.size();
+  task->payload = std::make_shared<const std::string>(std::move(request));
+  TaskOutcome outcome = registry_.run(id(), task, deadline, job_.stop_requested);
+  bytes += outcome.bytes_up;
+  if (!outcome.failure.empty()) throw Error::unavailable(outcome.failure);
+  return std::move(outcome.result->payload);
+}
+
 FitRes RemoteSite::fit(const FitIns& ins, TransferStats& transfer) {
   std::shared_ptr<Parameters> parameters;
   Result result = run_task(MessageKind::kFitTask, ins.config, ins.parameters, ins.deadline, transfer, &parameters,

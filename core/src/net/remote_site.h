@@ -47,6 +47,10 @@ class RemoteSite : public ClientProxy {
       : ClientProxy(std::move(name)), registry_(registry), payloads_(payloads), job_(job) {}
   FitRes fit(const FitIns& ins, TransferStats& transfer) override;
   EvaluateRes evaluate(const EvaluateIns& ins, TransferStats& transfer) override;
+  // One SecAgg+ stage on this site (net/secagg_stage.h): posts `request` as
+  // a kSecAggTask and returns the site's reply bytes; `bytes` adds what went
+  // each way. Error(kUnavailable) naming why there is no reply.
+  std::string run_stage(int round, int stage, std::string request, const Deadline& deadline, std::uint64_t& bytes);
 
  private:
   // Error(kUnavailable) naming why the task failed.

@@ -100,7 +100,9 @@ ReceivedTask read_task(std::uint64_t size, const ByteSource& source, Site* site)
   if (payload_size != size - head_size) throw Error::corruption("the server's answer disagrees with its payload length");
   if (payload_size == 0) return out;
   // A compressed model (docs/compression.md) is decoded from the payload.
-  if (site && site->inbox && out.message.head.encoding != kCompressedModelEncoding) {
+  // A stage of secure aggregation carries its own bytes, not a model.
+  const bool model = out.message.head.kind == MessageKind::kFitTask || out.message.head.kind == MessageKind::kEvaluateTask;
+  if (model && site && site->inbox && out.message.head.encoding != kCompressedModelEncoding) {
     StreamedUpdate model = read_update(source, payload_size, *site->inbox, "the server's model", site->inbox.get());
     out.in_inbox = model.rejection.empty();
     out.rejection = std::move(model.rejection);

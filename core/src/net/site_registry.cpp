@@ -204,7 +204,8 @@ std::shared_ptr<SiteTask> SiteRegistry::open_task(const std::string& name, const
                        std::to_string(task->round));
   }
   const bool expected = result_kind == MessageKind::kTaskFailed ||
-                        (task->kind == MessageKind::kFitTask) == (result_kind == MessageKind::kFitResult);
+                        ((task->kind == MessageKind::kFitTask) == (result_kind == MessageKind::kFitResult) &&
+                         (task->kind == MessageKind::kSecAggTask) == (result_kind == MessageKind::kSecAggResult));
   if (!expected) {
     throw SiteConflict(std::string("a ") + message_kind_name(result_kind) + " for a " + message_kind_name(task->kind));
   }
@@ -236,7 +237,7 @@ void SiteRegistry::deliver(const std::string& name, const SiteTask& task, Result
   } else if (result.kind == MessageKind::kTaskFailed) {
     open.outcome.failure = "failed on the client: " + result.error;
   } else {
-    result.payload.clear();
+    if (result.kind != MessageKind::kSecAggResult) result.payload.clear();  // a stage reply is the outcome itself
     open.outcome.result = std::move(result);
     open.outcome.parameters = std::move(parameters);
   }

@@ -60,7 +60,7 @@ class SiteConflict : public std::runtime_error {
 // How a task ended, for the round loop.
 struct TaskOutcome {
   std::string failure;                      // empty: `result` holds the answer
-  std::optional<Result> result;             // without its payload
+  std::optional<Result> result;             // without its payload (but a kSecAggResult's stage reply)
   std::shared_ptr<Parameters> parameters;   // a fit result's model, checked
   std::uint64_t bytes_up = 0;
   double download_seconds = 0;
@@ -74,9 +74,10 @@ struct SiteTask {
   MessageKind kind = MessageKind::kFitTask;
   int round = 0;
   std::string head;                               // encode_task_head
-  std::shared_ptr<const std::string> payload;     // the model, FTPM
+  std::shared_ptr<const std::string> payload;     // the model, FTPM (kSecAggTask: the stage request)
   std::shared_ptr<const Parameters> global;       // the same model, decoded (to check an update against)
   std::function<void()> before_upload;            // a fit result waits on it before its bytes are read (may be empty)
+  std::int64_t secagg_stage = 0;                  // kSecAggTask: the stage it asks for
   // ---
   bool delivered = false;
   std::string delivered_session;

@@ -5,8 +5,9 @@
 //
 // Clients make every connection (sites behind firewalls only dial out):
 //   POST /v1/join       Bearer token -> kJoined (name, session, job, model, data format)
-//   GET  /v1/task       long poll -> kFitTask / kEvaluateTask (+ model) / kWait / kDone
-//   POST /v1/result     kFitResult / kEvaluateResult / kTaskFailed for the task
+//   GET  /v1/task       long poll -> kFitTask / kEvaluateTask (+ model) / kSecAggTask (+ stage request,
+//                       SecAgg+ only) / kWait / kDone
+//   POST /v1/result     kFitResult / kEvaluateResult / kSecAggResult / kTaskFailed for the task
 //   POST /v1/heartbeat  while training, so a silent client counts as gone
 // The protocol is defined once, in core/src/net/protocol.h (the runtime's
 // parts: core/src/net/). Every body is a wire.h message, bounded by

@@ -16,9 +16,8 @@
 #include "privacy/secagg/secagg_server.h"
 
 namespace fedtrack {
-namespace {
+namespace secagg {
 
-using secagg::Stage;
 
 void require_float32(const Parameters& p) {
   for (std::size_t i = 0; i < p.size(); ++i) {
@@ -50,8 +49,8 @@ Parameters unflatten(const Parameters& layout, const std::vector<float>& values)
   return out;
 }
 
-secagg::QuantizationParams quantization_of(const SecureAggregationSpec& spec) {
-  secagg::QuantizationParams q;
+QuantizationParams quantization_of(const SecureAggregationSpec& spec) {
+  QuantizationParams q;
   q.clipping_range = spec.clipping_range;
   q.quantization_range = static_cast<std::uint64_t>(spec.quantization_range);
   q.modulus_range = static_cast<std::uint64_t>(spec.modulus_range);
@@ -59,9 +58,18 @@ secagg::QuantizationParams quantization_of(const SecureAggregationSpec& spec) {
   return q;
 }
 
-secagg::ShareCount share_count(double value) { return {value, value <= 1}; }
+ShareCount share_count(double value) { return {value, value <= 1}; }
 
-}  // namespace
+std::uint64_t rounding_seed(std::int64_t fit_seed) { return static_cast<std::uint64_t>(fit_seed) ^ 0x5ec466ULL; }
+
+}  // namespace secagg
+
+using secagg::Stage;
+using secagg::flatten;
+using secagg::quantization_of;
+using secagg::share_count;
+using secagg::require_float32;
+using secagg::unflatten;
 
 SecureAggregationStep in_process_secure_aggregation(const SecureAggregationSpec& spec, std::uint64_t job_seed) {
   return [spec, job_seed](int round, const Parameters& global, std::vector<FitResult>& results,
@@ -107,7 +115,8 @@ SecureAggregationStep in_process_secure_aggregation(const SecureAggregationSpec&
               case Stage::kMaskedInput: {
                 // The client's own plaintext: it never leaves this branch unmasked.
                 auto update = flatten(mine.res.parameters);
-                std::mt19937_64 rng(task_seed(job_seed, round, mine.client_id) ^ 0x5ec466ULL);
+                std::mt19937_64 rng(secagg::rounding_seed(
+                    static_cast<std::int64_t>(task_seed(job_seed, round, mine.client_id) >> 1)));
                 replies[k] = client.on_masked_input(requests[k], update.data(), update.size(),
                                                     static_cast<double>(mine.res.num_examples),
                                                     [&rng] { return static_cast<double>(rng() >> 11) * 0x1.0p-53; });

@@ -33,4 +33,19 @@ using SecureAggregationStep = std::function<void(int round, const Parameters& gl
 
 SecureAggregationStep in_process_secure_aggregation(const SecureAggregationSpec& spec, std::uint64_t job_seed);
 
+// What both runtimes share, so they feed the protocol the same numbers.
+namespace secagg {
+struct QuantizationParams;
+struct ShareCount;
+// Error(kInvalidArgument) unless every tensor is float32.
+void require_float32(const Parameters& p);
+std::vector<float> flatten(const Parameters& p);
+Parameters unflatten(const Parameters& layout, const std::vector<float>& values);
+QuantizationParams quantization_of(const SecureAggregationSpec& spec);
+ShareCount share_count(double value);  // Flower's int-or-fraction reading
+// The seed of a client's stochastic rounding in a round: derived from its
+// fit task's "seed" (task_seed(job_seed, round, client) >> 1).
+std::uint64_t rounding_seed(std::int64_t fit_seed);
+}  // namespace secagg
+
 }  // namespace fedtrack
