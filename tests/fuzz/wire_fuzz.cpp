@@ -48,7 +48,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   typed_round_trip("decode_result(encode_result(r))", bytes,
                    [](std::string_view b) { return net::decode_result(b); }, net::encode_result);
   typed_round_trip("decode_joined(encode_joined(j))", bytes, net::decode_joined, net::encode_joined);
-  typed_round_trip("decode_task(encode_task_head(t) + payload)", bytes, net::decode_task,
+  typed_round_trip("decode_task(encode_task_head(t) + payload)", bytes,
+                   [](std::string_view b) { return net::decode_task(b); },
                    [](const net::TaskMessage& t) { return net::encode_task_head(t.head, t.payload.size()) + t.payload; });
 
   // The header record on its own (the same bytes, read as a ConfigRecord).
