@@ -65,6 +65,44 @@ std::string shape_text(const torch::Tensor& t) {
   return s.str();
 }
 
+// A tensor's fields after its name: dtype, rank, dimensions, data length.
+struct TensorHeader {
+  c10::ScalarType dtype = c10::kFloat;
+  std::vector<std::int64_t> dims;
+  std::uint64_t nbytes = 0;
+};
+
+// Reads tensor `i`'s header from `r` (an in-memory or a streaming reader:
+// get<T>(what), remaining()). Every dimension and the byte count are bounded
+// by the bytes present, with overflow-checked products: a shape whose
+// product wraps past 2^64 never reaches torch::empty. Error(kCorruption).
+template <typename Reader>
+TensorHeader read_tensor_header(Reader& r, std::uint32_t i) {
+  TensorHeader h;
+  h.dtype = dtype_from_code(r.template get<std::uint8_t>("dtype"));
+  const auto ndim = r.template get<std::uint8_t>("rank");
+  if (ndim > kMaxRank) {
+    throw Error::corruption("parameters: tensor " + std::to_string(i) + " has rank " + std::to_string(ndim) +
+                            ", over the limit of " + std::to_string(kMaxRank));
+  }
+  h.dims.resize(ndim);
+  std::uint64_t expected = c10::elementSize(h.dtype);
+  bool overflow = false;
+  for (auto& d : h.dims) {
+    d = r.template get<std::int64_t>("dimension");
+    if (d < 0) throw Error::corruption("parameters: negative dimension in tensor " + std::to_string(i));
+    overflow = overflow || __builtin_mul_overflow(expected, static_cast<std::uint64_t>(d), &expected);
+  }
+  h.nbytes = r.template get<std::uint64_t>("data length");
+  if (overflow || h.nbytes != expected || expected > r.remaining()) {
+    throw Error::corruption("parameters: tensor " + std::to_string(i) + " carries " + std::to_string(h.nbytes) +
+                            " bytes, its shape needs " +
+                            (overflow ? std::string("more than 2^64") : std::to_string(expected)) + " (" +
+                            std::to_string(r.remaining()) + " bytes left in the message)");
+  }
+  return h;
+}
+
 }  // namespace
 
 std::int64_t Parameters::numel() const {
@@ -246,29 +284,7 @@ Parameters decode_parameters(std::string_view bytes) {
   for (std::uint32_t i = 0; i < count; ++i) {
     const auto name_len = r.get<std::uint16_t>("name length");
     out.names.emplace_back(r.take(name_len, "name"));
-    const auto dtype = dtype_from_code(r.get<std::uint8_t>("dtype"));
-    const auto ndim = r.get<std::uint8_t>("rank");
-    if (ndim > kMaxRank) {
-      throw Error::corruption("parameters: tensor " + std::to_string(i) + " has rank " + std::to_string(ndim) +
-                              ", over the limit of " + std::to_string(kMaxRank));
-    }
-    // Every dimension and the byte count are bounded by the bytes present,
-    // with overflow-checked products: a shape whose product wraps past 2^64
-    // never reaches torch::empty.
-    std::vector<std::int64_t> dims(ndim);
-    std::uint64_t expected = c10::elementSize(dtype);
-    bool overflow = false;
-    for (auto& d : dims) {
-      d = r.get<std::int64_t>("dimension");
-      if (d < 0) throw Error::corruption("parameters: negative dimension in tensor " + std::to_string(i));
-      overflow = overflow || __builtin_mul_overflow(expected, static_cast<std::uint64_t>(d), &expected);
-    }
-    const auto nbytes = r.get<std::uint64_t>("data length");
-    if (overflow || nbytes != expected || expected > r.remaining()) {
-      throw Error::corruption("parameters: tensor " + std::to_string(i) + " carries " + std::to_string(nbytes) +
-                              " bytes, its shape needs " + (overflow ? std::string("more than 2^64") : std::to_string(expected)) +
-                              " (" + std::to_string(r.remaining()) + " bytes left in the message)");
-    }
+    const auto [dtype, dims, nbytes] = read_tensor_header(r, i);
     auto data = r.take(nbytes, "tensor data");
     torch::Tensor t = torch::empty(dims, torch::TensorOptions().dtype(dtype));
     if (nbytes > 0) std::memcpy(t.data_ptr(), data.data(), nbytes);
@@ -502,6 +518,7 @@ class StreamReader {
     return value;
   }
   std::uint64_t left() const { return left_; }
+  std::uint64_t remaining() const { return left_; }  // the name read_tensor_header uses
   std::uint64_t bytes_read() const { return read_; }
 
  private:
@@ -569,26 +586,7 @@ StreamedUpdate read_update(const ByteSource& source, std::uint64_t size, const P
     // (Error(kCorruption)), then against the model (a rejection).
     name.resize(r.get<std::uint16_t>("name length"));
     r.read(name.data(), name.size(), "name");
-    const auto dtype = dtype_from_code(r.get<std::uint8_t>("dtype"));
-    const auto ndim = r.get<std::uint8_t>("rank");
-    if (ndim > kMaxRank) {
-      throw Error::corruption("parameters: tensor " + std::to_string(i) + " has rank " + std::to_string(ndim) +
-                              ", over the limit of " + std::to_string(kMaxRank));
-    }
-    std::vector<std::int64_t> dims(ndim);
-    std::uint64_t need = c10::elementSize(dtype);
-    bool overflow = false;
-    for (auto& d : dims) {
-      d = r.get<std::int64_t>("dimension");
-      if (d < 0) throw Error::corruption("parameters: negative dimension in tensor " + std::to_string(i));
-      overflow = overflow || __builtin_mul_overflow(need, static_cast<std::uint64_t>(d), &need);
-    }
-    const auto nbytes = r.get<std::uint64_t>("data length");
-    if (overflow || nbytes != need || need > r.left()) {
-      throw Error::corruption("parameters: tensor " + std::to_string(i) + " carries " + std::to_string(nbytes) +
-                              " bytes, its shape needs " + (overflow ? std::string("more than 2^64") : std::to_string(need)) +
-                              " (" + std::to_string(r.left()) + " bytes left in the message)");
-    }
+    const auto [dtype, dims, nbytes] = read_tensor_header(r, i);
     if (name != layout.names[i]) {
       return reject("tensor " + std::to_string(i) + " is '" +
                     truncate_utf8(to_valid_utf8(std::string_view(name).substr(0, 104)), 100) + "', expected '" +

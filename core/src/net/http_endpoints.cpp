@@ -280,32 +280,21 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       throw bad_request(ex.what());
     }
     std::string().swap(head);
-    if (message.job_id != e_.job.job_id) {
-      throw Refusal{HTTPResponse::HTTP_CONFLICT,
-                    "result for job '" + message.job_id + "', this server runs " + e_.job.job_id};
-    }
-    const auto task = e_.registry.open_task(name, session_of(req), message.task_id, message.round, message.kind);
+    const auto task = open_result_task(name, req, message);
 
     // --- the model, checked while it streams ---
     std::shared_ptr<Parameters> parameters;
     std::string rejection;
-    if (message.kind == MessageKind::kEvaluateResult) {
-      if (!std::isfinite(message.loss)) rejection = "loss is not finite";
-      else if (message.num_examples < 0) rejection = "num_examples must be >= 0";
-    }
-    const bool held = message.kind == MessageKind::kFitResult &&
-                      (e_.job.secure_aggregation || message.encoding == kSecAggHeldEncoding);
+    if (message.kind == MessageKind::kEvaluateResult) rejection = evaluate_problem(message);
     if (message.kind == MessageKind::kSecAggResult) {
       // A SecAgg+ stage reply: its bytes (bounded by server.max_message_mb)
       // go to the round's SecAggServer, which checks their content.
       message.payload.resize(static_cast<std::size_t>(payload_size));
       read_exactly(message.payload.data(), message.payload.size());
       rejection = stage_reply_problem(message, *task);
-    } else if (held) {
+    } else if (holds_no_model(message)) {
       // SecAgg+: the fit result holds no model (refused unread when it has one).
-      rejection = payload_size != 0 ? std::string("secure_aggregation.mode is on: a fit result must carry no model "
-                                                  "(encoding '") + kSecAggHeldEncoding + "', empty payload)"
-                                    : held_update_problem(message);
+      rejection = held_update_problem(message, payload_size);
       if (rejection.empty()) parameters = std::make_shared<Parameters>(*task->global);
     } else if (message.kind == MessageKind::kFitResult) {
       if (message.num_examples <= 0) {
@@ -354,23 +343,15 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     } catch (const Error& ex) {
       throw Refusal{HTTPResponse::HTTP_BAD_REQUEST, ex.what()};
     }
-    if (message.job_id != e_.job.job_id) {
-      throw Refusal{HTTPResponse::HTTP_CONFLICT,
-                    "result for job '" + message.job_id + "', this server runs " + e_.job.job_id};
-    }
-    const auto task = e_.registry.open_task(name, session_of(req), message.task_id, message.round, message.kind);
+    const auto task = open_result_task(name, req, message);
     // Checks against the task (outside the registry's lock: decoding a model takes time).
     std::shared_ptr<Parameters> parameters;
     std::string rejection;
-    if (message.kind == MessageKind::kEvaluateResult) {
-      if (!std::isfinite(message.loss)) rejection = "loss is not finite";
-      else if (message.num_examples < 0) rejection = "num_examples must be >= 0";
-    }
+    if (message.kind == MessageKind::kEvaluateResult) rejection = evaluate_problem(message);
     if (message.kind == MessageKind::kSecAggResult) {
       rejection = stage_reply_problem(message, *task);
-    } else if (message.kind == MessageKind::kFitResult && (e_.job.secure_aggregation ||
-                                                             message.encoding == kSecAggHeldEncoding)) {
-      rejection = held_update_problem(message);
+    } else if (holds_no_model(message)) {
+      rejection = held_update_problem(message, message.payload.size());
       if (rejection.empty()) parameters = std::make_shared<Parameters>(*task->global);
     } else if (message.kind == MessageKind::kFitResult) {
       try {
@@ -395,14 +376,34 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     send_no_content(resp);
   }
 
+  // The task a result answers; 409 for another job's result.
+  std::shared_ptr<SiteTask> open_result_task(const std::string& name, HTTPServerRequest& req, const Result& message) {
+    if (message.job_id != e_.job.job_id) {
+      throw Refusal{HTTPResponse::HTTP_CONFLICT,
+                    "result for job '" + message.job_id + "', this server runs " + e_.job.job_id};
+    }
+    return e_.registry.open_task(name, session_of(req), message.task_id, message.round, message.kind);
+  }
+  // What is wrong with an evaluate result's figures, or "".
+  static std::string evaluate_problem(const Result& message) {
+    if (!std::isfinite(message.loss)) return "loss is not finite";
+    if (message.num_examples < 0) return "num_examples must be >= 0";
+    return "";
+  }
+  // A fit result under SecAgg+ (or claiming to be one): no model travels.
+  bool holds_no_model(const Result& message) const {
+    return message.kind == MessageKind::kFitResult &&
+           (e_.job.secure_aggregation || message.encoding == kSecAggHeldEncoding);
+  }
+
   // SecAgg+ (net/secagg_stage.h): a fit result holds no model, and only then
   // (the round loop's update checks see the global model in its place; the
   // secure mean replaces it). What is wrong with `message`, or "".
-  std::string held_update_problem(const Result& message) {
+  std::string held_update_problem(const Result& message, std::uint64_t payload_bytes) {
     if (!e_.job.secure_aggregation) {
       return std::string("encoding '") + kSecAggHeldEncoding + "': secure aggregation is off in this job";
     }
-    if (message.encoding != kSecAggHeldEncoding || !message.payload.empty()) {
+    if (message.encoding != kSecAggHeldEncoding || payload_bytes != 0) {
       return std::string("secure_aggregation.mode is on: a fit result must carry no model (encoding '") +
              kSecAggHeldEncoding + "', empty payload)";
     }
