@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 
 #include "compression/update_codec.h"
 #include "fedtrack/core/error.h"
@@ -243,6 +244,24 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       consumed += n;
       return n;
     };
+    // On a refusal the rest of the declared body (at most server.max_message_mb,
+    // checked above) is read and dropped, so a client still sending gets the
+    // answer instead of a reset connection.
+    struct DrainOnRefusal {
+      const ByteSource& source;
+      const std::uint64_t& consumed;
+      std::uint64_t total;
+      int exceptions = std::uncaught_exceptions();
+      ~DrainOnRefusal() {
+        if (std::uncaught_exceptions() <= exceptions) return;
+        try {
+          char sink[1 << 16];
+          while (consumed < total && source(sink, sizeof sink) > 0) {
+          }
+        } catch (...) {  // a broken connection: nothing more to say
+        }
+      }
+    } drain{source, consumed, body_bytes};
     auto read_exactly = [&](char* buffer, std::size_t size) {
       for (std::size_t got = 0; got < size;) {
         const std::size_t n = source(buffer + got, size - got);
