@@ -94,24 +94,7 @@ SecureAggregationStep network_secure_aggregation(const SecureAggregationSpec& sp
       }
       secagg::SecAggResult outcome;
       timed([&] { outcome = server.result(); });
-      auto mean = std::make_shared<Parameters>(secagg::unflatten(global, outcome.mean));
-      std::vector<FitResult> kept;
-      std::vector<bool> summed(n, false);
-      for (auto id : outcome.summed) summed[id - 1] = true;
-      for (std::size_t i = 0; i < n; ++i) {
-        if (summed[i]) {
-          results[i].res.parameters = *mean;  // shares the tensors: read-only from here
-          kept.push_back(std::move(results[i]));
-        } else {
-          auto why = server.dropped().find(static_cast<std::uint32_t>(i + 1));
-          failures.push_back(ClientFailure{
-              results[i].client_id,
-              "secure aggregation: " + (why == server.dropped().end() ? std::string("dropped") : why->second),
-              results[i].transfer});
-          ++dropouts;
-        }
-      }
-      results = std::move(kept);
+      dropouts = secagg::keep_summed(global, outcome, server, results, failures);
       say("summed " + std::to_string(outcome.summed.size()) + " of " + std::to_string(n) + " clients");
     } catch (const Error& e) {
       // Too few survivors (or no plan for this many clients): nothing of any

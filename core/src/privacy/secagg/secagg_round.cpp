@@ -155,25 +155,7 @@ SecureAggregationStep in_process_secure_aggregation(const SecureAggregationSpec&
       secagg::SecAggResult outcome;
       timed([&] { outcome = server.result(); });
       bytes = server.bytes_sent() + server.bytes_received();
-      auto mean = std::make_shared<Parameters>(unflatten(global, outcome.mean));
-      std::vector<FitResult> kept;
-      std::vector<bool> summed(n, false);
-      for (auto id : outcome.summed) summed[id - 1] = true;
-      for (std::size_t i = 0; i < n; ++i) {
-        if (summed[i]) {
-          results[i].res.parameters = *mean;  // shares the tensors: read-only from here
-          kept.push_back(std::move(results[i]));
-        } else {
-          auto why = server.dropped().find(static_cast<std::uint32_t>(i + 1));
-          failures.push_back(ClientFailure{results[i].client_id,
-                                           "secure aggregation: " + (why == server.dropped().end()
-                                                                         ? std::string("dropped")
-                                                                         : why->second),
-                                           results[i].transfer});
-          ++dropouts;
-        }
-      }
-      results = std::move(kept);
+      dropouts = keep_summed(global, outcome, server, results, failures);
     } catch (const Error& e) {
       dropouts = n;
       fail_all(std::string("secure aggregation failed: ") + e.what());
@@ -184,6 +166,32 @@ SecureAggregationStep in_process_secure_aggregation(const SecureAggregationSpec&
     metrics["secagg_bytes"] = static_cast<double>(bytes);
     metrics["secagg_dropouts"] = static_cast<double>(dropouts);
   };
+}
+
+std::size_t secagg::keep_summed(const Parameters& global, const secagg::SecAggResult& outcome,
+                                const secagg::SecAggServer& server,
+                        std::vector<FitResult>& results, std::vector<ClientFailure>& failures) {
+  const std::size_t n = results.size();
+  auto mean = std::make_shared<Parameters>(secagg::unflatten(global, outcome.mean));
+  std::vector<FitResult> kept;
+  std::vector<bool> summed(n, false);
+  for (auto id : outcome.summed) summed[id - 1] = true;
+  std::size_t dropouts = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (summed[i]) {
+      results[i].res.parameters = *mean;  // shares the tensors: read-only from here
+      kept.push_back(std::move(results[i]));
+    } else {
+      auto why = server.dropped().find(static_cast<std::uint32_t>(i + 1));
+      failures.push_back(ClientFailure{
+          results[i].client_id,
+          "secure aggregation: " + (why == server.dropped().end() ? std::string("dropped") : why->second),
+          results[i].transfer});
+      ++dropouts;
+    }
+  }
+  results = std::move(kept);
+  return dropouts;
 }
 
 }  // namespace fedtrack

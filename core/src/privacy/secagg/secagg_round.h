@@ -46,6 +46,15 @@ ShareCount share_count(double value);  // Flower's int-or-fraction reading
 // The seed of a client's stochastic rounding in a round: derived from its
 // fit task's "seed" (task_seed(job_seed, round, client) >> 1).
 std::uint64_t rounding_seed(std::int64_t fit_seed);
+struct SecAggResult;
+class SecAggServer;
+// The round's results once the protocol has answered: each summed client's
+// parameters become the secure mean (shared tensors, read-only from then
+// on), every other client a failure naming why it dropped (the server's
+// reason). `results` are the round's fit results in client order 1..n.
+// Returns how many dropped.
+std::size_t keep_summed(const Parameters& global, const SecAggResult& outcome, const SecAggServer& server,
+                        std::vector<FitResult>& results, std::vector<ClientFailure>& failures);
 }  // namespace secagg
 
 }  // namespace fedtrack
